@@ -1,0 +1,122 @@
+"""Guest side of `quicctl vm`: run a command, then judge the kernel log.
+
+Run as `python -m quicctl.guest --result FILE [--unload-check] -- CMD...` inside the VM.  The
+verdict goes to FILE (JSON: rc, findings) on the shared project directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MARK = "quicctl-guest: run starts"
+
+# What fails a run when the kernel logs it during the command (STYLE.md item 21).
+BAD = re.compile(
+    r"BUG[: ]|WARNING:|Oops|KASAN|UBSAN|refcount_t|list_del corruption|list_add corruption|"
+    r"general protection fault|Kernel panic|possible recursive locking|"
+    r"circular locking dependency|suspicious RCU usage|scheduling while atomic|"
+    r"sleeping function called from invalid context|stack-protector|stack guard page"
+)
+KMEMLEAK = Path("/sys/kernel/debug/kmemleak")
+
+
+def kmsg(text: str) -> None:
+    try:
+        with open("/dev/kmsg", "w") as f:
+            f.write(text + "\n")
+    except OSError:
+        pass
+
+
+def dmesg_since(mark: str = MARK) -> list[str]:
+    """Kernel log lines after the last line containing `mark`."""
+    out = subprocess.run(["dmesg"], capture_output=True, text=True).stdout.splitlines()
+    for i in range(len(out) - 1, -1, -1):
+        if mark in out[i]:
+            return out[i + 1 :]
+    return out
+
+
+def _mount_debugfs() -> None:
+    if not Path("/sys/kernel/debug/dynamic_debug").exists() and not KMEMLEAK.exists():
+        subprocess.run(["mount", "-t", "debugfs", "none", "/sys/kernel/debug"], check=False)
+
+
+def _kmemleak_write(cmd: str) -> None:
+    try:
+        KMEMLEAK.write_text(cmd)
+    except OSError:
+        pass
+
+
+def _kmemleak_report() -> list[str]:
+    """Leaks whose allocation trace goes through the quic module."""
+    if not KMEMLEAK.exists():
+        return []
+    # An object must stay unreferenced for a while before kmemleak reports it.
+    time.sleep(6)
+    _kmemleak_write("scan")
+    _kmemleak_write("scan")
+    text = KMEMLEAK.read_text(errors="replace")
+    leaks = [b for b in text.split("unreferenced object") if b.strip()]
+    return [
+        "kmemleak: unreferenced object" + b.strip().splitlines()[0]
+        for b in leaks
+        if "quic" in b
+    ]
+
+
+def _unload_check() -> list[str]:
+    if not Path("/sys/module/quic").exists():
+        return []
+    ref = Path("/sys/module/quic/refcnt").read_text().strip()
+    r = subprocess.run(["rmmod", "quic"], capture_output=True, text=True)
+    if r.returncode:
+        return [f"rmmod quic after the run failed (refcnt {ref}): {r.stderr.strip()}"]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="quicctl.guest")
+    ap.add_argument("--result", required=True)
+    ap.add_argument("--unload-check", action="store_true")
+    ap.add_argument("--env", action="append", default=[])
+    ap.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+
+    env = dict(os.environ)
+    env["QUICCTL_IN_VM"] = "1"
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/sbin:/usr/bin')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for kv in args.env:
+        key, _, val = kv.partition("=")
+        env[key] = val
+    _mount_debugfs()
+    _kmemleak_write("clear")
+    kmsg(MARK)
+    try:
+        rc = subprocess.run(cmd, env=env).returncode
+    except OSError as exc:
+        print(f"quicctl vm: cannot run {cmd[0]!r}: {exc.strerror}", file=sys.stderr)
+        rc = 127
+    findings = _unload_check() if args.unload_check else []
+    findings += [line for line in dmesg_since() if BAD.search(line)]
+    findings += _kmemleak_report()
+    if findings:
+        print("quicctl vm: the kernel log shows problems:", file=sys.stderr)
+        for line in dmesg_since()[-200:]:
+            print(f"  dmesg: {line}", file=sys.stderr)
+    Path(args.result).write_text(json.dumps({"rc": rc, "findings": findings}))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

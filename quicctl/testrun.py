@@ -1,0 +1,148 @@
+"""`quicctl test`: the selftests in two phases, on the host and in one VM boot.
+
+Phase 1 runs on the host the tests marked `host` (builds against every installed kernel,
+checkpatch, DKMS build/install).  Phase 2 boots the VM once and runs everything else there as
+root.  With `host_only` (a host that can load modules) both phases run here.  A KTAP summary of
+both phases is printed at the end; the result is non-zero on any failure or error.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quicctl import kbuild, vm
+from quicctl.errors import QuicctlError
+from quicctl.paths import BUILD_DIR, ROOT, SELFTESTS
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # "ok", "fail", "skip"
+    detail: str = ""
+
+
+@dataclass
+class Phase:
+    name: str
+    rc: int
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def _pytest_argv(junit: Path, marker: str, kexpr: str | None, extra: list[str]) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", str(SELFTESTS), "-m", marker, f"--junitxml={junit}"]
+    argv += ["-p", "no:cacheprovider", "-o", "console_output_style=classic"]
+    if kexpr:
+        argv += ["-k", kexpr]
+    return argv + list(extra)
+
+
+def _read_junit(path: Path) -> list[Outcome]:
+    if not path.exists():
+        return []
+    out = []
+    for case in ET.parse(path).iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}".lstrip(":")
+        status, detail = "ok", ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                status, detail = "fail", (child.get("message") or "").splitlines()[0:1]
+                detail = detail[0] if detail else child.tag
+            elif child.tag == "skipped":
+                status, detail = "skip", child.get("message") or ""
+        out.append(Outcome(name, status, detail))
+    return out
+
+
+def _phase_rc(rc: int) -> int:
+    # pytest exit 5: no test selected (e.g. -k matched nothing in this phase).
+    return 0 if rc == 5 else rc
+
+
+def ktap(phases: list[Phase]) -> tuple[str, bool]:
+    """KTAP-style report of all phases; also says whether everything passed."""
+    lines = ["KTAP version 1", f"1..{len(phases)}"]
+    ok_all = True
+    for i, ph in enumerate(phases, 1):
+        lines.append(f"    KTAP version 1\n    # Subtest: {ph.name}\n    1..{len(ph.outcomes)}")
+        for j, o in enumerate(ph.outcomes, 1):
+            tag = "ok" if o.status in ("ok", "skip") else "not ok"
+            skip = f" # SKIP {o.detail}" if o.status == "skip" else ""
+            lines.append(f"    {tag} {j} {o.name}{skip}")
+            if o.status == "fail" and o.detail:
+                lines.append(f"    # {o.detail}")
+        good = ph.rc == 0 and all(o.status != "fail" for o in ph.outcomes)
+        ok_all &= good
+        lines.append(f"{'ok' if good else 'not ok'} {i} {ph.name}")
+    counts = {s: sum(o.status == s for ph in phases for o in ph.outcomes) for s in ("ok", "fail", "skip")}
+    lines.append(f"# totals: {counts['ok']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    return "\n".join(lines), ok_all
+
+
+def run(
+    *,
+    host_only: bool = False,
+    kexpr: str | None = None,
+    kernel: str | None = None,
+    debug_kernel: bool = False,
+    pytest_args: list[str] | None = None,
+    timeout: float = 3600,
+) -> int:
+    extra = list(pytest_args or [])
+    results = BUILD_DIR / "test-results"
+    results.mkdir(parents=True, exist_ok=True)
+    if debug_kernel:
+        vmk = vm.debug_kernel()
+        kb = kbuild.resolve_kernel(str(_debug_build_tree()))
+    elif host_only:
+        vmk = None
+        kb = kbuild.resolve_kernel(kernel)
+    else:
+        vmk = vm.packaged_kernel(kernel)
+        kb = kbuild.resolve_kernel(vmk.release)
+    print(f"quicctl test: building quic.ko for {kb.release}", flush=True)
+    ko = kbuild.build(kb)
+    env = {"QUICCTL_MODULE": str(ko), "QUICCTL_TARGET_RELEASE": kb.release}
+
+    phases = []
+    junit = results / "host.xml"
+    junit.unlink(missing_ok=True)
+    print("quicctl test: phase 1 (host)", flush=True)
+    argv = _pytest_argv(junit, "host" if not host_only else "host or not host", kexpr, extra)
+    rc = subprocess.run(argv, cwd=ROOT, env=_env(env)).returncode
+    phases.append(Phase("host", _phase_rc(rc), _read_junit(junit)))
+
+    if not host_only:
+        junit = results / "vm.xml"
+        junit.unlink(missing_ok=True)
+        print(f"quicctl test: phase 2 (VM, {vmk.release})", flush=True)
+        argv = _pytest_argv(junit, "not host", kexpr, extra)
+        try:
+            rc = vm.run(argv, vmk, timeout=timeout, unload_check=True, env=env)
+        except QuicctlError as exc:
+            print(f"quicctl test: {exc}", file=sys.stderr)
+            rc = 1
+        phases.append(Phase(f"vm {vmk.release}", _phase_rc(rc), _read_junit(junit)))
+
+    report, ok = ktap(phases)
+    print(report, flush=True)
+    return 0 if ok else 1
+
+
+def _debug_build_tree() -> Path:
+    from quicctl import debugkernel
+
+    return debugkernel.build_tree()
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env.update(extra)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return env

@@ -1,0 +1,141 @@
+"""Boot a kernel under QEMU (virtme-ng, TCG) with the host filesystem and run a command in it.
+
+The guest side is `quicctl.guest`: it runs the command, then scans the kernel log (and kmemleak
+where the kernel has it) and writes a result file into the shared project directory.  The host
+trusts only that file: a guest that panicked or hung leaves none, which is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from quicctl.errors import QuicctlError
+from quicctl.paths import BUILD_DIR, ROOT
+
+
+@dataclass
+class VmKernel:
+    release: str
+    image: Path
+    debug: bool = False
+
+
+def packaged_kernel(release: str | None = None) -> VmKernel:
+    """A Debian-packaged kernel image from /boot: `release`, else the newest 6.12 one."""
+    boot = Path("/boot")
+    if release:
+        image = boot / f"vmlinuz-{release}"
+        if not image.exists():
+            raise QuicctlError(
+                f"no kernel image {image}: install it with "
+                f"`INITRD=No apt-get install linux-image-{release}-unsigned` (or `make setup`)"
+            )
+        return VmKernel(release, image)
+    images = sorted(
+        (p for p in boot.glob("vmlinuz-*") if p.name.endswith("-amd64")),
+        key=lambda p: _version_key(p.name.removeprefix("vmlinuz-")),
+    )
+    if not images:
+        raise QuicctlError(
+            "no kernel image in /boot to boot the VM with: run `make setup` "
+            "(installs Debian's newest linux-image-6.12*-amd64-unsigned)"
+        )
+    pref = [p for p in images if p.name.startswith("vmlinuz-6.12.")] or images
+    return VmKernel(pref[-1].name.removeprefix("vmlinuz-"), pref[-1])
+
+
+def debug_kernel() -> VmKernel:
+    from quicctl import debugkernel
+
+    return VmKernel(debugkernel.release(), debugkernel.image(), debug=True)
+
+
+def _version_key(release: str) -> list:
+    out: list = []
+    for part in release.replace("-", ".").replace("+", ".").split("."):
+        out.append((0, int(part), "") if part.isdigit() else (1, 0, part))
+    return out
+
+
+def _vng() -> str:
+    here = Path(sys.executable).parent / "vng"
+    found = str(here) if here.exists() else shutil.which("vng")
+    if not found:
+        raise QuicctlError("virtme-ng (vng) is not installed: run `make setup`")
+    for tool, pkg in (("qemu-system-x86_64", "qemu-system-x86"), ("file", "file")):
+        if not shutil.which(tool):
+            raise QuicctlError(f"{tool} is missing, virtme-ng needs it: apt-get install {pkg}")
+    return found
+
+
+def guest_python() -> str:
+    """The interpreter of this venv; the host filesystem is the guest's root."""
+    return sys.executable
+
+
+def run(
+    cmd: list[str],
+    kernel: VmKernel,
+    *,
+    memory: str | None = None,
+    cpus: int = 2,
+    timeout: float | None = None,
+    unload_check: bool = False,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Run `cmd` in a fresh VM; returns its exit code, or 1 when the kernel log is not clean."""
+    if not cmd:
+        raise QuicctlError("quicctl vm: no command given (usage: quicctl vm -- CMD...)")
+    vng = _vng()
+    results = BUILD_DIR / "vm"
+    results.mkdir(parents=True, exist_ok=True)
+    result = results / f"result-{uuid.uuid4().hex[:8]}.json"
+    guest = [guest_python(), "-m", "quicctl.guest", "--result", str(result)]
+    if unload_check:
+        guest.append("--unload-check")
+    for key, val in (env or {}).items():
+        guest += ["--env", f"{key}={val}"]
+    guest += ["--", *cmd]
+    memory = memory or ("4G" if kernel.debug else "2G")
+    argv = [
+        vng, "--run", str(kernel.image), "--disable-kvm",
+        "--cpus", str(cpus), "--memory", memory,
+        "--rwdir", str(ROOT), "--cwd", str(Path.cwd()),
+        "--append", "panic_on_oops=1 loglevel=5 oops=panic",
+        "--exec", subprocess.list2cmdline(guest),
+    ]  # fmt: skip
+    if not BUILD_DIR.resolve().is_relative_to(ROOT.resolve()):
+        argv[1:1] = ["--rwdir", str(BUILD_DIR)]
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        raise QuicctlError(
+            f"the VM ({kernel.release}) did not finish within {timeout:.0f} s: "
+            "a hung test or a kernel hang (see the console output above)"
+        ) from None
+    if not result.exists():
+        raise QuicctlError(
+            f"the VM ({kernel.release}) exited (status {proc.returncode}) after "
+            f"{time.monotonic() - start:.0f} s without a result: kernel panic, oops or a guest "
+            "crash (see the console output above)"
+        )
+    data = json.loads(result.read_text())
+    result.unlink()
+    for line in data.get("findings", []):
+        print(f"quicctl vm: kernel log: {line}", file=sys.stderr)
+    rc = int(data["rc"])
+    if data.get("findings") and rc == 0:
+        rc = 1
+    return rc

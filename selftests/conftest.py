@@ -1,0 +1,119 @@
+"""Fixtures shared by the selftests.
+
+Two phases (see quicctl/testrun.py): tests marked `host` run on the build host before the VM
+boots; all others run as root inside the VM (QUICCTL_IN_VM=1), where the session fixture makes
+the freshly built quic.ko the one that `modprobe`/socket autoload find, and loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+IN_VM = os.environ.get("QUICCTL_IN_VM") == "1"
+ROOT = Path(__file__).resolve().parent.parent
+DEPMOD_CONF = Path("/etc/depmod.d/00-quicctl-dev.conf")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "host: runs on the build host, before the VM phase")
+
+
+@pytest.fixture(autouse=True)
+def _dmesg_clean(request):
+    """In the VM: a test fails if the kernel logged a BUG/WARNING/Oops/... while it ran."""
+    if not IN_VM:
+        yield
+        return
+    from quicctl import guest
+
+    mark = f"selftest start: {request.node.nodeid}"
+    guest.kmsg(mark)
+    yield
+    bad = [line for line in guest.dmesg_since(mark) if guest.BAD.search(line)]
+    assert not bad, "kernel log during the test:\n" + "\n".join(bad)
+
+
+def run(argv: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Run a command; on failure show it with its output (STYLE.md item 19)."""
+    r = subprocess.run(argv, capture_output=True, text=True, **kw)
+    if check and r.returncode:
+        raise AssertionError(
+            f"command failed ({r.returncode}): {' '.join(argv)}\n"
+            f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+        )
+    return r
+
+
+def kernel_release() -> str:
+    return os.uname().release
+
+
+def dev_module() -> Path:
+    """The quic.ko under test (built by `quicctl test` for the kernel being tested)."""
+    env = os.environ.get("QUICCTL_MODULE")
+    ko = Path(env) if env else ROOT / "build" / kernel_release() / "net" / "quic" / "quic.ko"
+    if not ko.exists():
+        pytest.fail(f"{ko} is missing: run the suite with `quicctl test` (it builds the module)")
+    return ko
+
+
+def modinfo_field(ko: Path | str, name: str) -> str:
+    return run(["modinfo", "-F", name, str(ko)]).stdout.strip()
+
+
+def install_for_autoload(ko: Path, prefer: str = "extra") -> None:
+    """Make `modprobe quic` (and socket autoload) pick `ko`.
+
+    The guest's /lib and /etc are throwaway overlays, so this changes nothing on the host.
+    `prefer="updates"` instead lets a DKMS-installed module (updates/dkms) win.
+    """
+    moddir = Path("/lib/modules") / kernel_release()
+    (moddir / "extra").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ko, moddir / "extra" / "quic.ko")
+    DEPMOD_CONF.parent.mkdir(parents=True, exist_ok=True)
+    if prefer == "extra":
+        DEPMOD_CONF.write_text("override quic * extra\n")
+    else:
+        DEPMOD_CONF.unlink(missing_ok=True)
+    run(["depmod", "-a", kernel_release()])
+
+
+def module_loaded() -> bool:
+    return Path("/sys/module/quic").exists()
+
+
+def unload_module() -> None:
+    if module_loaded():
+        run(["rmmod", "quic"])
+
+
+@pytest.fixture(scope="session")
+def dev_module_installed() -> Path:
+    """Session: the dev build is what modprobe/autoload find."""
+    ko = dev_module()
+    install_for_autoload(ko)
+    return ko
+
+
+@pytest.fixture
+def quic_module(dev_module_installed) -> Path:
+    """The dev build is loaded (through quicctl, the way a user loads it)."""
+    from quicctl import kmod
+
+    kmod.load(dev_module_installed)
+    assert module_loaded()
+    return dev_module_installed
+
+
+def snmp(netns_pid: int | None = None) -> dict[str, int]:
+    path = Path(f"/proc/{netns_pid}/net/quic/snmp") if netns_pid else Path("/proc/net/quic/snmp")
+    out = {}
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("\t")
+        out[name.strip()] = int(value)
+    return out
