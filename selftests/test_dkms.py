@@ -1,0 +1,66 @@
+"""DKMS: the host builds and installs through dkms; in the VM `modprobe quic` loads that build."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import install_for_autoload, modinfo_field, module_loaded, run, unload_module
+
+STATE = Path(__file__).resolve().parent.parent / "build" / "dkms-test.json"
+
+
+def _target_release() -> str:
+    rel = os.environ.get("QUICCTL_TARGET_RELEASE")
+    if not rel:
+        pytest.fail("QUICCTL_TARGET_RELEASE is not set: run the suite with `quicctl test`")
+    return rel
+
+
+def _dkms_module(release: str) -> Path:
+    found = sorted(Path(f"/lib/modules/{release}/updates/dkms").glob("quic.ko*"))
+    assert found, f"dkms installed no quic.ko under /lib/modules/{release}/updates/dkms"
+    return found[0]
+
+
+@pytest.mark.host
+def test_dkms_add_build_install_on_host():
+    from quicctl import dkms, kbuild
+
+    release = _target_release()
+    if release.endswith("-quicdbg") or "quicdbg" in release:
+        pytest.fail("the debug kernel has no /lib/modules tree: DKMS is tested on Debian's kernel")
+    dkms.install(release)
+    dkms.install(release)  # idempotent
+    ver = kbuild.module_version()
+    st = run(["dkms", "status", f"quic/{ver}", "-k", release]).stdout
+    assert "installed" in st, st
+    ko = _dkms_module(release)
+    src = run(["modinfo", "-F", "srcversion", str(ko)]).stdout.strip()
+    assert src
+    STATE.parent.mkdir(parents=True, exist_ok=True)
+    STATE.write_text(f'{{"release": "{release}", "srcversion": "{src}", "path": "{ko}"}}')
+
+
+def test_modprobe_loads_dkms_build(dev_module_installed):
+    import json
+
+    if not STATE.exists():
+        pytest.fail(f"{STATE} missing: the host phase (dkms install) did not run or failed")
+    want = json.loads(STATE.read_text())
+    assert want["release"] == os.uname().release
+    unload_module()
+    install_for_autoload(dev_module_installed, prefer="updates")
+    try:
+        run(["modprobe", "quic"])
+        assert module_loaded()
+        assert run(["modinfo", "-n", "quic"]).stdout.strip() == want["path"]
+        assert Path("/sys/module/quic/srcversion").read_text().strip() == want["srcversion"]
+        assert modinfo_field(want["path"], "version") == Path("/sys/module/quic/version").read_text().strip()
+        run(["modprobe", "-r", "quic"])
+        assert not module_loaded()
+    finally:
+        subprocess.run(["rmmod", "quic"], capture_output=True)
+        install_for_autoload(dev_module_installed)
