@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * QUIC: internal declarations, grouped by the file that defines them.
+ *
+ * Nothing here is visible outside net/quic/: the user ABI is
+ * <uapi/linux/quic.h> and the in-kernel consumer API is <linux/quic.h>.
+ */
+
+#ifndef __NET_QUIC_QUIC_H
+#define __NET_QUIC_QUIC_H
+
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/mutex.h>
+#include <linux/quic.h>
+#include <linux/refcount.h>
+#include <net/inet_sock.h>
+#include <net/ipv6.h>
+#include <net/netns/generic.h>
+#include <net/tcp_states.h>
+
+#include "compat.h"
+#include "mib.h"
+
+/* protocol.c */
+
+/* Per network namespace state. */
+struct quic_net {
+	DEFINE_SNMP_STAT(struct quic_mib, mib);	/* /proc/net/quic/snmp */
+	struct proc_dir_entry *proc_dir;	/* /proc/net/quic */
+	struct mutex lock;		/* protects udp_socks, socks and the
+					 * state of the sockets in socks
+					 */
+	struct hlist_head udp_socks;	/* struct quic_udp_sock.node */
+	struct hlist_head socks;	/* hashed struct quic_sock.node */
+};
+
+extern unsigned int quic_net_id;
+extern long sysctl_quic_mem[3];
+extern int sysctl_quic_rmem[3];
+extern int sysctl_quic_wmem[3];
+
+static inline struct quic_net *quic_net(const struct net *net)
+{
+	return net_generic(net, quic_net_id);
+}
+
+/* socket.c */
+
+/* Limits from the ABI reference (Sections 1.13, 1.14 and 3). */
+#define QUIC_OPTLEN_MAX			4096	/* any SOL_QUIC option */
+#define QUIC_ALPN_MAX_LEN		128
+#define QUIC_TOKEN_MAX_LEN		120
+#define QUIC_TICKET_MIN_LEN		64
+#define QUIC_TICKET_MAX_LEN		4096
+#define QUIC_TP_EXT_MAX_LEN		512
+
+/*
+ * Socket states: the numeric values are TCP's, and they are visible in
+ * /proc/net/quic/conns (ABI reference Section 7.18).
+ */
+enum quic_state {
+	QUIC_SS_CLOSED		= TCP_CLOSE,
+	QUIC_SS_ESTABLISHING	= TCP_SYN_RECV,
+	QUIC_SS_ESTABLISHED	= TCP_ESTABLISHED,
+	QUIC_SS_LISTENING	= TCP_LISTEN,
+};
+
+union quic_addr {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
+/* A kmalloc'ed byte string owned by a socket. */
+struct quic_data {
+	u8 *data;
+	u32 len;
+};
+
+struct quic_udp_sock;
+
+struct quic_sock {
+	struct inet_sock inet;		/* must be first */
+	struct hlist_node node;		/* quic_net.socks, while hashed */
+	struct quic_udp_sock *udp;	/* non-NULL once bound */
+	union quic_addr local;		/* bound address, actual port */
+	union quic_addr peer;
+
+	struct quic_transport_param local_tp;	/* what we advertise */
+	struct quic_transport_param remote_tp;	/* what the peer allows */
+	struct quic_config config;
+	struct quic_connection_close close;	/* for the CONNECTION_CLOSE we send */
+
+	struct quic_data alpn;		/* RFC 7301 encoding: length-prefixed */
+	struct quic_data token;		/* client: address validation token */
+	struct quic_data ticket;	/* session data or ticket key */
+
+	u32 events;			/* bit n: event n subscribed */
+	u8 is_serv:1;			/* listen() was called */
+};
+
+/* struct ipv6_pinfo must end the object: 6.1 finds it at obj_size - size. */
+struct quic6_sock {
+	struct quic_sock quic;
+	struct ipv6_pinfo inet6;
+};
+
+static inline struct quic_sock *quic_sk(const struct sock *sk)
+{
+	return (struct quic_sock *)sk;
+}
+
+static inline int quic_state(const struct sock *sk)
+{
+	return inet_sk_state_load(sk);
+}
+
+static inline bool quic_is_closed(const struct sock *sk)
+{
+	return quic_state(sk) == QUIC_SS_CLOSED;
+}
+
+static inline bool quic_is_listen(const struct sock *sk)
+{
+	return quic_state(sk) == QUIC_SS_LISTENING;
+}
+
+static inline bool quic_is_establishing(const struct sock *sk)
+{
+	return quic_state(sk) == QUIC_SS_ESTABLISHING;
+}
+
+static inline bool quic_is_established(const struct sock *sk)
+{
+	return quic_state(sk) == QUIC_SS_ESTABLISHED;
+}
+
+static inline __be16 quic_addr_port(const union quic_addr *a)
+{
+	return a->sa.sa_family == AF_INET6 ? a->v6.sin6_port : a->v4.sin_port;
+}
+
+static inline int quic_addr_len(const union quic_addr *a)
+{
+	return a->sa.sa_family == AF_INET6 ? sizeof(a->v6) : sizeof(a->v4);
+}
+
+static inline bool quic_addr_equal(const union quic_addr *a,
+				   const union quic_addr *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family ||
+	    quic_addr_port(a) != quic_addr_port(b))
+		return false;
+	if (a->sa.sa_family == AF_INET6)
+		return ipv6_addr_equal(&a->v6.sin6_addr, &b->v6.sin6_addr);
+	return a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
+}
+
+int quic_init_sock(struct sock *sk);
+void quic_destroy_sock(struct sock *sk);
+void quic_close(struct sock *sk, long timeout);
+int quic_bind(struct sock *sk, struct sockaddr *addr, int addr_len);
+void quic_unhash(struct sock *sk);
+int quic_disconnect(struct sock *sk, int flags);
+void quic_shutdown(struct sock *sk, int how);
+int quic_setsockopt(struct sock *sk, int level, int optname,
+		    sockptr_t optval, unsigned int optlen);
+int quic_getsockopt(struct sock *sk, int level, int optname,
+		    char __user *optval, int __user *optlen);
+int quic_sendmsg(struct sock *sk, struct msghdr *msg, size_t len);
+int quic_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags,
+		 int *addr_len);
+
+int quic_inet_connect(struct socket *sock, struct sockaddr *addr,
+		      int addr_len, int flags);
+int quic_inet_listen(struct socket *sock, int backlog);
+int quic_inet_accept(struct socket *sock, struct socket *newsock, int flags,
+		     bool kern);
+int quic_inet_getname(struct socket *sock, struct sockaddr *uaddr, int peer);
+__poll_t quic_inet_poll(struct file *file, struct socket *sock,
+			struct poll_table_struct *wait);
+int quic_inet_sendmsg(struct socket *sock, struct msghdr *msg, size_t len);
+int quic_inet_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
+		      int flags);
+
+/* udp.c */
+
+/* A kernel UDP tunnel socket shared by the QUIC sockets bound to it. */
+struct quic_udp_sock {
+	struct hlist_node node;		/* quic_net.udp_socks */
+	refcount_t refcnt;		/* one per bound QUIC socket */
+	struct socket *sock;
+	union quic_addr addr;		/* bound address, actual port */
+	int ifindex;			/* bound device, 0 for any */
+	bool v6only;
+};
+
+int quic_udp_sock_get(struct net *net, const union quic_addr *addr,
+		      int ifindex, bool v6only, struct quic_udp_sock **usp);
+void quic_udp_sock_put(struct net *net, struct quic_udp_sock *us);
+
+/* proc.c */
+
+int quic_proc_init(struct net *net);
+void quic_proc_exit(struct net *net);
+
+#endif /* __NET_QUIC_QUIC_H */
