@@ -1,0 +1,402 @@
+"""QUIC connections through the kernel module, from Python.
+
+The handshake runs here (gnutls via :mod:`quicctl.tls`), moving CRYPTO bytes, secrets and
+transport parameters between TLS and the socket exactly as linux-quic-abi.md section 5 says;
+everything else (packets, ACKs, retransmission, streams) is the kernel's.  The result is a
+:class:`QuicConnection` around a real socket: its ``fileno()`` works with selectors and asyncio.
+
+    conn = quicctl.connect("127.0.0.1", 4433, alpn="hq-interop", cafile="keys/ca.crt")
+    sid = conn.send(b"GET /index.html\\r\\n", fin=True)     # opens the next bidi stream
+    sid, data, fin = conn.recv(65536)
+
+    server = quicctl.QuicServer("127.0.0.1", 4433, alpn="hq-interop",
+                                certfile="keys/cert.crt", keyfile="keys/pkey.key")
+    conn = server.accept()
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from quicctl import abi
+from quicctl.errors import QuicctlError
+from quicctl.tls import HandshakeDone, PeerTransportParams, QuicTls, Secret, Send, TlsError
+
+IPPROTO_QUIC = 261
+_STREAM_INFO = struct.Struct("=qI4x")  # struct quic_stream_info (16 bytes)
+_CLOSE = struct.Struct("=IB3x64s")  # struct quic_connection_close (72 bytes)
+_RECV_CHUNK = 65536
+
+
+class HandshakeError(QuicctlError):
+    """The handshake failed: the message names the TLS alert, the peer's close or the errno."""
+
+
+@dataclass
+class CloseInfo:
+    errcode: int
+    frame: int
+    phrase: str
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CloseInfo:
+        data = data.ljust(_CLOSE.size, b"\0")[: _CLOSE.size]
+        code, frame, phrase = _CLOSE.unpack(data)
+        return cls(code, frame, phrase.split(b"\0", 1)[0].decode(errors="replace"))
+
+    def describe(self) -> str:
+        if self.errcode >= 0x100 and self.errcode < 0x200:
+            from quicctl.tls import alert_name
+
+            what = f"CRYPTO_ERROR {alert_name(self.errcode - 0x100)}"
+        else:
+            what = f"error 0x{self.errcode:x}"
+        return what + (f" ({self.phrase})" if self.phrase else "")
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _resolve(host: str, port: int, family: int | None) -> tuple[int, tuple]:
+    infos = socket.getaddrinfo(host, port, family or 0, socket.SOCK_DGRAM)
+    if not infos:
+        raise QuicctlError(f"cannot resolve {host!r}")
+    fam, _, _, _, addr = infos[0]
+    return fam, addr
+
+
+def _cmsg_handshake(level: int) -> list[tuple[int, int, bytes]]:
+    return [(abi.SOL_QUIC, abi.QUIC_HANDSHAKE_INFO, bytes([level]))]
+
+
+def _cmsg_stream(stream_id: int, flags: int) -> list[tuple[int, int, bytes]]:
+    return [(abi.SOL_QUIC, abi.QUIC_STREAM_INFO, _STREAM_INFO.pack(stream_id, flags))]
+
+
+class _Driver:
+    """Runs one handshake on a socket (client after connect(), server after accept())."""
+
+    def __init__(self, sock: socket.socket, tls: QuicTls, deadline: float):
+        self.sock = sock
+        self.tls = tls
+        self.deadline = deadline
+        self.done: HandshakeDone | None = None
+
+    def apply(self, events: Iterable) -> None:
+        events = list(events)
+        sends = [i for i, ev in enumerate(events) if isinstance(ev, Send)]
+        for i, ev in enumerate(events):
+            if isinstance(ev, Send):
+                more = socket.MSG_MORE if sends and i != sends[-1] else 0
+                self.sock.sendmsg([ev.data], _cmsg_handshake(ev.level), socket.MSG_NOSIGNAL | more)
+            elif isinstance(ev, Secret):
+                abi.setsockopt(
+                    self.sock, "CRYPTO_SECRET",
+                    send=int(ev.send), level=ev.level, type=ev.cipher_type, secret=ev.secret,
+                )  # fmt: skip
+            elif isinstance(ev, PeerTransportParams):
+                if not self.tls.server:  # the server sets them in its callback
+                    abi.setsockopt(self.sock, "TRANSPORT_PARAM_EXT", ev.data)
+            elif isinstance(ev, HandshakeDone):
+                self.done = ev
+
+    def recv_one(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise HandshakeError("handshake timed out")
+        self.sock.settimeout(remaining)
+        try:
+            data, anc, flags, _ = self.sock.recvmsg(_RECV_CHUNK, socket.CMSG_SPACE(16))
+        except socket.timeout:
+            raise HandshakeError("handshake timed out (no answer from the peer?)") from None
+        if flags & abi.MSG_QUIC_NOTIFICATION:
+            self.notification(data)
+            return
+        level = None
+        for lvl, typ, payload in anc:
+            if lvl == abi.SOL_QUIC and typ == abi.QUIC_HANDSHAKE_INFO and payload:
+                level = payload[0]
+        if level is None:
+            return  # 0.5-RTT stream data before the handshake ends: left for the application
+        self.tls.feed(level, data)
+
+    def notification(self, data: bytes) -> None:
+        if data and data[0] == abi.QUIC_EVENT_CONNECTION_CLOSE:
+            info = CloseInfo.from_bytes(data[1:])
+            if 0x100 <= info.errcode < 0x200:
+                raise self.tls.peer_alert(info.errcode - 0x100)
+            raise HandshakeError(f"the peer closed the connection: {info.describe()}")
+
+    def run(self) -> HandshakeDone:
+        self.apply(self.tls.step())
+        while self.done is None:
+            self.recv_one()
+            self.apply(self.tls.step())
+        return self.done
+
+
+def _subscribe_close(sock: socket.socket) -> None:
+    abi.setsockopt(sock, "EVENT", type=abi.QUIC_EVENT_CONNECTION_CLOSE, on=1)
+
+
+def _fail_close(sock: socket.socket, err: TlsError | None) -> None:
+    """Tell the peer why (CRYPTO_ERROR 0x100+alert where TLS failed), then close."""
+    if err is not None:
+        try:
+            abi.setsockopt(
+                sock, "CONNECTION_CLOSE", errcode=err.error_code, phrase=str(err)[:63].encode()
+            )
+        except OSError:
+            pass
+    sock.close()
+
+
+class QuicConnection:
+    """An established QUIC connection: stream send/recv over the kernel socket."""
+
+    def __init__(self, sock: socket.socket, tls: QuicTls, done: HandshakeDone):
+        self.sock = sock
+        self.alpn = done.alpn
+        self.cipher_type = done.cipher_type
+        self.resumed = done.resumed
+        self._tls = tls
+
+    # -- plumbing -------------------------------------------------------------------------
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self.sock.setblocking(flag)
+
+    def settimeout(self, value: float | None) -> None:
+        self.sock.settimeout(value)
+
+    def getpeername(self):
+        return self.sock.getpeername()
+
+    def getsockname(self):
+        return self.sock.getsockname()
+
+    def close(self, errcode: int = 0, phrase: str = "") -> None:
+        if self.sock.fileno() >= 0 and (errcode or phrase):
+            abi.setsockopt(
+                self.sock, "CONNECTION_CLOSE", errcode=errcode, phrase=phrase[:63].encode()
+            )
+        self.sock.close()
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
+
+    def __enter__(self) -> QuicConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- streams --------------------------------------------------------------------------
+    def open_stream(self, uni: bool = False) -> int:
+        """Open the next local stream (STREAM_OPEN) and return its ID."""
+        flags = abi.MSG_QUIC_STREAM_UNI if uni else 0
+        info = abi.getsockopt(self.sock, "STREAM_OPEN", stream_id=-1, stream_flags=flags)
+        return info["stream_id"]
+
+    def send(self, data: bytes, stream_id: int = -1, *, fin: bool = False, new: bool = False,
+             flags: int = 0) -> int:  # fmt: skip
+        """Queue ``data`` on a stream (-1: the active stream, else the next bidi one); returns
+        the bytes queued.  ``fin`` ends the stream with this data."""
+        sflags = (abi.MSG_QUIC_STREAM_FIN if fin else 0) | (abi.MSG_QUIC_STREAM_NEW if new else 0)
+        return self.sock.sendmsg([data], _cmsg_stream(stream_id, sflags), flags)
+
+    def sendall(self, data: bytes, stream_id: int, *, fin: bool = True) -> None:
+        """Send all of ``data`` on ``stream_id`` (blocking), ending the stream if ``fin``."""
+        view = memoryview(data)
+        while len(view) > 0:
+            last = fin and len(view) <= 1 << 20
+            chunk = view[: 1 << 20]
+            n = self.send(chunk, stream_id, fin=last)
+            view = view[n:]
+        if fin and not data:
+            self.send(b"", stream_id, fin=True)
+
+    def recv(self, bufsize: int = _RECV_CHUNK, flags: int = 0) -> tuple[int, bytes, bool]:
+        """(stream_id, data, fin) of one read; raises ConnectionError once the peer closed."""
+        while True:
+            data, anc, mflags, _ = self.sock.recvmsg(bufsize, socket.CMSG_SPACE(16), flags)
+            if mflags & abi.MSG_QUIC_NOTIFICATION:
+                if data and data[0] == abi.QUIC_EVENT_CONNECTION_CLOSE:
+                    info = CloseInfo.from_bytes(data[1:])
+                    raise ConnectionError(f"connection closed by the peer: {info.describe()}")
+                continue
+            for lvl, typ, payload in anc:
+                if lvl == abi.SOL_QUIC and typ == abi.QUIC_STREAM_INFO:
+                    sid, sflags = _STREAM_INFO.unpack(payload.ljust(16, b"\0")[:16])
+                    return sid, data, bool(sflags & abi.MSG_QUIC_STREAM_FIN)
+            if mflags & abi.MSG_QUIC_DATAGRAM:
+                continue
+            return -1, data, False
+
+    def close_info(self) -> CloseInfo:
+        d = abi.getsockopt(self.sock, "CONNECTION_CLOSE")
+        return CloseInfo(d["errcode"], d["frame"], d["phrase"].decode(errors="replace"))
+
+
+def _tls_kwargs(ciphers, keylog) -> dict:
+    return {"ciphers": list(ciphers) if ciphers else None, "keylog": keylog}
+
+
+def connect(
+    host: str,
+    port: int,
+    *,
+    alpn: str | Iterable[str],
+    cafile: str | None = None,
+    insecure: bool = False,
+    server_name: str | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    ciphers: Iterable[str] | None = None,
+    keylog: str | None = None,
+    family: int | None = None,
+    sock_type: int = socket.SOCK_DGRAM,
+    timeout: float = 30.0,
+    bind: tuple | None = None,
+) -> QuicConnection:
+    """Connect to a QUIC server through the kernel and run the TLS handshake."""
+    fam, addr = _resolve(host, port, family)
+    alpns = [alpn] if isinstance(alpn, str) else list(alpn)
+    sock = socket.socket(fam, sock_type, IPPROTO_QUIC)
+    tls = None
+    try:
+        _subscribe_close(sock)
+        abi.setsockopt(sock, "ALPN", ",".join(alpns))
+        if bind:
+            sock.bind(bind)
+        sock.connect(addr)
+        tls = QuicTls(
+            server=False, alpns=alpns, server_name=server_name or host, cafile=cafile,
+            certfile=certfile, keyfile=keyfile, insecure=insecure, **_tls_kwargs(ciphers, keylog),
+        )  # fmt: skip
+        tls.set_local_transport_params(abi.getsockopt(sock, "TRANSPORT_PARAM_EXT"))
+        done = _Driver(sock, tls, time.monotonic() + timeout).run()
+        sock.settimeout(None)
+        return QuicConnection(sock, tls, done)
+    except TlsError as exc:
+        _fail_close(sock, exc)
+        if tls:
+            tls.close()
+        raise HandshakeError(f"handshake with {host} port {port} failed: {exc}") from exc
+    except OSError as exc:
+        _fail_close(sock, None)
+        if tls:
+            tls.close()
+        raise HandshakeError(
+            f"handshake with {host} port {port} failed: {errno.errorcode.get(exc.errno, '?')} "
+            f"{exc.strerror or exc}"
+        ) from exc
+    except BaseException:
+        _fail_close(sock, None)
+        if tls:
+            tls.close()
+        raise
+
+
+class QuicServer:
+    """A listening QUIC socket; :meth:`accept` returns handshaken connections."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        alpn: str | Iterable[str],
+        certfile: str,
+        keyfile: str,
+        cafile: str | None = None,
+        verify_client: bool = False,
+        ciphers: Iterable[str] | None = None,
+        keylog: str | None = None,
+        backlog: int = 128,
+        sock_type: int = socket.SOCK_DGRAM,
+        reuseport: bool = False,
+    ) -> None:
+        self.alpns = [alpn] if isinstance(alpn, str) else list(alpn)
+        self.certfile, self.keyfile, self.cafile = certfile, keyfile, cafile
+        self.verify_client = verify_client
+        self._tls_kwargs = _tls_kwargs(ciphers, keylog)
+        for path in (certfile, keyfile):
+            if not os.path.exists(path):
+                raise QuicctlError(f"cannot serve: {path} does not exist")
+        fam, addr = _resolve(host, port, None)
+        self.sock = socket.socket(fam, sock_type, IPPROTO_QUIC)
+        try:
+            if reuseport:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            _subscribe_close(self.sock)
+            abi.setsockopt(self.sock, "ALPN", ",".join(self.alpns))
+            self.sock.bind(addr)
+            self.sock.listen(backlog)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def getsockname(self):
+        return self.sock.getsockname()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> QuicServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def accept_socket(self) -> tuple[socket.socket, tuple]:
+        """The kernel's accept(): an ESTABLISHING socket holding the ClientHello."""
+        return self.sock.accept()
+
+    def handshake(self, sock: socket.socket, timeout: float = 30.0) -> QuicConnection:
+        """Run the server side of the handshake on an accepted socket."""
+
+        def peer_params(data: bytes) -> bytes:
+            abi.setsockopt(sock, "TRANSPORT_PARAM_EXT", data)
+            return abi.getsockopt(sock, "TRANSPORT_PARAM_EXT")
+
+        tls = None
+        try:
+            tls = QuicTls(
+                server=True, alpns=self.alpns, certfile=self.certfile, keyfile=self.keyfile,
+                cafile=self.cafile, verify_client=self.verify_client,
+                on_peer_transport_params=peer_params, **self._tls_kwargs,
+            )  # fmt: skip
+            tls.set_local_transport_params(abi.getsockopt(sock, "TRANSPORT_PARAM_EXT"))
+            done = _Driver(sock, tls, time.monotonic() + timeout).run()
+            sock.settimeout(None)
+            return QuicConnection(sock, tls, done)
+        except TlsError as exc:
+            _fail_close(sock, exc)
+            if tls:
+                tls.close()
+            raise HandshakeError(f"handshake with a client failed: {exc}") from exc
+        except OSError as exc:
+            _fail_close(sock, None)
+            if tls:
+                tls.close()
+            raise HandshakeError(
+                f"handshake with a client failed: {errno.errorcode.get(exc.errno, '?')} "
+                f"{exc.strerror or exc}"
+            ) from exc
+
+    def accept(self, timeout: float = 30.0) -> QuicConnection:
+        sock, _ = self.accept_socket()
+        return self.handshake(sock, timeout)

@@ -1,0 +1,471 @@
+"""quicctl's module commands: every user error is ONE clear line, and --help works everywhere.
+
+The errors are provoked by pointing quicctl at simulated kernels (``kmod.SYSTEM`` with tmp
+``proc``/``sys``/``lib_modules`` roots, an empty build directory, fake tools), so most tests
+run the same on the host and in the VM.  Nothing here loads or unloads the real module: fake
+insmod/rmmod/modprobe stand in for the real ones.  Two tests need more: the version mismatch
+uses a real quic.ko built for another kernel, and ``status --json`` with the real counters
+needs the module loaded (the VM).  Compiling tests are marked ``host`` (the VM is TCG: slow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import struct
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from quicctl import kbuild, kmod, paths
+from quicctl.cli import main
+
+IN_VM = os.environ.get("QUICCTL_IN_VM") == "1"
+
+SNMP_NAMES = [
+    "QuicConnCurrentEstabs", "QuicConnPassiveEstabs", "QuicConnActiveEstabs",
+    "QuicPktRcvFastpaths", "QuicPktDecFastpaths", "QuicPktEncFastpaths",
+    "QuicPktRcvBacklogs", "QuicPktDecBacklogs", "QuicPktEncBacklogs",
+    "QuicPktInvHdrDrop", "QuicPktInvNumDrop", "QuicPktInvFrmDrop",
+    "QuicPktRcvDrop", "QuicPktDecDrop", "QuicPktEncDrop",
+    "QuicFrmRcvBufDrop", "QuicFrmRetrans", "QuicFrmOutCloses", "QuicFrmInCloses",
+]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def invoke(args: list[str], env: dict | None = None):
+    try:
+        runner = CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        runner = CliRunner()  # click >= 8.2 always keeps stderr apart
+    return runner.invoke(main, args, env=env)
+
+
+def show(result) -> str:
+    return f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+def assert_one_error(result, *needles: str) -> str:
+    """Exit 1, no traceback, exactly one stderr line `quicctl: ...` containing each needle."""
+    assert result.exit_code == 1, show(result)
+    assert result.exception is None or isinstance(result.exception, SystemExit), show(result)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, show(result)
+    assert lines[0].startswith("quicctl: "), show(result)
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in the error\n{show(result)}"
+    return lines[0]
+
+
+def write_fake_ko(path: Path, **modinfo: str) -> Path:
+    """A minimal ELF64 file whose .modinfo section holds ``key=value`` strings, as in a .ko."""
+    info = b"".join(f"{k}={v}".encode() + b"\0" for k, v in modinfo.items())
+    names = b"\0.modinfo\0.shstrtab\0"
+    info_off, names_off = 64, 64 + len(info)
+    sh_off = (names_off + len(names) + 7) & ~7
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)  # 64-bit, little endian, version 1
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 1, 62, 1, 0, 0, sh_off, 0, 64, 0, 0, 64, 3, 2)
+
+    def shdr(name: int, sh_type: int, offset: int, size: int) -> bytes:
+        return struct.pack("<IIQQQQIIQQ", name, sh_type, 0, 0, offset, size, 0, 0, 1, 0)
+
+    data = ehdr + info + names
+    data += bytes(sh_off - len(data))
+    data += shdr(0, 0, 0, 0) + shdr(1, 1, info_off, len(info)) + shdr(10, 3, names_off, len(names))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def fake_tool(path: Path, script: str) -> str:
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+class FakeKernel:
+    """A simulated running kernel: tmp proc/sys/lib_modules roots and fake kmod tools."""
+
+    def __init__(self, root: Path, monkeypatch, *, modules: bool = True):
+        self.root = root
+        self.release = os.uname().release
+        self.proc, self.sys, self.lib = root / "proc", root / "sys", root / "lib" / "modules"
+        for d in (self.proc, self.sys / "module", self.lib / self.release):
+            d.mkdir(parents=True)
+        if modules:
+            (self.proc / "modules").write_text("")
+        (self.lib / self.release / "modules.builtin").write_text("")
+        self.system = kmod.System(self.proc, self.sys, self.lib, self.release)
+        monkeypatch.setattr(kmod, "SYSTEM", self.system)
+        monkeypatch.setattr(kmod, "KMSG", root / "no-kmsg")
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+        bin_dir = root / "bin"
+        bin_dir.mkdir()
+        self.bin = bin_dir
+        # Tests that get past the checks must never reach the real module tools.
+        for tool in ("INSMOD", "RMMOD", "MODPROBE", "MOUNT"):
+            name = tool.lower()
+            monkeypatch.setattr(
+                kmod,
+                tool,
+                fake_tool(bin_dir / name, f"echo '{name}: ERROR: fake {name}' >&2; exit 1"),
+            )
+        self.monkeypatch = monkeypatch
+
+    def module(self, name: str, **files: str) -> Path:
+        d = self.sys / "module" / name
+        d.mkdir(parents=True, exist_ok=True)
+        for key, value in files.items():
+            (d / key).write_text(value + "\n")
+        return d
+
+    def dependencies_loaded(self) -> None:
+        for dep in kmod.DEPENDENCIES:
+            self.module(dep, initstate="live", refcnt="1")
+
+    def ko(self, srcversion: str = "0123456789ABCDEF0123456", release: str | None = None) -> Path:
+        return write_fake_ko(
+            self.root / "ko" / "quic.ko",
+            version="0.1.0",
+            srcversion=srcversion,
+            name="quic",
+            vermagic=f"{release or self.release} SMP preempt mod_unload modversions ",
+        )
+
+    def tool(self, name: str, script: str) -> None:
+        self.monkeypatch.setattr(kmod, name.upper(), fake_tool(self.bin / name, script))
+
+
+@pytest.fixture
+def fake_kernel(tmp_path, monkeypatch) -> FakeKernel:
+    return FakeKernel(tmp_path, monkeypatch)
+
+
+def other_release_module() -> Path:
+    """A real quic.ko built for a kernel other than the running one (6.1 on the 6.12 VM)."""
+    running = os.uname().release
+    build_dir = Path(paths.BUILD_DIR)
+    found = sorted(build_dir.glob("6.1.0-*/net/quic/quic.ko"))
+    found += sorted(build_dir.glob("*/net/quic/quic.ko"))
+    for ko in found:
+        if ko.parent.parent.parent.name != running:
+            return ko
+    pytest.fail(
+        f"no quic.ko built for a kernel other than {running} under {build_dir}: the suite's "
+        "runner builds build/6.1.0-*/net/quic/quic.ko (quicctl build --kernel 6.1.0-56-amd64)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# --help
+
+
+def _commands(group: click.Group, prefix: list[str]):
+    for name, cmd in sorted(group.commands.items()):
+        yield prefix + [name]
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, prefix + [name])
+
+
+def test_help_of_every_command():
+    paths_seen = []
+    result = invoke(["--help"])
+    assert result.exit_code == 0, show(result)
+    for name in ("build", "load", "unload", "debug", "dkms", "status"):
+        assert name in result.stdout, show(result)
+    for path in _commands(main, []):
+        result = invoke(path + ["--help"])
+        assert result.exit_code == 0, f"quicctl {' '.join(path)} --help\n{show(result)}"
+        assert "Usage: " in result.stdout and " ".join(path) in result.stdout, show(result)
+        paths_seen.append(" ".join(path))
+    assert {"dkms install", "dkms remove", "dkms status"} <= set(paths_seen), paths_seen
+
+
+# --------------------------------------------------------------------------------------------
+# load: one clear line per failed check, in the order they are made
+
+
+def test_load_not_root(fake_kernel, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert_one_error(invoke(["load"]), "cannot load quic.ko", "run as root", "sudo quicctl load")
+
+
+def test_load_kernel_without_module_support(tmp_path, monkeypatch):
+    FakeKernel(tmp_path, monkeypatch, modules=False)
+    line = assert_one_error(
+        invoke(["load"]), "cannot load modules", os.uname().release, "CONFIG_MODULES"
+    )
+    assert "quicctl vm -- quicctl load" in line
+
+
+def test_load_module_not_built(fake_kernel, tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "empty-build")
+    release = fake_kernel.release
+    assert_one_error(
+        invoke(["load"]),
+        f"quic.ko for {release} not built",
+        f"quicctl build --kernel {release}",
+    )
+
+
+@pytest.mark.parametrize("how", ["--module", "--kernel"])
+def test_load_version_mismatch(fake_kernel, monkeypatch, how):
+    ko = other_release_module()
+    built_for = kbuild.vermagic_release(ko)
+    assert built_for != fake_kernel.release
+    if how == "--module":
+        args = ["load", "--module", str(ko)]
+    else:
+        monkeypatch.setattr(paths, "BUILD_DIR", ko.parent.parent.parent.parent)
+        args = ["load", "--kernel", ko.parent.parent.parent.name]
+    assert_one_error(
+        invoke(args),
+        f"quic.ko was built for {built_for} but the running kernel is {fake_kernel.release}",
+        "quicctl build",
+    )
+
+
+def test_load_dependency_missing(fake_kernel):
+    fake_kernel.tool(
+        "modprobe",
+        'echo "modprobe: FATAL: Module $1 not found in directory /lib/modules" >&2; exit 1',
+    )
+    line = assert_one_error(
+        invoke(["load", "--module", str(fake_kernel.ko())]),
+        "cannot load quic.ko",
+        "udp_tunnel is missing",
+        "linux-modules-extra",
+    )
+    assert "Module udp_tunnel not found" in line
+
+
+def test_load_insmod_failure_gives_the_kernels_reason(fake_kernel):
+    fake_kernel.dependencies_loaded()
+    ko = fake_kernel.ko()
+    fake_kernel.tool(
+        "insmod",
+        f'echo "insmod: ERROR: could not insert module {ko}: Invalid module format" >&2; exit 1',
+    )
+    assert_one_error(
+        invoke(["load", "--module", str(ko)]), f"cannot load {ko}", "Invalid module format"
+    )
+
+
+def test_load_same_build_is_a_noop(fake_kernel):
+    fake_kernel.dependencies_loaded()
+    ko = fake_kernel.ko(srcversion="SAMEBUILD")
+    fake_kernel.module("quic", initstate="live", srcversion="SAMEBUILD", refcnt="3")
+    result = invoke(["load", "--module", str(ko)])
+    assert result.exit_code == 0, show(result)
+    assert "already loaded" in result.stdout, show(result)
+
+
+def test_load_other_build_in_use_is_refused(fake_kernel):
+    fake_kernel.dependencies_loaded()
+    ko = fake_kernel.ko(srcversion="NEWBUILD")
+    fake_kernel.module("quic", initstate="live", srcversion="OLDBUILD", refcnt="2")
+    line = assert_one_error(
+        invoke(["load", "--module", str(ko)]), "in use by 2 references", "open QUIC sockets"
+    )
+    assert "OLDBUILD" in line and "NEWBUILD" in line
+
+
+def test_load_other_build_unused_is_replaced(fake_kernel):
+    fake_kernel.dependencies_loaded()
+    ko = fake_kernel.ko(srcversion="NEWBUILD")
+    quic = fake_kernel.module("quic", initstate="live", srcversion="OLDBUILD", refcnt="0")
+    log = fake_kernel.root / "tools.log"
+    fake_kernel.tool("rmmod", f'echo "rmmod $1" >>{log}; rm -rf {quic}')
+    fake_kernel.tool(
+        "insmod",
+        f'echo "insmod $1" >>{log}; mkdir -p {quic}; echo live >{quic}/initstate; '
+        f"echo NEWBUILD >{quic}/srcversion",
+    )
+    result = invoke(["load", "--module", str(ko)])
+    assert result.exit_code == 0, show(result)
+    assert "reloaded" in result.stdout, show(result)
+    assert log.read_text().splitlines() == ["rmmod quic", f"insmod {ko}"]
+
+
+# --------------------------------------------------------------------------------------------
+# unload, debug
+
+
+def test_unload_in_use(fake_kernel):
+    fake_kernel.module("quic", initstate="live", srcversion="X", refcnt="3")
+    assert_one_error(
+        invoke(["unload"]), "cannot unload quic", "in use by 3 references", "open QUIC sockets"
+    )
+
+
+def test_unload_not_loaded_is_a_noop(fake_kernel):
+    result = invoke(["unload"])
+    assert result.exit_code == 0, show(result)
+    assert "not loaded" in result.stdout
+
+
+def test_debug_needs_the_module(fake_kernel):
+    assert_one_error(invoke(["debug", "on"]), "debug on for quic", "not loaded")
+
+
+def test_debug_on_and_status(fake_kernel):
+    fake_kernel.module("quic", initstate="live", srcversion="X", refcnt="0")
+    control = fake_kernel.sys / "kernel" / "debug" / "dynamic_debug" / "control"
+    control.parent.mkdir(parents=True)
+    control.write_text(
+        "# filename:lineno [module]function flags format\n"
+        'net/quic/socket.c:120 [quic]quic_init_sock =p "init %p\\012"\n'
+        'net/quic/udp.c:42 [quic]quic_udp_sock_create =_ "udp [%d] %pISpc\\012"\n'
+        'net/ipv4/tcp.c:7 [tcp]tcp_foo =p "x"\n'
+    )
+    sites = kmod.debug_status()
+    assert [(s["file"], s["line"], s["function"], s["enabled"]) for s in sites] == [
+        ("net/quic/socket.c", 120, "quic_init_sock", True),
+        ("net/quic/udp.c", 42, "quic_udp_sock_create", False),
+    ]
+    result = invoke(["debug", "status"])
+    assert result.exit_code == 0, show(result)
+    assert "quic_udp_sock_create" in result.stdout and "1/2 call sites" in result.stdout
+    assert "udp [%d] %pISpc" in result.stdout, show(result)  # "[...]" is not rich markup
+
+    result = invoke(["debug", "on"])
+    assert result.exit_code == 0, show(result)
+    assert control.read_text() == "module quic +p\n"
+
+
+# --------------------------------------------------------------------------------------------
+# build, dkms
+
+
+def test_build_headers_missing():
+    line = assert_one_error(
+        invoke(["build", "--kernel", "9.9.9"]),
+        "kernel headers for 9.9.9",
+        "apt-get install linux-headers-9.9.9",
+    )
+    for release in kbuild.installed_releases():
+        assert release in line
+
+
+@pytest.mark.parametrize("action", ["install", "remove", "status"])
+def test_dkms_not_installed(tmp_path, action):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    assert_one_error(
+        invoke(["dkms", action], env={"PATH": str(empty)}),
+        "dkms is not installed",
+        "apt-get install dkms",
+    )
+
+
+def _module_tree(root: Path, body: str) -> Path:
+    """A kernel/ tree with a one-file quic module (Kbuild + quic.c)."""
+    (root / "net" / "quic").mkdir(parents=True)
+    (root / "net" / "quic" / "Kbuild").write_text("obj-m := quic.o\n")
+    (root / "net" / "quic" / "quic.c").write_text(
+        "#include <linux/module.h>\n"
+        f"{body}\n"
+        "static int __init q_init(void) { return 0; }\n"
+        "static void __exit q_exit(void) { }\n"
+        "module_init(q_init);\nmodule_exit(q_exit);\n"
+        'MODULE_LICENSE("GPL");\nMODULE_DESCRIPTION("quicctl selftest");\n'
+    )
+    return root
+
+
+@pytest.fixture
+def toy_sources(tmp_path, monkeypatch):
+    """Point quicctl at a tmp kernel/ tree and build dir; returns a writer of its quic.c."""
+    if shutil.which("make") is None or not kbuild.installed_releases():
+        pytest.skip("needs make and installed kernel headers")
+    src = tmp_path / "kernel"
+    monkeypatch.setattr(paths, "KERNEL_SRC", src)
+    monkeypatch.setattr(paths, "MODULE_SRC", src / "net" / "quic")
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    return lambda body: _module_tree(src, body)
+
+
+@pytest.mark.host
+def test_build_error_shows_the_compiler_error(toy_sources):
+    toy_sources("static int broken(void) { return undeclared_thing; }")
+    result = invoke(["build"])
+    assert result.exit_code == 1, show(result)
+    # Progress lines come first when stderr is not a terminal; the error is one message.
+    assert "\nquicctl: build of quic.ko for " in result.stderr, show(result)
+    assert "quic.c:2:" in result.stderr and "'undeclared_thing' undeclared" in result.stderr
+    assert "build.log" in result.stderr, show(result)
+
+
+@pytest.mark.host
+def test_build_fails_on_w1_warnings_unless_allowed(toy_sources):
+    toy_sources("int quic_no_prototype(void) { return 0; }")  # W=1: -Wmissing-prototypes
+    result = invoke(["build"])
+    assert result.exit_code == 1, show(result)
+    assert "-Wmissing-prototypes" in result.stderr, show(result)
+    assert "quicctl: quic.ko for " in result.stderr and "--allow-warnings" in result.stderr
+    ko = Path(result.stdout.strip())
+    assert ko.name == "quic.ko" and ko.is_file(), show(result)
+    # Nothing changed: kbuild compiles nothing, yet the warning is still reported.
+    result = invoke(["build"])
+    assert result.exit_code == 1 and "-Wmissing-prototypes" in result.stderr, show(result)
+    result = invoke(["build", "--allow-warnings"])
+    assert result.exit_code == 0, show(result)
+    assert kbuild.vermagic_release(Path(result.stdout.strip())) == kbuild.resolve_kernel().release
+
+
+# --------------------------------------------------------------------------------------------
+# status
+
+
+def test_status_json_module_not_loaded(fake_kernel):
+    result = invoke(["status", "--json"])
+    assert result.exit_code == 0, show(result)
+    info = json.loads(result.stdout)
+    assert info["loaded"] is False and info["snmp"] == {} and info["module_support"] is True
+
+
+def test_status_json_kernel_without_module_support(tmp_path, monkeypatch):
+    FakeKernel(tmp_path, monkeypatch, modules=False)
+    result = invoke(["status", "--json"])
+    assert result.exit_code == 0, show(result)
+    info = json.loads(result.stdout)
+    assert info["loaded"] is False and info["module_support"] is False
+    assert invoke(["status"]).exit_code == 0
+
+
+def test_status_json_parses_the_snmp_file(fake_kernel):
+    fake_kernel.module(
+        "quic", initstate="live", version="0.1.0", srcversion="ABC", refcnt="4", taint="OE"
+    )
+    snmp = fake_kernel.proc / "net" / "quic" / "snmp"
+    snmp.parent.mkdir(parents=True)
+    snmp.write_text("".join(f"{name:<32}\t{i * 7}\n" for i, name in enumerate(SNMP_NAMES)))
+    result = invoke(["status", "--json"])
+    assert result.exit_code == 0, show(result)
+    info = json.loads(result.stdout)
+    assert info["loaded"] is True and info["version"] == "0.1.0" and info["refcount"] == 4
+    assert list(info["snmp"]) == SNMP_NAMES
+    assert info["snmp"]["QuicFrmInCloses"] == 18 * 7
+    table = invoke(["status"])
+    assert table.exit_code == 0 and "QuicPktInvHdrDrop" in table.stdout, show(table)
+
+
+def test_status_json_real_module(request):
+    if not IN_VM:
+        pytest.skip("needs quic loaded: runs in the VM (quicctl test)")
+    request.getfixturevalue("quic_module")
+    result = invoke(["status", "--json"])
+    assert result.exit_code == 0, show(result)
+    info = json.loads(result.stdout)
+    assert info["loaded"] is True, info
+    assert list(info["snmp"]) == SNMP_NAMES, info["snmp"]
+    assert all(isinstance(v, int) for v in info["snmp"].values())
+    assert info["version"] == kbuild.module_version()
+    assert info["srcversion"] == Path("/sys/module/quic/srcversion").read_text().strip()
