@@ -67,9 +67,7 @@ def _kmemleak_report() -> list[str]:
     text = KMEMLEAK.read_text(errors="replace")
     leaks = [b for b in text.split("unreferenced object") if b.strip()]
     return [
-        "kmemleak: unreferenced object" + b.strip().splitlines()[0]
-        for b in leaks
-        if "quic" in b
+        "kmemleak: unreferenced object" + b.strip().splitlines()[0] for b in leaks if "quic" in b
     ]
 
 

@@ -16,7 +16,6 @@ import pytest
 
 IN_VM = os.environ.get("QUICCTL_IN_VM") == "1"
 ROOT = Path(__file__).resolve().parent.parent
-DEPMOD_CONF = Path("/etc/depmod.d/00-quicctl-dev.conf")
 
 
 def pytest_configure(config):
@@ -67,20 +66,30 @@ def modinfo_field(ko: Path | str, name: str) -> str:
 
 
 def install_for_autoload(ko: Path, prefer: str = "extra") -> None:
-    """Make `modprobe quic` (and socket autoload) pick `ko`.
+    """Make `modprobe quic` (and socket autoload) pick `ko` (or, `prefer="updates"`, the
+    DKMS-installed module that the host's own depmod files point at).
 
-    The guest's /lib and /etc are throwaway overlays, so this changes nothing on the host.
-    `prefer="updates"` instead lets a DKMS-installed module (updates/dkms) win.
+    The module index comes from the host (`quicctl test` runs depmod there: under TCG it takes
+    minutes); the guest's /lib is a throwaway overlay, so this changes nothing on the host.
     """
     moddir = Path("/lib/modules") / kernel_release()
+    saved = Path("/tmp/quicctl-modules-orig")
+    if not saved.exists():
+        saved.mkdir(parents=True)
+        for f in moddir.glob("modules.*"):
+            shutil.copy2(f, saved / f.name)
+    if prefer == "updates":
+        for f in saved.iterdir():
+            shutil.copy2(f, moddir / f.name)
+        return
+    prepared = os.environ.get("QUICCTL_DEPMOD_DIR")
+    if not prepared:
+        pytest.fail("QUICCTL_DEPMOD_DIR is not set: run the suite with `quicctl test`")
     (moddir / "extra").mkdir(parents=True, exist_ok=True)
     shutil.copy2(ko, moddir / "extra" / "quic.ko")
-    DEPMOD_CONF.parent.mkdir(parents=True, exist_ok=True)
-    if prefer == "extra":
-        DEPMOD_CONF.write_text("override quic * extra\n")
-    else:
-        DEPMOD_CONF.unlink(missing_ok=True)
-    run(["depmod", "-a", kernel_release()])
+    for f in Path(prepared).glob("modules.*"):
+        if not f.is_symlink():
+            shutil.copy2(f, moddir / f.name)
 
 
 def module_loaded() -> bool:

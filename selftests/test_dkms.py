@@ -58,7 +58,10 @@ def test_modprobe_loads_dkms_build(dev_module_installed):
         assert module_loaded()
         assert run(["modinfo", "-n", "quic"]).stdout.strip() == want["path"]
         assert Path("/sys/module/quic/srcversion").read_text().strip() == want["srcversion"]
-        assert modinfo_field(want["path"], "version") == Path("/sys/module/quic/version").read_text().strip()
+        assert (
+            modinfo_field(want["path"], "version")
+            == Path("/sys/module/quic/version").read_text().strip()
+        )
         run(["modprobe", "-r", "quic"])
         assert not module_loaded()
     finally:

@@ -152,13 +152,18 @@ def test_snmp_per_netns(quic_module):
         code = (
             "import socket\n"
             "q=socket.socket(2,2,261); q.bind(('127.0.0.1',0)); p=q.getsockname()[1]\n"
-            "u=socket.socket(2,2); u.sendto(b'\\x00', ('127.0.0.1',p)); u.sendto(b'', ('127.0.0.1',p))\n"
+            "u=socket.socket(2,2)\n"
+            "u.sendto(b'\\x00', ('127.0.0.1',p)); u.sendto(b'', ('127.0.0.1',p))\n"
             "import time; time.sleep(0.5)\n"
             "print(open('/proc/net/quic/snmp').read())\n"
         )
         run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
         out = run(["ip", "netns", "exec", ns, "python3", "-c", code]).stdout
-        counters = {ln.split("\t")[0].rstrip(): int(ln.split("\t")[1]) for ln in out.splitlines() if "\t" in ln}
+        counters = {
+            ln.split("\t")[0].rstrip(): int(ln.split("\t")[1])
+            for ln in out.splitlines()
+            if "\t" in ln
+        }
         drops = counters["QuicPktInvHdrDrop"] + counters["QuicPktRcvDrop"]
         assert drops >= 2, counters
         after = snmp()
@@ -171,8 +176,11 @@ def test_snmp_per_netns(quic_module):
 def test_proc_conns_and_eps_headers(quic_module):
     conns = Path("/proc/net/quic/conns").read_text().splitlines()
     eps = Path("/proc/net/quic/eps").read_text().splitlines()
-    assert conns[0].split() == (
-        "SOCK STATE LOCAL_ADDRESS REMOTE_ADDRESS UDP_ADDRESS WINDOW MSS IN_FLIGHT "
-        "TX_QUEUE RX_QUEUE SNDBUF RCVBUF UID INODE"
-    ).split()
+    assert (
+        conns[0].split()
+        == (
+            "SOCK STATE LOCAL_ADDRESS REMOTE_ADDRESS UDP_ADDRESS WINDOW MSS IN_FLIGHT "
+            "TX_QUEUE RX_QUEUE SNDBUF RCVBUF UID INODE"
+        ).split()
+    )
     assert eps[0].split() == "SOCK STATE LOCAL_ADDRESS UDP_ADDRESS UID INODE".split()

@@ -12,7 +12,9 @@ import click
 @click.option("--debug-kernel", is_flag=True, help="Boot the KASAN/lockdep/kmemleak kernel.")
 @click.option("--memory", default=None, help="Guest memory (default 2G, 4G for the debug kernel).")
 @click.option("--cpus", default=2, show_default=True, type=int)
-@click.option("--timeout", default=3600.0, show_default=True, help="Seconds before the VM is killed.")
+@click.option(
+    "--timeout", default=3600.0, show_default=True, help="Seconds before the VM is killed."
+)
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def vm(kver, debug_kernel, memory, cpus, timeout, cmd) -> None:
     """Boot a kernel under QEMU (TCG) with this project writable and run CMD in it.
@@ -30,7 +32,9 @@ def vm(kver, debug_kernel, memory, cpus, timeout, cmd) -> None:
 @click.option("-k", "kexpr", metavar="EXPR", help="Only tests matching EXPR (pytest -k).")
 @click.option("--kernel", "kver", metavar="KVER", help="Packaged kernel release to test on.")
 @click.option("--debug-kernel", is_flag=True, help="Run on the KASAN/lockdep/kmemleak kernel.")
-@click.option("--timeout", default=3600.0, show_default=True, help="Seconds before the VM is killed.")
+@click.option(
+    "--timeout", default=3600.0, show_default=True, help="Seconds before the VM is killed."
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def test(host_only, kexpr, kver, debug_kernel, timeout, pytest_args) -> None:
     """Run selftests/: host checks, then everything else in one VM boot. KTAP summary."""
