@@ -1,0 +1,94 @@
+"""Two hosts on one machine: network namespaces joined by a veth pair (through pyroute2).
+
+Used by the demo, the benchmarks and the selftests.  Names are unique per call and everything
+is removed again in reverse order (``with Topology() as topo``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+
+from quicctl.errors import QuicctlError
+
+V4 = ("10.99.0.1", "10.99.0.2", 24)
+V6 = ("fd00:99::1", "fd00:99::2", 64)
+
+
+@dataclass
+class Topology:
+    """``server`` and ``client`` namespaces, ``veth`` between them, v4 and v6 addresses."""
+
+    mtu: int = 1500
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    server: str = ""
+    client: str = ""
+    server_v4: str = V4[0]
+    client_v4: str = V4[1]
+    server_v6: str = V6[0]
+    client_v6: str = V6[1]
+
+    def __post_init__(self) -> None:
+        self.server = f"qsrv{self.tag}"
+        self.client = f"qcli{self.tag}"
+        self.dev_server = f"qs{self.tag}"
+        self.dev_client = f"qc{self.tag}"
+
+    def __enter__(self) -> Topology:
+        from pyroute2 import IPRoute, NetNS, netns
+
+        if os.geteuid() != 0:
+            raise QuicctlError("network namespaces need root")
+        try:
+            netns.create(self.server)
+            netns.create(self.client)
+            with IPRoute() as ipr:
+                ipr.link("add", ifname=self.dev_server, kind="veth", peer=self.dev_client)
+                for dev, ns in ((self.dev_server, self.server), (self.dev_client, self.client)):
+                    idx = ipr.link_lookup(ifname=dev)[0]
+                    ipr.link("set", index=idx, net_ns_fd=ns)
+            for ns, dev, v4, v6 in (
+                (self.server, self.dev_server, self.server_v4, self.server_v6),
+                (self.client, self.dev_client, self.client_v4, self.client_v6),
+            ):
+                with NetNS(ns) as nsr:
+                    lo = nsr.link_lookup(ifname="lo")[0]
+                    nsr.link("set", index=lo, state="up")
+                    idx = nsr.link_lookup(ifname=dev)[0]
+                    nsr.link("set", index=idx, mtu=self.mtu)
+                    nsr.addr("add", index=idx, address=v4, prefixlen=V4[2])
+                    nsr.addr("add", index=idx, address=v6, prefixlen=V6[2], flags=0x80)
+                    nsr.link("set", index=idx, state="up")
+        except Exception as exc:
+            self.__exit__()
+            raise QuicctlError(f"cannot set up the test network: {exc}") from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from pyroute2 import netns
+
+        for ns in (self.client, self.server):
+            try:
+                netns.remove(ns)
+            except OSError:
+                pass
+
+    def argv(self, ns: str, cmd: list[str]) -> list[str]:
+        """``cmd`` run inside namespace ``ns``."""
+        return ["ip", "netns", "exec", ns, *cmd]
+
+    def run(self, ns: str, cmd: list[str], **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(ns, cmd), **kw)
+
+    def popen(self, ns: str, cmd: list[str], **kw) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(ns, cmd), **kw)
+
+    def netem(self, ns: str, spec: str) -> None:
+        """tc netem on this namespace's veth end, e.g. ``"loss 10% delay 30ms"``."""
+        dev = self.dev_server if ns == self.server else self.dev_client
+        r = self.run(ns, ["tc", "qdisc", "replace", "dev", dev, "root", "netem", *spec.split()],
+                     capture_output=True, text=True)  # fmt: skip
+        if r.returncode:
+            raise QuicctlError(f"tc netem {spec!r} on {dev} failed: {r.stderr.strip()}")
