@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ BAD = re.compile(
     r"sleeping function called from invalid context|stack-protector|stack guard page"
 )
 KMEMLEAK = Path("/sys/kernel/debug/kmemleak")
+ORIG_INDEX = "/tmp/quicctl-modules-orig"
 
 
 def kmsg(text: str) -> None:
@@ -71,6 +73,34 @@ def _kmemleak_report() -> list[str]:
     ]
 
 
+def install_modules(prepared: str | Path, ko: str | Path | None = None) -> None:
+    """Put the host-prepared module index (and extra/quic.ko) into /lib/modules/<release>.
+
+    /lib is a throwaway overlay in the guest.  The original index files are saved once to
+    /tmp/quicctl-modules-orig so a test can go back to the host's own (restore_modules()).
+    """
+    moddir = Path("/lib/modules") / os.uname().release
+    moddir.mkdir(parents=True, exist_ok=True)
+    saved = Path(ORIG_INDEX)
+    if not saved.exists():
+        saved.mkdir(parents=True)
+        for f in moddir.glob("modules.*"):
+            shutil.copy2(f, saved / f.name)
+    prepared = Path(prepared)
+    (moddir / "extra").mkdir(exist_ok=True)
+    shutil.copy2(ko or prepared / "extra" / "quic.ko", moddir / "extra" / "quic.ko")
+    for f in prepared.glob("modules.*"):
+        if not f.is_symlink():
+            shutil.copy2(f, moddir / f.name)
+
+
+def restore_modules() -> None:
+    """Back to the host's module index (e.g. a DKMS-installed quic.ko in updates/dkms)."""
+    moddir = Path("/lib/modules") / os.uname().release
+    for f in Path(ORIG_INDEX).iterdir():
+        shutil.copy2(f, moddir / f.name)
+
+
 def _unload_check() -> list[str]:
     if not Path("/sys/module/quic").exists():
         return []
@@ -86,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--result", required=True)
     ap.add_argument("--unload-check", action="store_true")
     ap.add_argument("--env", action="append", default=[])
+    ap.add_argument("--modules", help="host-prepared module index to install")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -97,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     for kv in args.env:
         key, _, val = kv.partition("=")
         env[key] = val
+    if args.modules:
+        install_modules(args.modules)
+        env["QUICCTL_DEPMOD_DIR"] = args.modules
     _mount_debugfs()
     _kmemleak_write("clear")
     kmsg(MARK)

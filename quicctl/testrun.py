@@ -8,7 +8,6 @@ both phases is printed at the end; the result is non-zero on any failure or erro
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -114,11 +113,7 @@ def run(
     other = [r for r in kbuild.installed_releases() if r.startswith("6.1.0-") and r != kb.release]
     if other:
         _build(kbuild.resolve_kernel(other[-1]))
-    env = {
-        "QUICCTL_MODULE": str(ko),
-        "QUICCTL_TARGET_RELEASE": kb.release,
-        "QUICCTL_DEPMOD_DIR": str(prepare_depmod(kb.release, ko)),
-    }
+    env = {"QUICCTL_MODULE": str(ko), "QUICCTL_TARGET_RELEASE": kb.release}
 
     phases = []
     junit = results / "host.xml"
@@ -154,36 +149,6 @@ def _build(kernel: kbuild.Kernel) -> Path:
             f"quic.ko for {kernel.release} builds with W=1 warnings:\n" + "\n".join(warnings)
         )
     return ko
-
-
-def prepare_depmod(release: str, ko: Path) -> Path:
-    """depmod's output for `release` with the dev build as extra/quic.ko, made on the host.
-
-    Under TCG `depmod -a` takes minutes (it decompresses every module); here it takes seconds.
-    The guest copies these files over its (throwaway, overlaid) /lib/modules/<release>, so that
-    `modprobe quic` and socket autoload find the dev build.  Returns the module directory.
-    """
-    base = BUILD_DIR / release / "depmod"
-    moddir = base / "lib" / "modules" / release
-    src = Path("/lib/modules") / release
-    shutil.rmtree(base, ignore_errors=True)
-    (moddir / "extra").mkdir(parents=True)
-    if src.is_dir():
-        for entry in src.iterdir():
-            if entry.name.startswith("modules.") and not entry.name.startswith(
-                ("modules.order", "modules.builtin")
-            ):
-                continue  # depmod's own outputs: regenerated below
-            (moddir / entry.name).symlink_to(entry)
-    shutil.copy2(ko, moddir / "extra" / "quic.ko")
-    conf = base / "depmod.conf"
-    conf.write_text("search extra updates built-in\noverride quic * extra\n")
-    r = subprocess.run(
-        ["depmod", "-b", str(base), "-C", str(conf), release], capture_output=True, text=True
-    )
-    if r.returncode:
-        raise QuicctlError(f"depmod for {release} failed: {r.stderr.strip()}")
-    return moddir
 
 
 def _debug_build_tree() -> Path:

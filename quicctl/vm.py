@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -76,6 +77,36 @@ def _vng() -> str:
     return found
 
 
+def prepare_depmod(release: str, ko: Path) -> Path:
+    """depmod's output for `release` with the dev build as extra/quic.ko, made on the host.
+
+    Under TCG `depmod -a` takes minutes (it decompresses every module); here it takes seconds.
+    The guest copies these files over its (throwaway, overlaid) /lib/modules/<release>, so that
+    `modprobe quic` and socket autoload find the dev build.  Returns the module directory.
+    """
+    base = BUILD_DIR / release / "depmod"
+    moddir = base / "lib" / "modules" / release
+    src = Path("/lib/modules") / release
+    shutil.rmtree(base, ignore_errors=True)
+    (moddir / "extra").mkdir(parents=True)
+    if src.is_dir():
+        for entry in src.iterdir():
+            if entry.name.startswith("modules.") and not entry.name.startswith(
+                ("modules.order", "modules.builtin")
+            ):
+                continue  # depmod's own outputs: regenerated below
+            (moddir / entry.name).symlink_to(entry)
+    shutil.copy2(ko, moddir / "extra" / "quic.ko")
+    conf = base / "depmod.conf"
+    conf.write_text("search extra updates built-in\noverride quic * extra\n")
+    r = subprocess.run(
+        ["depmod", "-b", str(base), "-C", str(conf), release], capture_output=True, text=True
+    )
+    if r.returncode:
+        raise QuicctlError(f"depmod for {release} failed: {r.stderr.strip()}")
+    return moddir
+
+
 def guest_python() -> str:
     """The interpreter of this venv; the host filesystem is the guest's root."""
     return sys.executable
@@ -103,6 +134,13 @@ def run(
         guest.append("--unload-check")
     for key, val in (env or {}).items():
         guest += ["--env", f"{key}={val}"]
+    # The dev build, where there is one for this kernel, is what modprobe and socket autoload
+    # find in the guest (its /lib is a throwaway overlay).
+    from quicctl import kbuild
+
+    ko = kbuild.module_path(kernel.release)
+    if ko.is_file():
+        guest += ["--modules", str(prepare_depmod(kernel.release, ko))]
     guest += ["--", *cmd]
     memory = memory or ("4G" if kernel.debug else "2G")
     argv = [
@@ -115,16 +153,32 @@ def run(
     if not BUILD_DIR.resolve().is_relative_to(ROOT.resolve()):
         argv[1:1] = ["--rwdir", str(BUILD_DIR)]
     start = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+    # vng truncates a file it writes to directly: its output always goes through this pipe.
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    timer = threading.Timer(timeout, os.killpg, (proc.pid, 9)) if timeout else None
+    if timer:
+        timer.start()
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+        assert proc.stdout is not None
+        out = sys.stdout.buffer
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
         proc.wait()
+    finally:
+        if timer:
+            timer.cancel()
+    if timer and time.monotonic() - start >= timeout:
         raise QuicctlError(
             f"the VM ({kernel.release}) did not finish within {timeout:.0f} s: "
             "a hung test or a kernel hang (see the console output above)"
-        ) from None
+        )
     if not result.exists():
         raise QuicctlError(
             f"the VM ({kernel.release}) exited (status {proc.returncode}) after "

@@ -8,7 +8,6 @@ the freshly built quic.ko the one that `modprobe`/socket autoload find, and load
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -66,30 +65,21 @@ def modinfo_field(ko: Path | str, name: str) -> str:
 
 
 def install_for_autoload(ko: Path, prefer: str = "extra") -> None:
-    """Make `modprobe quic` (and socket autoload) pick `ko` (or, `prefer="updates"`, the
-    DKMS-installed module that the host's own depmod files point at).
+    """Make `modprobe quic` (and socket autoload) pick `ko`, or with `prefer="updates"` the
+    DKMS-installed module that the host's own module index points at.
 
-    The module index comes from the host (`quicctl test` runs depmod there: under TCG it takes
-    minutes); the guest's /lib is a throwaway overlay, so this changes nothing on the host.
+    The index is made on the host (`quicctl vm` runs depmod there: under TCG it takes minutes)
+    and copied over the guest's throwaway /lib overlay, so nothing changes on the host.
     """
-    moddir = Path("/lib/modules") / kernel_release()
-    saved = Path("/tmp/quicctl-modules-orig")
-    if not saved.exists():
-        saved.mkdir(parents=True)
-        for f in moddir.glob("modules.*"):
-            shutil.copy2(f, saved / f.name)
+    from quicctl import guest
+
     if prefer == "updates":
-        for f in saved.iterdir():
-            shutil.copy2(f, moddir / f.name)
+        guest.restore_modules()
         return
     prepared = os.environ.get("QUICCTL_DEPMOD_DIR")
     if not prepared:
         pytest.fail("QUICCTL_DEPMOD_DIR is not set: run the suite with `quicctl test`")
-    (moddir / "extra").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ko, moddir / "extra" / "quic.ko")
-    for f in Path(prepared).glob("modules.*"):
-        if not f.is_symlink():
-            shutil.copy2(f, moddir / f.name)
+    guest.install_modules(prepared, ko)
 
 
 def module_loaded() -> bool:
