@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "host: runs on the build host, before the VM phase")
+    config.addinivalue_line(
+        "markers",
+        "packaged_kernel: needs Debian's packaged kernel (/lib/modules, DKMS); "
+        "deselected on the debug kernel",
+    )
 
 
 @pytest.fixture(autouse=True)
