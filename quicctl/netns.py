@@ -92,3 +92,41 @@ class Topology:
                      capture_output=True, text=True)  # fmt: skip
         if r.returncode:
             raise QuicctlError(f"tc netem {spec!r} on {dev} failed: {r.stderr.strip()}")
+
+
+class enter:  # noqa: N801 - used as a context manager, like open()
+    """Move the calling thread into namespace ``name`` (setns(2)); back again on exit.
+
+    Sockets created inside stay in that namespace.  Only the calling thread moves, so a server
+    thread and a client thread of one process can live in two namespaces.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self._orig: int | None = None
+
+    def __enter__(self) -> enter:
+        self._orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        try:
+            _setns(fd)
+        finally:
+            os.close(fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._orig is not None:
+            try:
+                _setns(self._orig)
+            finally:
+                os.close(self._orig)
+                self._orig = None
+
+
+def _setns(fd: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
