@@ -22,6 +22,9 @@ trap 'rm -rf "$tmp"' EXIT
 genkey() {
 	certtool --generate-privkey --key-type ecdsa --curve secp256r1 --no-text --outfile "$1" \
 		2>/dev/null
+	# certtool may write the P-256 scalar as 33 bytes (leading zero); RFC 5915 wants exactly
+	# 32, and Python's cryptography (aioquic) rejects anything else: re-encode with OpenSSL.
+	openssl pkey -in "$1" -out "$1.pem" && mv "$1.pem" "$1"
 	chmod 0644 "$1" # test material, committed on purpose
 }
 

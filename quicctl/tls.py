@@ -69,7 +69,8 @@ from __future__ import annotations
 import itertools
 import os
 import weakref
-from typing import Any, Callable, NamedTuple, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from quicctl.errors import QuicctlError
 
@@ -216,7 +217,7 @@ class HandshakeDone(NamedTuple):
     resumed: bool
 
 
-Event = Union[Send, Secret, PeerTransportParams, HandshakeDone]
+Event = Send | Secret | PeerTransportParams | HandshakeDone
 
 
 # ---------------------------------------------------------------------------------------------
@@ -695,7 +696,7 @@ class QuicTls:
             raise TlsError(f"invalid ALPN list {self.alpns!r}: each is 1..255 bytes")
         datums = ffi.new("gnutls_datum_t[]", len(protos))
         bufs = [ffi.from_buffer(p) for p in protos]
-        for d, b, p in zip(datums, bufs, protos):
+        for d, b, p in zip(datums, bufs, protos, strict=True):
             d.data, d.size = ffi.cast("unsigned char *", b), len(p)
         rc = g.lib.gnutls_alpn_set_protocols(
             self._session, datums, len(protos), _GNUTLS_ALPN_MANDATORY

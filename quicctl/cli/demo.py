@@ -18,10 +18,25 @@ from quicctl.errors import QuicctlError
 @click.option("--root", "root", type=click.Path(exists=True, file_okay=False), default=".",
               show_default=True, help="Directory whose files are served.")  # fmt: skip
 @click.option("--alpn", default="hq-interop", show_default=True)
-def server(addr, port, key, cert, root, alpn) -> None:
+@click.option("--userspace", is_flag=True, help="Use aioquic instead of the kernel module.")
+def server(addr, port, key, cert, root, alpn, userspace) -> None:
     """Serve files under --root over hq-interop until stopped."""
     from quicctl import hq
     from quicctl.connection import QuicServer
+
+    if userspace:
+        from quicctl import userspace as us
+
+        def listening(bound: int) -> None:
+            click.echo(f"quicctl server: listening on {addr} port {bound} (aioquic, ALPN {alpn})")
+            sys.stdout.flush()
+
+        try:
+            us.serve(addr, port, root=Path(root), certfile=cert, keyfile=key, alpn=alpn,
+                     on_listening=listening)  # fmt: skip
+        except KeyboardInterrupt:
+            pass
+        return
 
     try:
         srv = QuicServer(addr, port, alpn=alpn, certfile=cert, keyfile=key)
@@ -48,7 +63,8 @@ def server(addr, port, key, cert, root, alpn) -> None:
 @click.option("--alpn", default="hq-interop", show_default=True)
 @click.option("--server-name", help="Name to verify and send as SNI (default: ADDR).")
 @click.option("-o", "outdir", type=click.Path(file_okay=False), help="Save the files here.")
-def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir) -> None:
+@click.option("--userspace", is_flag=True, help="Use aioquic instead of the kernel module.")
+def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, userspace) -> None:
     """Download each PATH on its own stream of one connection; prints SHA-256 and throughput."""
     from quicctl import hq
     from quicctl.connection import connect
@@ -58,11 +74,17 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir) -> No
     out = Path(outdir) if outdir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    conn = connect(addr, port, alpn=alpn, cafile=cafile, insecure=insecure,
-                   server_name=server_name)  # fmt: skip
     failed = False
-    with conn:
-        results = hq.fetch(conn, list(paths), out)
+    if userspace:
+        from quicctl import userspace as us
+
+        results = us.fetch(addr, port, list(paths), outdir=out, cafile=cafile, insecure=insecure,
+                           server_name=server_name, alpn=alpn)  # fmt: skip
+    else:
+        conn = connect(addr, port, alpn=alpn, cafile=cafile, insecure=insecure,
+                       server_name=server_name)  # fmt: skip
+        with conn:
+            results = hq.fetch(conn, list(paths), out)
     for d in results:
         if d.size == 0:
             failed = True
