@@ -114,7 +114,7 @@ class _Driver:
         self.sock.settimeout(remaining)
         try:
             data, anc, flags, _ = self.sock.recvmsg(_RECV_CHUNK, socket.CMSG_SPACE(16))
-        except socket.timeout:
+        except TimeoutError:
             raise HandshakeError("handshake timed out (no answer from the peer?)") from None
         if flags & abi.MSG_QUIC_NOTIFICATION:
             self.notification(data)
@@ -353,6 +353,11 @@ class QuicServer:
         return self.sock.getsockname()
 
     def close(self) -> None:
+        """Stop listening (listen(0) also wakes a thread blocked in accept()), then close."""
+        try:
+            self.sock.listen(0)
+        except OSError:
+            pass
         self.sock.close()
 
     def __enter__(self) -> QuicServer:

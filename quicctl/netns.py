@@ -85,6 +85,12 @@ class Topology:
     def popen(self, ns: str, cmd: list[str], **kw) -> subprocess.Popen:
         return subprocess.Popen(self.argv(ns, cmd), **kw)
 
+    def dev(self, ns: str) -> str:
+        return self.dev_server if ns == self.server else self.dev_client
+
+    def clear_qdisc(self, ns: str) -> None:
+        self.run(ns, ["tc", "qdisc", "del", "dev", self.dev(ns), "root"], capture_output=True)
+
     def netem(self, ns: str, spec: str) -> None:
         """tc netem on this namespace's veth end, e.g. ``"loss 10% delay 30ms"``."""
         dev = self.dev_server if ns == self.server else self.dev_client

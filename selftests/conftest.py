@@ -121,3 +121,22 @@ def snmp(netns_pid: int | None = None) -> dict[str, int]:
         name, _, value = line.partition("\t")
         out[name.strip()] = int(value)
     return out
+
+
+@pytest.fixture(scope="session")
+def topo(dev_module_installed):
+    """Two namespaces (server, client) joined by a veth pair, v4 and v6 (quicctl.netns)."""
+    from quicctl.netns import Topology
+
+    with Topology() as t:
+        yield t
+
+
+@pytest.fixture
+def clean_path(topo):
+    """No netem on the veth pair before and after the test."""
+    for ns in (topo.server, topo.client):
+        topo.clear_qdisc(ns)
+    yield topo
+    for ns in (topo.server, topo.client):
+        topo.clear_qdisc(ns)

@@ -184,3 +184,21 @@ def test_proc_conns_and_eps_headers(quic_module):
         ).split()
     )
     assert eps[0].split() == "SOCK STATE LOCAL_ADDRESS UDP_ADDRESS UID INODE".split()
+
+
+def test_dynamic_debug_on_real_module(quic_module):
+    """`quicctl debug on` enables the module's pr_debug sites; their output reaches dmesg."""
+    from quicctl import guest, kmod
+
+    try:
+        n = kmod.debug(True)
+        sites = kmod.debug_status()
+        assert n > 0 and sites and all(s["enabled"] for s in sites), sites
+        mark = "selftest: dynamic debug probe"
+        guest.kmsg(mark)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM, IPPROTO_QUIC) as s:
+            s.bind(("127.0.0.1", 0))
+        assert any("quic" in line for line in guest.dmesg_since(mark)), "no pr_debug output"
+    finally:
+        kmod.debug(False)
+    assert not any(s["enabled"] for s in kmod.debug_status())
