@@ -34,6 +34,19 @@ _CLOSE = struct.Struct("=IB3x64s")  # struct quic_connection_close (72 bytes)
 _RECV_CHUNK = 65536
 
 
+class ConnectionClosed(ConnectionError):
+    """The peer (or the kernel) closed the connection; ``info`` says how."""
+
+    def __init__(self, info: CloseInfo):
+        super().__init__(f"connection closed by the peer: {info.describe()}")
+        self.info = info
+
+    @property
+    def clean(self) -> bool:
+        """A close without an error (NO_ERROR, application code 0): the normal end."""
+        return self.info.errcode == 0
+
+
 class HandshakeError(QuicctlError):
     """The handshake failed: the message names the TLS alert, the peer's close or the errno."""
 
@@ -149,9 +162,12 @@ def _subscribe_close(sock: socket.socket) -> None:
 def _fail_close(sock: socket.socket, err: TlsError | None) -> None:
     """Tell the peer why (CRYPTO_ERROR 0x100+alert where TLS failed), then close."""
     if err is not None:
+        from quicctl.tls import alert_name
+
+        phrase = alert_name(err.alert) if err.alert is not None else str(err)
         try:
             abi.setsockopt(
-                sock, "CONNECTION_CLOSE", errcode=err.error_code, phrase=str(err)[:63].encode()
+                sock, "CONNECTION_CLOSE", errcode=err.error_code, phrase=phrase[:63].encode()
             )
         except OSError:
             pass
@@ -231,8 +247,7 @@ class QuicConnection:
             data, anc, mflags, _ = self.sock.recvmsg(bufsize, socket.CMSG_SPACE(16), flags)
             if mflags & abi.MSG_QUIC_NOTIFICATION:
                 if data and data[0] == abi.QUIC_EVENT_CONNECTION_CLOSE:
-                    info = CloseInfo.from_bytes(data[1:])
-                    raise ConnectionError(f"connection closed by the peer: {info.describe()}")
+                    raise ConnectionClosed(CloseInfo.from_bytes(data[1:]))
                 continue
             for lvl, typ, payload in anc:
                 if lvl == abi.SOL_QUIC and typ == abi.QUIC_STREAM_INFO:

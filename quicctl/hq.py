@@ -10,11 +10,11 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from quicctl.connection import HandshakeError, QuicConnection, QuicServer, connect
+from quicctl.connection import ConnectionClosed, HandshakeError, QuicConnection, QuicServer, connect
 from quicctl.errors import QuicctlError
 
 ALPN = "hq-interop"
@@ -70,7 +70,10 @@ class HqServer:
         with conn:
             try:
                 self._requests(conn)
-            except (ConnectionError, OSError) as exc:
+            except ConnectionClosed as exc:
+                if not exc.clean:
+                    self.log(f"client {addr[0]} port {addr[1]}: {exc}")
+            except OSError as exc:
                 self.log(f"client {addr[0]} port {addr[1]}: {exc}")
 
     def _requests(self, conn: QuicConnection) -> None:

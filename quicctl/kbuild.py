@@ -17,10 +17,9 @@ import re
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from quicctl import paths
 from quicctl.errors import QuicctlError

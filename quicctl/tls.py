@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -356,12 +357,17 @@ class _Gnutls:
 
 
 _gnutls: _Gnutls | None = None
+_gnutls_lock = threading.Lock()
 
 
 def _g() -> _Gnutls:
+    # One ffi instance per process: sessions made by one instance cannot be passed to the
+    # callbacks of another, so two threads racing here must not both load it.
     global _gnutls
     if _gnutls is None:
-        _gnutls = _Gnutls()  # a racing second load is only wasted work
+        with _gnutls_lock:
+            if _gnutls is None:
+                _gnutls = _Gnutls()
     return _gnutls
 
 

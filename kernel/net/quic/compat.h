@@ -58,6 +58,30 @@ static int fn##_compat(struct socket *sock, struct socket *newsock,	\
 #endif
 
 /*
+ * proto->ioctl: 6.4+ passes an int the core copies in and out (sk_ioctl()),
+ * older kernels pass the user pointer.  QUIC_DEFINE_IOCTL(fn) defines
+ * fn_compat() around int fn(struct sock *sk, int cmd, int *karg).
+ */
+#ifdef QUIC_HAVE_IOCTL_KARG
+#define QUIC_DEFINE_IOCTL(fn)						\
+static int fn##_compat(struct sock *sk, int cmd, int *karg)		\
+{									\
+	return fn(sk, cmd, karg);					\
+}
+#else
+#define QUIC_DEFINE_IOCTL(fn)						\
+static int fn##_compat(struct sock *sk, int cmd, unsigned long arg)	\
+{									\
+	int karg = 0, err;						\
+									\
+	err = fn(sk, cmd, &karg);					\
+	if (!err && put_user(karg, (int __user *)arg))			\
+		err = -EFAULT;						\
+	return err;							\
+}
+#endif
+
+/*
  * Sysctl tables: 6.6+ registers a table by size (and 6.11+ rejects an empty
  * sentinel entry), older kernels walk the table up to the sentinel.  Callers
  * keep the sentinel and pass the number of real entries.

@@ -72,8 +72,8 @@ static void quic_seq_owner(struct seq_file *seq, struct sock *sk)
 }
 
 /*
- * The congestion window, MSS and bytes in flight belong to the congestion
- * controller, which comes with the data path; they read 0 until then.
+ * The congestion window, MSS and bytes in flight are read without the
+ * socket lock: a snapshot, as for TCP's /proc/net/tcp.
  */
 static void quic_conns_show_one(struct seq_file *seq, struct quic_sock *qs)
 {
@@ -83,7 +83,9 @@ static void quic_conns_show_one(struct seq_file *seq, struct quic_sock *qs)
 	quic_seq_addr(seq, &qs->local);
 	quic_seq_addr(seq, &qs->peer);
 	quic_seq_addr(seq, &qs->udp->addr);
-	seq_printf(seq, "%u\t%u\t%u\t%d\t%d\t%d\t%d\t", 0, 0, 0,
+	seq_printf(seq, "%u\t%u\t%u\t%d\t%d\t%d\t%d\t",
+		   READ_ONCE(qs->cong.cwnd), READ_ONCE(qs->path.mss),
+		   READ_ONCE(qs->cong.in_flight),
 		   READ_ONCE(sk->sk_wmem_queued), sk_rmem_alloc_get(sk),
 		   READ_ONCE(sk->sk_sndbuf), READ_ONCE(sk->sk_rcvbuf));
 	quic_seq_owner(seq, sk);

@@ -21,6 +21,7 @@
 #include <net/transp_v6.h>
 
 #include "quic.h"
+#include "input.h"
 
 #if !IS_ENABLED(CONFIG_IPV6)
 #error "QUIC needs CONFIG_IPV6 (like IP_QUIC in the reference Kconfig)"
@@ -42,6 +43,8 @@ static void quic_enter_memory_pressure(struct sock *sk)
 	WRITE_ONCE(quic_memory_pressure, 1);
 }
 
+QUIC_DEFINE_IOCTL(quic_ioctl)
+
 static struct proto quic_prot = {
 	.name			= "QUIC",
 	.owner			= THIS_MODULE,
@@ -50,12 +53,15 @@ static struct proto quic_prot = {
 	.close			= quic_close,
 	.disconnect		= quic_disconnect,
 	.shutdown		= quic_shutdown,
+	.ioctl			= quic_ioctl_compat,
 	.setsockopt		= quic_setsockopt,
 	.getsockopt		= quic_getsockopt,
 	.sendmsg		= quic_sendmsg,
 	.recvmsg		= quic_recvmsg,
 	.bind			= quic_bind,
 	.unhash			= quic_unhash,
+	.backlog_rcv		= quic_backlog_rcv,
+	.release_cb		= quic_release_cb,
 	.no_autobind		= true,
 	.memory_allocated	= &quic_memory_allocated,
 	.per_cpu_fw_alloc	= &quic_memory_per_cpu_fw_alloc,
@@ -77,12 +83,15 @@ static struct proto quicv6_prot = {
 	.close			= quic_close,
 	.disconnect		= quic_disconnect,
 	.shutdown		= quic_shutdown,
+	.ioctl			= quic_ioctl_compat,
 	.setsockopt		= quic_setsockopt,
 	.getsockopt		= quic_getsockopt,
 	.sendmsg		= quic_sendmsg,
 	.recvmsg		= quic_recvmsg,
 	.bind			= quic_bind,
 	.unhash			= quic_unhash,
+	.backlog_rcv		= quic_backlog_rcv,
+	.release_cb		= quic_release_cb,
 	.no_autobind		= true,
 	.memory_allocated	= &quic_memory_allocated,
 	.per_cpu_fw_alloc	= &quic_memory_per_cpu_fw_alloc,
@@ -345,6 +354,12 @@ static int __init quic_init(void)
 	err = percpu_counter_init(&quic_sockets_allocated, 0, GFP_KERNEL);
 	if (err)
 		return err;
+	err = quic_crypto_init();
+	if (err)
+		goto err_crypto;
+	err = quic_connid_init();
+	if (err)
+		goto err_connid;
 	err = quic_proto_init();
 	if (err)
 		goto err_proto;
@@ -368,6 +383,10 @@ err_sysctl:
 err_pernet:
 	quic_proto_exit();
 err_proto:
+	quic_connid_exit();
+err_connid:
+	quic_crypto_exit();
+err_crypto:
 	percpu_counter_destroy(&quic_sockets_allocated);
 	return err;
 }
@@ -378,6 +397,8 @@ static void __exit quic_exit(void)
 	quic_sysctl_exit();
 	unregister_pernet_subsys(&quic_net_ops);
 	quic_proto_exit();
+	quic_connid_exit();
+	quic_crypto_exit();
 	percpu_counter_destroy(&quic_sockets_allocated);
 	pr_debug("%s: unregistered protocol %d\n", __func__, IPPROTO_QUIC);
 }

@@ -14,6 +14,7 @@
 #include <linux/mutex.h>
 #include <linux/quic.h>
 #include <linux/refcount.h>
+#include <linux/timer.h>
 #include <net/inet_sock.h>
 #include <net/ipv6.h>
 #include <net/netns/generic.h>
@@ -21,6 +22,15 @@
 
 #include "compat.h"
 #include "mib.h"
+#include "connid.h"
+#include "tp.h"
+#include "crypto.h"
+#include "pnspace.h"
+#include "frame.h"
+#include "stream.h"
+#include "cong.h"
+#include "path.h"
+#include "timer.h"
 
 /* protocol.c */
 
@@ -80,6 +90,44 @@ struct quic_data {
 
 struct quic_udp_sock;
 
+/**
+ * struct quic_flow - connection flow control (RFC 9000 Section 4.1)
+ * @send_max: the peer's limit (initial_max_data, MAX_DATA)
+ * @send_queued: stream bytes queued by sendmsg (all within @send_max)
+ * @recv_max: our limit as last advertised
+ * @recv_highest: sum over streams of the highest offset received
+ * @recv_read: stream bytes read by the application
+ * @recv_window: our window, local max_data
+ */
+struct quic_flow {
+	u64 send_max;
+	u64 send_queued;
+	u64 recv_max;
+	u64 recv_highest;
+	u64 recv_read;
+	u64 recv_window;
+};
+
+/**
+ * struct quic_request - a new connection waiting for accept()
+ * @list: quic_sock.requests of the listener
+ * @peer: the client's address
+ * @local: the address it was sent to
+ * @dcid: Destination ID of the client's first Initial (original DCID)
+ * @scid: the client's Source ID
+ * @version: version of the client's Initial
+ * @skbs: datagrams received for it so far
+ */
+struct quic_request {
+	struct list_head list;
+	union quic_addr peer;
+	union quic_addr local;
+	struct quic_conn_id dcid;
+	struct quic_conn_id scid;
+	u32 version;
+	struct sk_buff_head skbs;
+};
+
 struct quic_sock {
 	struct inet_sock inet;		/* must be first */
 	struct hlist_node node;		/* quic_net.socks, while hashed */
@@ -98,6 +146,38 @@ struct quic_sock {
 
 	u32 events;			/* bit n: event n subscribed */
 	u8 is_serv:1;			/* listen() was called */
+
+	/* The connection, from connect() or accept() on. */
+	struct quic_crypto crypto[QUIC_CRYPTO_MAX];	/* by crypto level */
+	struct quic_pnspace space[QUIC_SPACE_MAX];
+	struct quic_conn_id_set source;	/* IDs we issued */
+	struct quic_conn_id_set dest;	/* IDs the peer issued */
+	struct quic_conn_id odcid;	/* client's first Destination ID */
+	struct quic_conn_id_entry *odcid_entry;	/* server: @odcid hashed */
+	struct quic_conn_id peer_scid;	/* Source ID of the peer's first packet */
+	struct quic_stream_table streams;
+	struct list_head stream_outq;	/* STREAM frames never sent */
+	struct quic_flow flow;
+	struct quic_cong cong;
+	struct quic_path path;
+	struct timer_list timers[QUIC_TIMER_MAX];
+	unsigned long deferred;		/* QUIC_DEFER_* bits for release_cb */
+	struct sk_buff_head pending;	/* packets waiting for their keys */
+	struct list_head requests;	/* listener: struct quic_request */
+	struct quic_data nst;		/* client: NewSessionTicket collected */
+	u32 version;			/* version of our long headers */
+	u64 idle_timeout;		/* us, negotiated (RFC 9000 10.1) */
+	u64 token_sent;			/* server: NEW_TOKEN not acked yet */
+	u8 crypto_key_prepare:1;	/* 1-RTT next keys to derive */
+	u8 handshake_confirmed:1;	/* RFC 9001 Section 4.1.2 */
+	u8 tp_received:1;		/* peer transport parameters applied */
+	u8 keys_discard:1;		/* crypto[] of discarded spaces to free */
+	u8 close_pending:1;		/* CONNECTION_CLOSE to send */
+	u8 close_app:1;			/* ... of the application type */
+	u8 nst_done:1;			/* @nst complete or given up */
+	u8 idle_sent:1;			/* ack-eliciting sent since last receive */
+	u8 peer_version_info:1;		/* server: client sent version_information */
+	u8 ack_delay_exponent;		/* peer's (RFC 9000 Section 18.2) */
 };
 
 /* struct ipv6_pinfo must end the object: 6.1 finds it at obj_size - size. */
@@ -114,6 +194,24 @@ static inline struct quic_sock *quic_sk(const struct sock *sk)
 static inline int quic_state(const struct sock *sk)
 {
 	return inet_sk_state_load(sk);
+}
+
+/*
+ * The one place a connection changes state: keeps QuicConnCurrentEstabs
+ * right.  Callers serialise through the socket lock.
+ */
+static inline void quic_state_store(struct sock *sk, int state)
+{
+	int old = sk->sk_state;
+
+	if (old == state)
+		return;
+	if (old == QUIC_SS_ESTABLISHED)
+		SNMP_DEC_STATS(quic_net(sock_net(sk))->mib,
+			       QUIC_MIB_CONN_CURRENTESTABS);
+	else if (state == QUIC_SS_ESTABLISHED)
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_CONN_CURRENTESTABS);
+	inet_sk_set_state(sk, state);
 }
 
 static inline bool quic_is_closed(const struct sock *sk)
@@ -164,6 +262,7 @@ int quic_bind(struct sock *sk, struct sockaddr *addr, int addr_len);
 void quic_unhash(struct sock *sk);
 int quic_disconnect(struct sock *sk, int flags);
 void quic_shutdown(struct sock *sk, int how);
+int quic_ioctl(struct sock *sk, int cmd, int *karg);
 int quic_setsockopt(struct sock *sk, int level, int optname,
 		    sockptr_t optval, unsigned int optlen);
 int quic_getsockopt(struct sock *sk, int level, int optname,
@@ -171,6 +270,15 @@ int quic_getsockopt(struct sock *sk, int level, int optname,
 int quic_sendmsg(struct sock *sk, struct msghdr *msg, size_t len);
 int quic_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags,
 		 int *addr_len);
+
+void quic_release_cb(struct sock *sk);
+void __quic_set_state(struct sock *sk, int state);
+void quic_event_queue(struct sock *sk, u8 type, const void *data, u32 len);
+void quic_rcv_queue(struct sock *sk, struct sk_buff *skb);
+bool quic_rcv_charge(struct sock *sk, struct sk_buff *skb);
+bool quic_is_connected(const struct sock *sk);
+int quic_listen_rcv(struct sock *sk, struct sk_buff *skb);
+u64 quic_now(void);
 
 int quic_inet_connect(struct socket *sock, struct sockaddr *addr,
 		      int addr_len, int flags);
@@ -184,6 +292,26 @@ int quic_inet_sendmsg(struct socket *sock, struct msghdr *msg, size_t len);
 int quic_inet_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 		      int flags);
 
+/*
+ * Items of the receive queue (ABI reference Section 4.5), in this order:
+ * handshake chunks, then events, then stream data and datagrams.
+ */
+enum quic_item_kind {
+	QUIC_ITEM_HANDSHAKE,
+	QUIC_ITEM_EVENT,
+	QUIC_ITEM_STREAM,
+	QUIC_ITEM_DATAGRAM,
+};
+
+struct quic_item_cb {
+	s64 stream_id;
+	u8 kind;
+	u8 level;	/* handshake: crypto level */
+	u8 fin;		/* stream: the data ends the stream */
+};
+
+#define QUIC_ITEM_CB(skb)	((struct quic_item_cb *)&((skb)->cb[0]))
+
 /* udp.c */
 
 /* A kernel UDP tunnel socket shared by the QUIC sockets bound to it. */
@@ -194,7 +322,11 @@ struct quic_udp_sock {
 	union quic_addr addr;		/* bound address, actual port */
 	int ifindex;			/* bound device, 0 for any */
 	bool v6only;
+	struct sock __rcu *listener;	/* LISTENING QUIC socket, if any */
 };
+
+/* A listener on @us for a new connection, held; NULL if none. */
+struct sock *quic_udp_listener(struct quic_udp_sock *us);
 
 int quic_udp_sock_get(struct net *net, const union quic_addr *addr,
 		      int ifindex, bool v6only, struct quic_udp_sock **usp);

@@ -3,17 +3,19 @@
  * QUIC: the socket API.
  *
  * Socket init and release, bind, listen, accept, connect, getsockname and
- * getpeername, poll, sendmsg/recvmsg entry checks, and the SOL_QUIC options
- * (ABI reference Sections 3 and 6.5).
+ * getpeername, poll, sendmsg and recvmsg (ABI reference Section 4), the
+ * handshake plumbing (Section 5) and the SOL_QUIC options (Sections 3 and
+ * 6.5).
  *
- * The connected states (ESTABLISHING, ESTABLISHED) are entered by connect()
- * and accept() once the packet, stream and crypto layers exist.  Until then a
- * socket is only ever CLOSED or LISTENING; every operation checks the state
- * exactly as the reference does, and the work that needs a connection ends in
- * quic_conn_unsupported(), which no socket can reach yet.
+ * connect() and accept() enter ESTABLISHING; installing both 1-RTT keys
+ * with CRYPTO_SECRET enters ESTABLISHED; the peer, an error, the idle timer,
+ * close() or shutdown() end in CLOSED.  The few options not implemented yet
+ * (CONNECTION_MIGRATION, a server's default ticket key)
+ * end in quic_conn_unsupported().
  *
  * Locking: quic_foo() takes the socket lock, __quic_foo() expects it held.
- * quic_net.lock nests inside the socket lock.
+ * quic_net.lock nests inside the socket lock.  A listener's lock nests
+ * outside the lock of the socket accept() creates (SINGLE_DEPTH_NESTING).
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -23,6 +25,8 @@
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/sockios.h>
+#include <asm/ioctls.h>
 #include <linux/string.h>
 #include <net/inet_common.h>
 #include <net/ip.h>
@@ -31,6 +35,9 @@
 #include <uapi/linux/tls.h>
 
 #include "quic.h"
+#include "packet.h"
+#include "input.h"
+#include "output.h"
 
 /* Defaults of a new socket (ABI reference Section 1.14). */
 #define QUIC_DEF_UDP_PAYLOAD		65527	/* RFC 9000 Section 18.2 */
@@ -67,22 +74,43 @@ static int quic_conn_unsupported(void)
 	return -EOPNOTSUPP;
 }
 
-static bool quic_is_connected(const struct sock *sk)
+bool quic_is_connected(const struct sock *sk)
 {
 	return quic_is_establishing(sk) || quic_is_established(sk);
 }
 
-/* Hashed sockets change state under quic_net.lock, so /proc sees one view. */
-static void __quic_set_state(struct sock *sk, int state)
+u64 quic_now(void)
+{
+	return div_u64(ktime_get_ns(), NSEC_PER_USEC);
+}
+
+/*
+ * Hashed sockets change state under quic_net.lock, so /proc sees one view.
+ * Process context; the softirq paths only ever close a socket, with
+ * quic_state_store() alone.
+ */
+void __quic_set_state(struct sock *sk, int state)
 {
 	struct quic_net *qn = quic_net(sock_net(sk));
 	struct quic_sock *qs = quic_sk(sk);
 
 	mutex_lock(&qn->lock);
-	if (sk->sk_state != state)
-		inet_sk_set_state(sk, state);
+	quic_state_store(sk, state);
 	if (state == QUIC_SS_CLOSED && !hlist_unhashed(&qs->node))
 		hlist_del_init(&qs->node);
+	mutex_unlock(&qn->lock);
+}
+
+/* /proc/net/quic/conns lists connected sockets (ABI Section 6.1). */
+static void __quic_hash_conn(struct sock *sk, int state)
+{
+	struct quic_net *qn = quic_net(sock_net(sk));
+	struct quic_sock *qs = quic_sk(sk);
+
+	mutex_lock(&qn->lock);
+	quic_state_store(sk, state);
+	if (hlist_unhashed(&qs->node))
+		hlist_add_head(&qs->node, &qn->socks);
 	mutex_unlock(&qn->lock);
 }
 
@@ -151,6 +179,139 @@ static void quic_default_local_tp(struct quic_transport_param *p)
 	p->max_streams_uni = QUIC_DEF_MAX_STREAMS;
 }
 
+/* Connection state: what connect() and accept() set up. */
+
+static void quic_requests_purge(struct sock *sk)
+{
+	struct quic_request *req, *n;
+
+	list_for_each_entry_safe(req, n, &quic_sk(sk)->requests, list) {
+		list_del(&req->list);
+		skb_queue_purge(&req->skbs);
+		kfree(req);
+		sk_acceptq_removed(sk);
+	}
+}
+
+/* Drop the connection IDs from the global hash (it holds references). */
+static void quic_conn_ids_release(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	quic_conn_id_set_free(&qs->source);
+	quic_conn_id_set_free(&qs->dest);
+	if (qs->odcid_entry) {
+		quic_cid_hash_del(qs->odcid_entry);
+		qs->odcid_entry = NULL;
+	}
+}
+
+/* Everything a connection holds, wiping keys (process context). */
+static void quic_conn_free(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_sent_pkt *pkt, *tmp;
+	int i;
+
+	quic_conn_ids_release(sk);
+	for (i = 0; i < QUIC_CRYPTO_MAX; i++)
+		quic_crypto_destroy(&qs->crypto[i]);
+	for (i = 0; i < QUIC_SPACE_MAX; i++) {
+		struct quic_pnspace *s = &qs->space[i];
+
+		list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
+			list_del(&pkt->list);
+			quic_frame_list_free(sk, &pkt->frames);
+			quic_sent_pkt_free(pkt);
+		}
+		quic_frame_list_free(sk, &s->outq);
+		quic_pnspace_free(s);
+	}
+	quic_frame_list_free(sk, &qs->stream_outq);
+	quic_stream_table_free(sk);
+	quic_packet_buffer_purge(sk);
+	quic_requests_purge(sk);
+	quic_data_free(&qs->nst);
+}
+
+/*
+ * Work that may sleep, left by the softirq paths: free the transforms of
+ * discarded keys (RFC 9001 Section 4.9), derive the next 1-RTT keys after
+ * a key update (RFC 9001 Section 6).  Called with the socket owned.
+ */
+static void quic_conn_deferred(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (qs->keys_discard) {
+		qs->keys_discard = 0;
+		if (qs->space[QUIC_SPACE_INITIAL].discarded)
+			quic_crypto_destroy(&qs->crypto[QUIC_CRYPTO_INITIAL]);
+		if (qs->space[QUIC_SPACE_HANDSHAKE].discarded)
+			quic_crypto_destroy(&qs->crypto[QUIC_CRYPTO_HANDSHAKE]);
+	}
+	if (qs->crypto_key_prepare) {
+		qs->crypto_key_prepare = 0;
+		quic_crypto_key_update_prepare(&qs->crypto[QUIC_CRYPTO_APP]);
+	}
+}
+
+static void quic_lock(struct sock *sk)
+{
+	lock_sock(sk);
+	quic_conn_deferred(sk);
+}
+
+/*
+ * ABI reference Section 6.5: close() and shutdown(SHUT_WR) send
+ * CONNECTION_CLOSE: the application variant with the stored code and
+ * phrase when ESTABLISHED, a transport close with APPLICATION_ERROR at
+ * the Initial level (Handshake once Initial keys are gone) before.
+ */
+static void __quic_send_close(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u8 space = QUIC_SPACE_INITIAL;
+
+	if (quic_is_established(sk)) {
+		quic_output_close(sk, QUIC_SPACE_APP, true);
+		return;
+	}
+	if (!quic_is_establishing(sk))
+		return;
+	qs->close.errcode = QUIC_TRANSPORT_ERROR_APPLICATION;
+	qs->close.frame = 0;
+	if (qs->space[space].discarded ||
+	    !quic_crypto_send_ready(&qs->crypto[space]))
+		space = QUIC_SPACE_HANDSHAKE;
+	quic_output_close(sk, space, false);
+}
+
+/*
+ * New connections on the port go to another listener of it, if any
+ * (SO_REUSEPORT), once this one stops.
+ */
+static void __quic_listen_stop(struct sock *sk)
+{
+	struct quic_net *qn = quic_net(sock_net(sk));
+	struct quic_udp_sock *us = quic_sk(sk)->udp;
+	struct quic_sock *qs2;
+
+	mutex_lock(&qn->lock);
+	if (us && rcu_access_pointer(us->listener) == sk) {
+		RCU_INIT_POINTER(us->listener, NULL);
+		hlist_for_each_entry(qs2, &qn->socks, node) {
+			if (&qs2->inet.sk != sk && qs2->udp == us &&
+			    quic_is_listen(&qs2->inet.sk)) {
+				rcu_assign_pointer(us->listener, &qs2->inet.sk);
+				break;
+			}
+		}
+	}
+	mutex_unlock(&qn->lock);
+	quic_requests_purge(sk);
+}
+
 #ifdef CONFIG_DEBUG_LOCK_ALLOC
 /*
  * bind() creates the UDP tunnel socket, of the same address family, with
@@ -185,11 +346,28 @@ int quic_init_sock(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
 
+	int i;
+
 	quic_sock_set_lockdep_class(sk);
 	INIT_HLIST_NODE(&qs->node);
 	quic_default_local_tp(&qs->local_tp);
 	qs->config.initial_smoothed_rtt = QUIC_DEF_RTT;
 	sk->sk_state = QUIC_SS_CLOSED;
+	/* Lookups (CID hash, UDP listener) find sockets under RCU. */
+	sock_set_flag(sk, SOCK_RCU_FREE);
+	sk->sk_backlog_rcv = quic_backlog_rcv;
+
+	for (i = 0; i < QUIC_SPACE_MAX; i++)
+		quic_pnspace_init(&qs->space[i]);
+	quic_conn_id_set_init(&qs->source, sk, QUIC_CONN_ID_LIMIT_MIN);
+	quic_conn_id_set_init(&qs->dest, NULL, QUIC_DEF_CONN_ID_LIMIT);
+	quic_stream_table_init(&qs->streams);
+	INIT_LIST_HEAD(&qs->stream_outq);
+	INIT_LIST_HEAD(&qs->requests);
+	skb_queue_head_init(&qs->pending);
+	quic_timers_init(sk);
+	qs->path.mss = QUIC_PATH_MIN_MTU;
+	qs->ack_delay_exponent = QUIC_DEF_ACK_DELAY_EXPONENT;
 
 	__quic_update_rcvbuf(sk);
 	WRITE_ONCE(sk->sk_sndbuf, READ_ONCE(sysctl_quic_wmem[1]));
@@ -206,6 +384,7 @@ void quic_destroy_sock(struct sock *sk)
 	struct quic_sock *qs = quic_sk(sk);
 
 	quic_unhash(sk);
+	quic_conn_free(sk);
 	quic_data_free(&qs->alpn);
 	quic_data_free(&qs->token);
 	quic_data_free(&qs->ticket);
@@ -224,9 +403,14 @@ void quic_destroy_sock(struct sock *sk)
  */
 void quic_close(struct sock *sk, long timeout)
 {
-	lock_sock(sk);
+	quic_lock(sk);
+	__quic_send_close(sk);
+	if (quic_is_listen(sk))
+		__quic_listen_stop(sk);
 	__quic_set_state(sk, QUIC_SS_CLOSED);
+	quic_conn_ids_release(sk);
 	release_sock(sk);
+	quic_timers_stop(sk);
 
 	pr_debug("%s: sk %p\n", __func__, sk);
 	sk_common_release(sk);
@@ -250,7 +434,53 @@ void quic_shutdown(struct sock *sk, int how)
 {
 	if (quic_is_closed(sk))
 		return;
+	if (how & SEND_SHUTDOWN)
+		__quic_send_close(sk);
 	__quic_set_state(sk, QUIC_SS_CLOSED);
+	sk->sk_state_change(sk);
+}
+
+/* Stream bytes queued by sendmsg and never sent. */
+static int quic_unsent_bytes(struct sock *sk)
+{
+	struct quic_frame *f;
+	u64 n = 0;
+
+	list_for_each_entry(f, &quic_sk(sk)->stream_outq, list)
+		n += f->data_len;
+	return (int)min_t(u64, n, INT_MAX);
+}
+
+/*
+ * proto->ioctl (ABI reference Section 6.5): SIOCINQ is receive memory in
+ * use, SIOCOUTQ write memory in use, SIOCOUTQNSD bytes never sent.  Other
+ * commands go to the generic inet handler.
+ */
+int quic_ioctl(struct sock *sk, int cmd, int *karg)
+{
+	int err = 0;
+
+	lock_sock(sk);
+	if (quic_is_listen(sk)) {
+		err = -EINVAL;
+		goto out;
+	}
+	switch (cmd) {
+	case SIOCINQ:
+		*karg = sk_rmem_alloc_get(sk);
+		break;
+	case SIOCOUTQ:
+		*karg = READ_ONCE(sk->sk_wmem_queued);
+		break;
+	case SIOCOUTQNSD:
+		*karg = quic_unsent_bytes(sk);
+		break;
+	default:
+		err = -ENOIOCTLCMD;
+	}
+out:
+	release_sock(sk);
+	return err;
 }
 
 /*
@@ -517,6 +747,9 @@ static int __quic_listen_start(struct sock *sk)
 	}
 	hlist_add_head(&qs->node, &qn->socks);
 	inet_sk_set_state(sk, QUIC_SS_LISTENING);
+	/* New Initials on this port come here (one listener per port). */
+	if (!rcu_access_pointer(qs->udp->listener))
+		rcu_assign_pointer(qs->udp->listener, sk);
 out:
 	mutex_unlock(&qn->lock);
 	return err;
@@ -533,6 +766,7 @@ static int __quic_listen(struct sock *sk, int backlog)
 
 	if (quic_is_listen(sk)) {
 		if (!backlog) {
+			__quic_listen_stop(sk);
 			__quic_set_state(sk, QUIC_SS_CLOSED);
 			sk->sk_state_change(sk);	/* wake accept() */
 			return 0;
@@ -572,9 +806,148 @@ int quic_inet_listen(struct socket *sock, int backlog)
 }
 
 /*
- * Wait for a connection request.  Requests are queued by the receive path
- * of a listener (the next layer); until then accept() only ever ends because
- * the socket stops listening, a signal or the timeout.
+ * A listener's receive path (ABI reference Section 5.2 step 3): a client
+ * Initial with a Destination ID we do not know becomes a request that
+ * accept() turns into a connection.  Datagrams for a request already
+ * queued are kept with it; those for a connection accept() has already
+ * created are passed on to it.
+ */
+#define QUIC_REQUEST_SKBS_MAX	16
+#define QUIC_MIN_ODCID_LEN	8	/* RFC 9000 Section 7.2 */
+
+static void quic_request_local(struct sk_buff *skb, union quic_addr *a)
+{
+	const struct udphdr *uh = udp_hdr(skb);
+
+	memset(a, 0, sizeof(*a));
+	if (ip_hdr(skb)->version == 4) {
+		a->v4.sin_family = AF_INET;
+		a->v4.sin_addr.s_addr = ip_hdr(skb)->daddr;
+		a->v4.sin_port = uh->dest;
+		return;
+	}
+	a->v6.sin6_family = AF_INET6;
+	a->v6.sin6_addr = ipv6_hdr(skb)->daddr;
+	a->v6.sin6_port = uh->dest;
+	a->v6.sin6_scope_id = ipv6_iface_scope_id(&a->v6.sin6_addr,
+						  inet6_iif(skb));
+}
+
+static struct quic_request *quic_request_find(struct sock *sk,
+					      const struct quic_pkt *pkt,
+					      const union quic_addr *peer)
+{
+	struct quic_request *req;
+
+	list_for_each_entry(req, &quic_sk(sk)->requests, list) {
+		if (quic_conn_id_equal_raw(&req->dcid, pkt->dcid,
+					   pkt->dcid_len) &&
+		    quic_addr_equal(&req->peer, peer))
+			return req;
+	}
+	return NULL;
+}
+
+static int quic_request_new(struct sock *sk, struct sk_buff *skb,
+			    const struct quic_pkt *pkt)
+{
+	struct quic_request *req;
+
+	if (sk_acceptq_is_full(sk))
+		return -ENOBUFS;
+	req = kzalloc(sizeof(*req), GFP_ATOMIC);
+	if (!req)
+		return -ENOMEM;
+	req->peer = QUIC_RCV_CB(skb)->peer;
+	quic_request_local(skb, &req->local);
+	quic_conn_id_set_raw(&req->dcid, pkt->dcid, pkt->dcid_len);
+	quic_conn_id_set_raw(&req->scid, pkt->scid, pkt->scid_len);
+	req->version = pkt->version;
+	skb_queue_head_init(&req->skbs);
+	__skb_queue_tail(&req->skbs, skb);
+	list_add_tail(&req->list, &quic_sk(sk)->requests);
+	sk_acceptq_added(sk);
+	sk->sk_data_ready(sk);
+	return 0;
+}
+
+/*
+ * RFC 9000 Section 6.1: a client Initial of a version we do not speak is
+ * answered with Version Negotiation listing ours (ABI Section 1.7: V2, V1).
+ */
+static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
+			   const struct quic_pkt *pkt)
+{
+	u32 len = 7 + pkt->dcid_len + pkt->scid_len + 8;
+	union quic_addr local;
+	struct sk_buff *nskb;
+	u8 *p;
+
+	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
+			 sizeof(struct udphdr) + len, GFP_ATOMIC);
+	if (!nskb)
+		return;
+	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
+		    sizeof(struct udphdr));
+	p = skb_put(nskb, len);
+	*p++ = QUIC_HDR_LONG | (get_random_u8() & 0x7f);
+	p = quic_put_u32(p, 0);
+	*p++ = pkt->scid_len;
+	p = quic_put_data(p, pkt->scid, pkt->scid_len);
+	*p++ = pkt->dcid_len;
+	p = quic_put_data(p, pkt->dcid, pkt->dcid_len);
+	p = quic_put_u32(p, QUIC_VERSION_V2);
+	quic_put_u32(p, QUIC_VERSION_V1);
+	quic_request_local(skb, &local);
+	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local,
+			  &QUIC_RCV_CB(skb)->peer);
+}
+
+static bool quic_version_known(u32 version)
+{
+	return version == QUIC_VERSION_V1 || version == QUIC_VERSION_V2;
+}
+
+int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
+{
+	struct quic_request *req;
+	struct quic_pkt pkt;
+	struct sock *child;
+
+	if (skb->len < QUIC_MIN_INITIAL_SIZE || skb_linearize(skb) ||
+	    quic_pkt_parse_long(skb->data, skb->len, &pkt))
+		goto drop;
+	if (!quic_version_known(pkt.version)) {
+		if (pkt.version)
+			quic_listen_vn(sk, skb, &pkt);
+		goto drop;
+	}
+	if (pkt.type != QUIC_PKT_INITIAL || pkt.dcid_len < QUIC_MIN_ODCID_LEN)
+		goto drop;
+	child = quic_cid_lookup(sock_net(sk), pkt.dcid, pkt.dcid_len);
+	if (child) {
+		quic_input_deliver(child, skb, !sock_owned_by_user(sk));
+		sock_put(child);
+		return 0;
+	}
+	req = quic_request_find(sk, &pkt, &QUIC_RCV_CB(skb)->peer);
+	if (req) {
+		if (skb_queue_len(&req->skbs) >= QUIC_REQUEST_SKBS_MAX)
+			goto drop;
+		__skb_queue_tail(&req->skbs, skb);
+		return 0;
+	}
+	if (!quic_request_new(sk, skb, &pkt))
+		return 0;
+drop:
+	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+	kfree_skb(skb);
+	return 0;
+}
+
+/*
+ * Wait for a connection request.  accept() ends when one is queued, when
+ * the socket stops listening, on a signal or at the timeout.
  */
 static int __quic_wait_for_accept(struct sock *sk, long timeo)
 {
@@ -586,51 +959,302 @@ static int __quic_wait_for_accept(struct sock *sk, long timeo)
 		err = -EINVAL;
 		if (!quic_is_listen(sk))
 			break;
+		err = 0;
+		if (!list_empty(&quic_sk(sk)->requests))
+			break;
 		err = -EAGAIN;
 		if (!timeo)
 			break;
 		err = sock_intr_errno(timeo);
 		if (signal_pending(current))
 			break;
-		sk_wait_event(sk, &timeo, !quic_is_listen(sk), &wait);
+		sk_wait_event(sk, &timeo, !quic_is_listen(sk) ||
+			      !list_empty(&quic_sk(sk)->requests), &wait);
 	}
 	remove_wait_queue(sk_sleep(sk), &wait);
 	return err;
 }
 
-/* ABI reference Section 5.2: accept() on a non-listener is EINVAL. */
+/* Limits of a new connection from our local parameters. */
+static void quic_conn_limits_init(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	quic_stream_set_limits(sk);
+	qs->idle_timeout = qs->local_tp.max_idle_timeout;
+	quic_cong_init(&qs->cong, qs->path.mss,
+		       qs->config.initial_smoothed_rtt);
+	quic_conn_id_set_limit(&qs->dest, qs->local_tp.active_connection_id_limit);
+}
+
+/* Timers of a connection that starts (ABI reference Section 5.1 step 3). */
+static void quic_conn_timers_start(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	quic_timer_idle_reset(sk);
+	if (qs->config.keepalive_probe_interval)
+		quic_timer_reset(sk, QUIC_TIMER_PING,
+				 qs->config.keepalive_probe_interval);
+}
+
+/* Our first connection ID, in the global hash for incoming packets. */
+static int quic_conn_scid_init(struct sock *sk)
+{
+	struct quic_conn_id_entry *e;
+	struct quic_conn_id id;
+
+	quic_conn_id_generate(&id);
+	e = quic_conn_id_source_add(&quic_sk(sk)->source, &id, GFP_KERNEL);
+	if (IS_ERR_OR_NULL(e))
+		return e ? PTR_ERR(e) : -ENOMEM;
+	return 0;
+}
+
+/* What a connection takes from its listener (ABI reference 5.2 step 4). */
+static int quic_accept_inherit(struct sock *sk, struct sock *lsk)
+{
+	struct quic_sock *qs = quic_sk(sk), *lqs = quic_sk(lsk);
+
+	qs->local_tp = lqs->local_tp;
+	qs->config = lqs->config;
+	qs->events = lqs->events;
+	qs->is_serv = 1;
+	sk->sk_rcvbuf = lsk->sk_rcvbuf;
+	sk->sk_sndbuf = lsk->sk_sndbuf;
+	sk->sk_userlocks = lsk->sk_userlocks;
+	sk->sk_rcvtimeo = lsk->sk_rcvtimeo;
+	sk->sk_sndtimeo = lsk->sk_sndtimeo;
+	sk->sk_bound_dev_if = lsk->sk_bound_dev_if;
+	if (lqs->alpn.len)
+		return quic_data_set(&qs->alpn, lqs->alpn.data, lqs->alpn.len);
+	return 0;
+}
+
+static void quic_accept_bind(struct sock *sk, struct sock *lsk,
+			     const struct quic_request *req)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	refcount_inc(&quic_sk(lsk)->udp->refcnt);	/* lsk holds one */
+	qs->udp = quic_sk(lsk)->udp;
+	qs->local = req->local;
+	qs->peer = req->peer;
+	inet_sk(sk)->inet_sport = quic_addr_port(&qs->local);
+	inet_sk(sk)->inet_num = ntohs(inet_sk(sk)->inet_sport);
+	inet_sk(sk)->inet_dport = quic_addr_port(&qs->peer);
+}
+
+/*
+ * RFC 9000 Section 7.2 and RFC 9001 Section 5.2: the server answers to the
+ * client's original Destination ID until the client switches to ours, and
+ * takes its Initial keys from it.
+ */
+static int quic_accept_conn_ids(struct sock *sk, const struct quic_request *req)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_conn_id_entry *e;
+	int err;
+
+	qs->odcid = req->dcid;
+	qs->peer_scid = req->scid;
+	qs->version = req->version;
+	err = quic_conn_scid_init(sk);
+	if (err)
+		return err;
+	err = quic_conn_id_dest_init(&qs->dest, &req->scid, GFP_KERNEL);
+	if (err)
+		return err;
+	e = quic_cid_hash_add(sock_net(sk), &qs->odcid, sk, GFP_KERNEL);
+	if (IS_ERR_OR_NULL(e))
+		return e ? PTR_ERR(e) : -ENOMEM;
+	qs->odcid_entry = e;
+	return quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
+						qs->odcid.data, qs->odcid.len,
+						qs->version, true);
+}
+
+/* Set up the accepted connection and run the datagrams queued for it. */
+static int quic_accept_setup(struct sock *sk, struct sock *lsk,
+			     struct quic_request *req)
+{
+	struct sk_buff *skb;
+	int err;
+
+	err = quic_accept_inherit(sk, lsk);
+	if (err)
+		return err;
+	quic_accept_bind(sk, lsk, req);
+	err = quic_accept_conn_ids(sk, req);
+	if (!err)
+		err = quic_path_route(sk);
+	if (err)
+		return err;
+	quic_conn_limits_init(sk);
+	__quic_update_rcvbuf(sk);
+	__quic_hash_conn(sk, QUIC_SS_ESTABLISHING);
+	quic_conn_timers_start(sk);
+	while ((skb = __skb_dequeue(&req->skbs)))
+		quic_packet_rcv(sk, skb);
+	return 0;
+}
+
+/*
+ * The new socket is made like any other (so that all of inet_create()
+ * and inet6_create() applies), then grafted on the socket accept() gave.
+ */
+static int quic_accept_sock(struct sock *lsk, struct socket *newsock,
+			    bool kern, struct sock **skp)
+{
+	struct socket *tmp;
+	int err;
+
+	err = __sock_create(sock_net(lsk), lsk->sk_family, lsk->sk_type,
+			    IPPROTO_QUIC, &tmp, kern);
+	if (err)
+		return err;
+	*skp = tmp->sk;
+	sock_graft(*skp, newsock);
+	tmp->sk = NULL;
+	sock_release(tmp);
+	return 0;
+}
+
+static struct quic_request *quic_request_pop(struct sock *sk)
+{
+	struct quic_request *req;
+
+	req = list_first_entry(&quic_sk(sk)->requests, struct quic_request,
+			       list);
+	list_del(&req->list);
+	sk_acceptq_removed(sk);
+	return req;
+}
+
+static void quic_request_free(struct quic_request *req)
+{
+	skb_queue_purge(&req->skbs);
+	kfree(req);
+}
+
+/* ABI reference Section 5.2 step 4: accept() on a non-listener is EINVAL. */
 int quic_inet_accept(struct socket *sock, struct socket *newsock, int flags,
 		     bool kern)
 {
-	struct sock *sk = sock->sk;
+	struct sock *sk = sock->sk, *nsk;
+	struct quic_request *req;
 	int err = -EINVAL;
 
 	lock_sock(sk);
 	if (quic_is_listen(sk))
 		err = __quic_wait_for_accept(sk, sock_rcvtimeo(sk, flags & O_NONBLOCK));
+	if (err)
+		goto out;
+	err = quic_accept_sock(sk, newsock, kern, &nsk);
+	if (err)
+		goto out;
+	req = quic_request_pop(sk);
+	/* The listener stays locked, so its backlog waits until the
+	 * connection IDs of the new socket are hashed.
+	 */
+	lock_sock_nested(nsk, SINGLE_DEPTH_NESTING);
+	err = quic_accept_setup(nsk, sk, req);
+	release_sock(nsk);
+	quic_request_free(req);
+	if (err) {
+		newsock->sk = NULL;
+		nsk->sk_socket = NULL;
+		quic_close(nsk, 0);
+		goto out;
+	}
+	newsock->state = SS_CONNECTED;
+	pr_debug("%s: sk %p accepted %p from %pISpc\n", __func__, sk, nsk,
+		 &quic_sk(nsk)->peer.sa);
+out:
 	release_sock(sk);
 	return err;
+}
+
+/* An AF_INET6 socket bound to :: talks IPv4 to an IPv4 peer. */
+static void quic_connect_local(struct quic_sock *qs)
+{
+	__be16 port = quic_addr_port(&qs->local);
+
+	if (qs->peer.sa.sa_family == qs->local.sa.sa_family)
+		return;
+	memset(&qs->local, 0, sizeof(qs->local));
+	qs->local.sa.sa_family = qs->peer.sa.sa_family;
+	if (qs->peer.sa.sa_family == AF_INET)
+		qs->local.v4.sin_port = port;
+	else
+		qs->local.v6.sin6_port = port;
+}
+
+/*
+ * ABI reference Section 5.1 step 3: random 8-byte Destination (the
+ * original DCID, RFC 9000 Section 7.2) and Source IDs, Initial keys from
+ * the former (RFC 9001 Section 5.2).
+ */
+static int quic_connect_conn_ids(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	int err;
+
+	quic_conn_id_generate(&qs->odcid);
+	err = quic_conn_scid_init(sk);
+	if (!err)
+		err = quic_conn_id_dest_init(&qs->dest, &qs->odcid, GFP_KERNEL);
+	if (err)
+		return err;
+	return quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
+						qs->odcid.data, qs->odcid.len,
+						qs->version, false);
 }
 
 /*
  * ABI reference Section 6.5: connect() on a connected or listening socket,
  * or to a wildcard or multicast address, is EINVAL.  Otherwise it starts
- * the handshake, which needs the packet and crypto layers.
+ * the handshake: it sends nothing until the ClientHello is written.
  */
 static int __quic_connect(struct sock *sk, struct sockaddr *addr, int addr_len)
 {
+	struct quic_sock *qs = quic_sk(sk);
 	union quic_addr a;
 	int err;
 
-	if (!quic_is_closed(sk))
+	if (!quic_is_closed(sk) || qs->is_serv)
 		return -EINVAL;
 	err = quic_addr_from_user(sk, &a, addr, addr_len, false);
 	if (err)
 		return err;
-
-	pr_debug("%s: sk %p to %pISpc: no handshake support yet\n", __func__,
-		 sk, &a.sa);
-	return quic_conn_unsupported();
+	if (!qs->udp) {
+		err = __quic_autobind(sk);
+		if (err)
+			return err;
+	}
+	qs->peer = a;
+	/* RFC 9000 Section 8.1: only servers wait for address validation. */
+	qs->path.validated = 1;
+	quic_connect_local(qs);
+	err = quic_path_route(sk);
+	if (err)
+		goto err;
+	qs->version = qs->config.version ?: QUIC_VERSION_V1;
+	err = quic_connect_conn_ids(sk);
+	if (err)
+		goto err;
+	quic_conn_limits_init(sk);
+	inet_sk(sk)->inet_dport = quic_addr_port(&a);
+	__quic_hash_conn(sk, QUIC_SS_ESTABLISHING);
+	quic_conn_timers_start(sk);
+	pr_debug("%s: sk %p to %pISpc\n", __func__, sk, &a.sa);
+	return 0;
+err:
+	quic_conn_ids_release(sk);
+	quic_crypto_destroy(&qs->crypto[QUIC_CRYPTO_INITIAL]);
+	memset(&qs->peer, 0, sizeof(qs->peer));
+	qs->local = qs->udp->addr;
+	return err;
 }
 
 int quic_inet_connect(struct socket *sock, struct sockaddr *addr,
@@ -681,20 +1305,365 @@ int quic_inet_getname(struct socket *sock, struct sockaddr *uaddr, int peer)
 	return len;
 }
 
+/* Send space: socket buffer and the connection's flow control window. */
+static bool quic_send_space(struct sock *sk)
+{
+	struct quic_flow *f = &quic_sk(sk)->flow;
+
+	return READ_ONCE(sk->sk_wmem_queued) < READ_ONCE(sk->sk_sndbuf) &&
+	       READ_ONCE(f->send_max) > READ_ONCE(f->send_queued);
+}
+
 /*
- * ABI reference Section 6.5: a listener is readable when its accept queue is
- * not empty; a CLOSED socket reports everything so that pollers wake up.
+ * ABI reference Section 6.5: a listener is readable when its accept queue
+ * is not empty; a connection when its receive queue is not, and writable
+ * with buffer space and connection send window; a CLOSED socket reports
+ * everything so that pollers wake up.
  */
 __poll_t quic_inet_poll(struct file *file, struct socket *sock,
 			struct poll_table_struct *wait)
 {
 	struct sock *sk = sock->sk;
+	__poll_t mask = 0;
 
 	sock_poll_wait(file, sock, wait);
+	if (quic_is_listen(sk))
+		return list_empty(&quic_sk(sk)->requests) ? 0 :
+		       EPOLLIN | EPOLLRDNORM;
 	if (quic_is_closed(sk))
 		return EPOLLHUP | EPOLLERR | EPOLLIN | EPOLLRDNORM |
 		       EPOLLRDHUP | EPOLLOUT | EPOLLWRNORM;
+	if (!skb_queue_empty_lockless(&sk->sk_receive_queue))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (quic_send_space(sk))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	return mask;
+}
+
+/*
+ * Receive queue (ABI reference Section 4.5): handshake chunks first, then
+ * events, then stream data and datagrams in arrival order.
+ */
+void quic_rcv_queue(struct sock *sk, struct sk_buff *skb)
+{
+	struct sk_buff_head *q = &sk->sk_receive_queue;
+	u8 kind = QUIC_ITEM_CB(skb)->kind;
+	unsigned long flags;
+	struct sk_buff *p;
+
+	spin_lock_irqsave(&q->lock, flags);
+	if (kind < QUIC_ITEM_STREAM) {
+		skb_queue_walk(q, p) {
+			if (QUIC_ITEM_CB(p)->kind > kind) {
+				__skb_queue_before(q, p, skb);
+				goto out;
+			}
+		}
+	}
+	__skb_queue_tail(q, skb);
+out:
+	spin_unlock_irqrestore(&q->lock, flags);
+	sk->sk_data_ready(sk);
+}
+
+/* Charge a received item to the socket (sk_rmem_alloc). */
+bool quic_rcv_charge(struct sock *sk, struct sk_buff *skb)
+{
+	if (!sk_rmem_schedule(sk, skb, skb->truesize))
+		return false;
+	skb_set_owner_r(skb, sk);
+	return true;
+}
+
+/*
+ * ABI reference Section 4.5: an event is queued only if subscribed, and
+ * dropped when the receive buffer is full.  Byte 0 is the type.
+ */
+void quic_event_queue(struct sock *sk, u8 type, const void *data, u32 len)
+{
+	struct sk_buff *skb;
+
+	if (!(quic_sk(sk)->events & BIT(type)))
+		return;
+	if (atomic_read(&sk->sk_rmem_alloc) >= READ_ONCE(sk->sk_rcvbuf))
+		return;
+	skb = alloc_skb(1 + len, GFP_ATOMIC);
+	if (!skb)
+		return;
+	skb_put_u8(skb, type);
+	skb_put_data(skb, data, len);
+	if (!quic_rcv_charge(sk, skb)) {
+		kfree_skb(skb);
+		return;
+	}
+	memset(QUIC_ITEM_CB(skb), 0, sizeof(struct quic_item_cb));
+	QUIC_ITEM_CB(skb)->kind = QUIC_ITEM_EVENT;
+	quic_rcv_queue(sk, skb);
+}
+
+/* A wait on the socket for @ready, as sk_stream_wait_memory() does. */
+static int quic_wait(struct sock *sk, long *timeo,
+		     bool (*ready)(struct sock *sk, void *arg), void *arg)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	int err = 0;
+
+	add_wait_queue(sk_sleep(sk), &wait);
+	for (;;) {
+		if (!quic_is_connected(sk)) {
+			err = -EPIPE;
+			break;
+		}
+		if (ready(sk, arg))
+			break;
+		if (!*timeo) {
+			err = -EAGAIN;
+			break;
+		}
+		if (signal_pending(current)) {
+			err = sock_intr_errno(*timeo);
+			break;
+		}
+		sk_wait_event(sk, timeo,
+			      !quic_is_connected(sk) || ready(sk, arg), &wait);
+	}
+	remove_wait_queue(sk_sleep(sk), &wait);
+	return err;
+}
+
+/* sendmsg control messages (ABI reference Section 4.1). */
+struct quic_send_info {
+	struct quic_stream_info stream;
+	u8 level;
+	u8 has_stream:1;
+	u8 has_handshake:1;
+};
+
+static int quic_send_cmsgs(struct msghdr *msg, struct quic_send_info *si)
+{
+	struct cmsghdr *cmsg;
+
+	si->stream.stream_id = -1;
+	for_each_cmsghdr(cmsg, msg) {
+		if (!CMSG_OK(msg, cmsg))
+			return -EINVAL;
+		if (cmsg->cmsg_level != SOL_QUIC)
+			continue;
+		switch (cmsg->cmsg_type) {
+		case QUIC_STREAM_INFO:
+			if (cmsg->cmsg_len < CMSG_LEN(sizeof(si->stream)))
+				return -EINVAL;
+			memcpy(&si->stream, CMSG_DATA(cmsg), sizeof(si->stream));
+			if (si->stream.stream_flags & ~QUIC_MSG_STREAM_FLAGS)
+				return -EINVAL;
+			si->has_stream = 1;
+			break;
+		case QUIC_HANDSHAKE_INFO:
+			if (cmsg->cmsg_len < CMSG_LEN(1))
+				return -EINVAL;
+			si->level = *(u8 *)CMSG_DATA(cmsg);
+			si->has_handshake = 1;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
 	return 0;
+}
+
+/*
+ * ABI reference Section 4.4: CRYPTO data at INITIAL, HANDSHAKE or APP,
+ * once that level's send key is installed.
+ */
+static int __quic_send_handshake(struct sock *sk, struct msghdr *msg,
+				 size_t len, u8 level)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	int err;
+
+	if (level >= QUIC_CRYPTO_EARLY || qs->space[level].discarded ||
+	    !quic_crypto_send_ready(&qs->crypto[level]))
+		return -EINVAL;
+	if (!len)
+		return -EMSGSIZE;
+	err = quic_frame_crypto_queue(sk, level, &msg->msg_iter, len);
+	if (err)
+		return err;
+	if (!(msg->msg_flags & MSG_MORE))
+		quic_output_flush(sk);
+	return len;
+}
+
+/* ABI reference Section 4.3 (RFC 9221): one DATAGRAM frame, never resent. */
+static int __quic_send_datagram(struct sock *sk, struct msghdr *msg,
+				size_t len)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u32 max = qs->remote_tp.max_datagram_frame_size;
+	struct quic_frame *f;
+	u32 hlen;
+
+	if (!max)
+		return -EINVAL;
+	hlen = 1 + quic_varint_len(len);
+	if (!len || len > (size_t)READ_ONCE(sk->sk_sndbuf) || hlen + len > max ||
+	    hlen + len > qs->path.mss - 64)
+		return -EMSGSIZE;
+	f = quic_frame_alloc(hlen + len, QUIC_FRAME_PING, QUIC_SPACE_APP,
+			     GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+	f->data[0] = QUIC_FRAME_DATAGRAM_LEN;
+	quic_put_var(f->data + 1, len);
+	if (!copy_from_iter_full(f->data + hlen, len, &msg->msg_iter)) {
+		kfree(f);
+		return -EFAULT;
+	}
+	/* Typed PING so that it is not retransmitted when lost. */
+	list_add_tail(&f->list, &qs->space[QUIC_SPACE_APP].outq);
+	if (!(msg->msg_flags & MSG_MORE))
+		quic_output_flush(sk);
+	return len;
+}
+
+/* Data per STREAM frame: a 1-RTT packet holds it with an ACK frame. */
+#define QUIC_STREAM_FRAME_DATA(qs)	((qs)->path.mss - 100)
+
+struct quic_send_ctx {
+	struct quic_stream *stream;
+	s64 id;
+	u32 flags;
+	int err;
+};
+
+/* Bytes the stream may take now: flow control and buffer space. */
+static u64 quic_send_window(struct sock *sk, struct quic_stream *s)
+{
+	struct quic_flow *f = &quic_sk(sk)->flow;
+	u64 win;
+
+	if (READ_ONCE(sk->sk_wmem_queued) >= READ_ONCE(sk->sk_sndbuf))
+		return 0;
+	win = s->send.max - s->send.offset;
+	return min(win, f->send_max - f->send_queued);
+}
+
+static bool quic_send_ready(struct sock *sk, void *arg)
+{
+	struct quic_send_ctx *ctx = arg;
+
+	if (ctx->stream->send.state >= QUIC_STREAM_SEND_STATE_SENT)
+		return true;	/* reset meanwhile: sendmsg fails */
+	return quic_send_window(sk, ctx->stream) > 0;
+}
+
+static bool quic_stream_open_ready(struct sock *sk, void *arg)
+{
+	struct quic_send_ctx *ctx = arg;
+
+	ctx->stream = quic_stream_send_get(sk, ctx->id, ctx->flags, &ctx->err);
+	return ctx->err != -EAGAIN;
+}
+
+/*
+ * The stream to write to; waits for stream credit (MAX_STREAMS) unless
+ * MSG_QUIC_STREAM_DONTWAIT (ABI reference Section 4.2).
+ */
+static int quic_send_stream_get(struct sock *sk, struct quic_send_ctx *ctx,
+				long *timeo)
+{
+	int err;
+
+	ctx->stream = quic_stream_send_get(sk, ctx->id, ctx->flags, &err);
+	if (err != -EAGAIN)
+		return err;
+	if (ctx->flags & MSG_QUIC_STREAM_DONTWAIT)
+		return -EAGAIN;
+	err = quic_wait(sk, timeo, quic_stream_open_ready, ctx);
+	return err ?: ctx->err;
+}
+
+/* One STREAM frame of @n bytes from @msg. */
+static int quic_send_frame(struct sock *sk, struct quic_stream *s,
+			   struct msghdr *msg, u32 n, bool fin)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_frame *f;
+
+	f = quic_frame_stream_new(s->id, s->send.offset, n, fin, GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+	if (n && !copy_from_iter_full(f->data + f->len - n, n,
+				      &msg->msg_iter)) {
+		kfree(f);
+		return -EFAULT;
+	}
+	f->wmem = 1;
+	sk_wmem_queued_add(sk, f->len);
+	list_add_tail(&f->list, &qs->stream_outq);
+	s->send.offset += n;
+	qs->flow.send_queued += n;
+	if (s->send.state == QUIC_STREAM_SEND_STATE_READY)
+		s->send.state = QUIC_STREAM_SEND_STATE_SEND;
+	if (fin)
+		quic_stream_send_fin(sk, s);
+	return 0;
+}
+
+/*
+ * ABI reference Section 4.2: data within the peer's limits is queued and
+ * sent as the congestion window allows.  Blocked by flow control, a
+ * non-blocking send fails with ENOSPC when a stream was named, else EAGAIN.
+ */
+static int __quic_send_stream(struct sock *sk, struct msghdr *msg,
+			      size_t len, struct quic_send_info *si)
+{
+	struct quic_send_ctx ctx = {
+		.id = si->stream.stream_id,
+		.flags = si->stream.stream_flags,
+	};
+	long timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
+	bool fin = ctx.flags & MSG_QUIC_STREAM_FIN;
+	size_t copied = 0;
+	u64 win;
+	u32 n;
+	int err;
+
+	if (!len && !fin)
+		return -EMSGSIZE;
+	err = quic_send_stream_get(sk, &ctx, &timeo);
+	if (err)
+		return err;
+	for (;;) {
+		win = quic_send_window(sk, ctx.stream);
+		if (!win && len - copied) {
+			err = quic_wait(sk, &timeo, quic_send_ready, &ctx);
+			if (!err && ctx.stream->send.state >=
+				    QUIC_STREAM_SEND_STATE_SENT)
+				err = -EINVAL;
+			if (err == -EAGAIN && si->has_stream &&
+			    READ_ONCE(sk->sk_wmem_queued) < sk->sk_sndbuf)
+				err = -ENOSPC;
+			if (err)
+				break;
+			continue;
+		}
+		n = min_t(u64, len - copied,
+			  min_t(u64, win, QUIC_STREAM_FRAME_DATA(quic_sk(sk))));
+		err = quic_send_frame(sk, ctx.stream, msg, n,
+				      fin && copied + n == len);
+		if (err)
+			break;
+		copied += n;
+		if (!(msg->msg_flags & MSG_MORE))
+			quic_output_flush(sk);
+		if (copied == len)
+			break;
+	}
+	if (msg->msg_flags & MSG_MORE)
+		return copied ?: err;
+	quic_output_flush(sk);
+	return copied ?: err;
 }
 
 /*
@@ -703,31 +1672,169 @@ __poll_t quic_inet_poll(struct file *file, struct socket *sock,
  */
 int quic_sendmsg(struct sock *sk, struct msghdr *msg, size_t len)
 {
+	struct quic_send_info si = {};
 	int flags = msg->msg_flags;
 	int err;
 
 	if (flags & ~QUIC_MSG_SENDMSG_FLAGS)
 		return -EINVAL;
 
-	lock_sock(sk);
-	err = quic_is_connected(sk) ? quic_conn_unsupported() : -EPIPE;
+	quic_lock(sk);
+	err = -EPIPE;
+	if (!quic_is_connected(sk))
+		goto out;
+	err = quic_send_cmsgs(msg, &si);
+	if (err)
+		goto out;
+	if (si.has_handshake) {
+		err = __quic_send_handshake(sk, msg, len, si.level);
+		goto out;
+	}
+	if (flags & MSG_QUIC_DATAGRAM) {
+		err = __quic_send_datagram(sk, msg, len);
+		goto out;
+	}
+	if (!si.has_stream)
+		si.stream.stream_flags = flags & QUIC_MSG_STREAM_FLAGS;
+	err = __quic_send_stream(sk, msg, len, &si);
+	if (err == -EPIPE && (flags & MSG_QUIC_DATAGRAM))
+		flags |= MSG_NOSIGNAL;
+out:
 	release_sock(sk);
-
 	if (err == -EPIPE && !(flags & (MSG_NOSIGNAL | MSG_QUIC_DATAGRAM)))
 		send_sig(SIGPIPE, current, 0);
 	return err;
+}
+
+/* recvmsg (ABI reference Section 4.5). */
+
+static bool quic_recv_ready(struct sock *sk, void *arg)
+{
+	return !skb_queue_empty(&sk->sk_receive_queue);
+}
+
+/* Like quic_wait(), but a CLOSED socket with data queued is readable. */
+static int quic_recv_wait(struct sock *sk, long *timeo)
+{
+	int err;
+
+	if (!skb_queue_empty(&sk->sk_receive_queue))
+		return 0;
+	if (!quic_is_connected(sk))
+		return -ENOTCONN;
+	err = quic_wait(sk, timeo, quic_recv_ready, NULL);
+	if (err == -EPIPE)
+		return skb_queue_empty(&sk->sk_receive_queue) ? -ENOTCONN : 0;
+	return err;
+}
+
+static void quic_recv_consume(struct sock *sk, struct sk_buff *skb, u32 n)
+{
+	if (n < skb->len) {
+		skb_pull(skb, n);
+		return;
+	}
+	skb_unlink(skb, &sk->sk_receive_queue);
+	kfree_skb(skb);
+}
+
+/* A handshake chunk, an event or a datagram: one item per call. */
+static int quic_recv_item(struct sock *sk, struct msghdr *msg, size_t len,
+			  int flags, struct sk_buff *skb)
+{
+	struct quic_item_cb *cb = QUIC_ITEM_CB(skb);
+	struct quic_handshake_info hi;
+	u32 n = min_t(size_t, len, skb->len);
+	int err;
+
+	err = skb_copy_datagram_msg(skb, 0, msg, n);
+	if (err)
+		return err;
+	if (cb->kind == QUIC_ITEM_HANDSHAKE) {
+		hi.crypto_level = cb->level;
+		put_cmsg(msg, SOL_QUIC, QUIC_HANDSHAKE_INFO, sizeof(hi), &hi);
+	} else if (cb->kind == QUIC_ITEM_EVENT) {
+		msg->msg_flags |= MSG_QUIC_NOTIFICATION;
+	} else {
+		msg->msg_flags |= MSG_QUIC_DATAGRAM;
+	}
+	if (n == skb->len)
+		msg->msg_flags |= MSG_EOR;
+	if (!(flags & MSG_PEEK))
+		quic_recv_consume(sk, skb, n);
+	return n;
+}
+
+/* Consecutive data of one stream, up to its FIN (ABI Section 4.5). */
+static int quic_recv_stream(struct sock *sk, struct msghdr *msg, size_t len,
+			    int flags, struct sk_buff *skb)
+{
+	struct quic_stream_info info = {
+		.stream_id = QUIC_ITEM_CB(skb)->stream_id,
+	};
+	struct quic_stream *s = quic_stream_find(sk, info.stream_id);
+	struct sk_buff *next;
+	size_t copied = 0;
+	bool fin = false;
+	u32 n;
+	int err;
+
+	while (skb) {
+		n = min_t(size_t, len - copied, skb->len);
+		err = skb_copy_datagram_msg(skb, 0, msg, n);
+		if (err)
+			return copied ?: err;
+		copied += n;
+		fin = n == skb->len && QUIC_ITEM_CB(skb)->fin;
+		next = skb_peek_next(skb, &sk->sk_receive_queue);
+		if (!(flags & MSG_PEEK)) {
+			if (s)
+				quic_stream_read(sk, s, n);
+			quic_recv_consume(sk, skb, n);
+		}
+		if (fin || copied == len || !next ||
+		    QUIC_ITEM_CB(next)->kind != QUIC_ITEM_STREAM ||
+		    QUIC_ITEM_CB(next)->stream_id != info.stream_id)
+			break;
+		skb = next;
+	}
+	if (fin) {
+		info.stream_flags = MSG_QUIC_STREAM_FIN;
+		if (s && !(flags & MSG_PEEK))
+			quic_stream_fin_read(sk, s);
+	}
+	put_cmsg(msg, SOL_QUIC, QUIC_STREAM_INFO, sizeof(info), &info);
+	if (msg->msg_flags & MSG_CTRUNC)
+		msg->msg_flags |= info.stream_flags;
+	return copied;
 }
 
 /* ABI reference Section 4.6: a listener, or CLOSED with nothing queued. */
 int quic_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags,
 		 int *addr_len)
 {
-	int err = -ENOTCONN;
+	struct sk_buff *skb;
+	long timeo;
+	int err;
 
-	lock_sock(sk);
-	if (quic_is_connected(sk) ||
-	    (quic_is_closed(sk) && !skb_queue_empty(&sk->sk_receive_queue)))
-		err = quic_conn_unsupported();
+	quic_lock(sk);
+	err = -ENOTCONN;
+	if (quic_is_listen(sk))
+		goto out;
+	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	err = quic_recv_wait(sk, &timeo);
+	if (err)
+		goto out;
+	skb = skb_peek(&sk->sk_receive_queue);
+	if (QUIC_ITEM_CB(skb)->kind == QUIC_ITEM_STREAM)
+		err = quic_recv_stream(sk, msg, len, flags, skb);
+	else
+		err = quic_recv_item(sk, msg, len, flags, skb);
+	if (!(flags & MSG_PEEK)) {
+		sk_mem_reclaim(sk);
+		quic_output_flush(sk);
+	}
+out:
 	release_sock(sk);
 	return err;
 }
@@ -784,46 +1891,110 @@ static int __quic_get_stream_open(struct sock *sk, void *kopt,
 				  unsigned int len)
 {
 	struct quic_stream_info *info = kopt;
+	struct quic_send_ctx ctx = {};
+	long timeo;
+	int err;
 
 	if (!quic_is_connected(sk))
 		return -EPIPE;
 	if (info->stream_flags & ~QUIC_MSG_STREAM_FLAGS)
 		return -EINVAL;
-	return quic_conn_unsupported();
+	/* -1 always opens a new stream here, never the active one. */
+	ctx.id = info->stream_id;
+	if (ctx.id == -1)
+		ctx.id = quic_stream_next_id(sk, info->stream_flags &
+					     MSG_QUIC_STREAM_UNI);
+	ctx.flags = info->stream_flags | MSG_QUIC_STREAM_NEW;
+	timeo = sock_sndtimeo(sk, 0);
+	err = quic_send_stream_get(sk, &ctx, &timeo);
+	if (err)
+		return err;
+	info->stream_id = ctx.stream->id;
+	info->stream_flags = ctx.flags;
+	return sizeof(*info);
 }
 
 /* STREAM_RESET (RFC 9000 Section 19.4), STOP_SENDING (Section 19.5). */
 static int __quic_set_stream_reset(struct sock *sk, void *kopt,
 				   unsigned int len)
 {
+	struct quic_errinfo *info = kopt;
+	int err;
+
 	if (!quic_is_established(sk))
 		return -EINVAL;
-	return quic_conn_unsupported();
+	err = quic_stream_reset(sk, info->stream_id, info->errcode);
+	if (!err)
+		quic_output_flush(sk);
+	return err;
 }
 
 static int __quic_set_stop_sending(struct sock *sk, void *kopt,
 				   unsigned int len)
 {
+	struct quic_errinfo *info = kopt;
+	int err;
+
 	if (!quic_is_established(sk))
 		return -EINVAL;
-	return quic_conn_unsupported();
+	err = quic_stream_stop_sending(sk, info->stream_id, info->errcode);
+	if (!err)
+		quic_output_flush(sk);
+	return err;
 }
 
-/* CONNECTION_ID: RFC 9000 Sections 5.1.1 and 5.1.2. */
+/*
+ * CONNECTION_ID: RFC 9000 Sections 5.1.1 and 5.1.2.  @active switches to a
+ * higher-numbered ID; @prior_to retires the lower ones: RETIRE_CONNECTION_ID
+ * for the peer's, NEW_CONNECTION_ID with Retire Prior To for ours.
+ */
 static int __quic_set_connection_id(struct sock *sk, void *kopt,
 				    unsigned int len)
 {
+	struct quic_connection_id_info *info = kopt;
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_conn_id_set *set = info->dest ? &qs->dest : &qs->source;
+	int err;
+
 	if (!quic_is_established(sk))
 		return -EINVAL;
-	return quic_conn_unsupported();
+	if (info->active) {
+		if (!set->active || info->active <= set->active->seq)
+			return -EINVAL;
+		err = quic_conn_id_set_active(set, info->active);
+		if (err)
+			return err;
+	}
+	if (!info->prior_to)
+		return 0;
+	if (info->dest) {
+		err = quic_conn_id_dest_retire_prior(set, info->prior_to);
+		if (!err)
+			err = quic_frame_retire_pending(sk);
+		if (!err)
+			quic_conn_id_event(sk, true);
+	} else {
+		err = quic_conn_id_source_retire_prior(set, info->prior_to);
+		if (!err)
+			err = quic_frame_issue_conn_ids(sk);
+	}
+	if (!err)
+		quic_output_flush(sk);
+	return err;
 }
 
 static int __quic_get_connection_id(struct sock *sk, void *kopt,
 				    unsigned int len)
 {
+	struct quic_connection_id_info *info = kopt;
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_conn_id_set *set = info->dest ? &qs->dest : &qs->source;
+
 	if (!quic_is_established(sk))
 		return -EINVAL;
-	return quic_conn_unsupported();
+	info->active = set->active ? set->active->seq : 0;
+	info->prior_to = quic_conn_id_first_seq(set);
+	return sizeof(*info);
 }
 
 /*
@@ -873,9 +2044,17 @@ static int __quic_set_migration(struct sock *sk, void *kopt, unsigned int len)
 /* KEY_UPDATE: RFC 9001 Section 6. */
 static int __quic_set_key_update(struct sock *sk, void *kopt, unsigned int len)
 {
+	struct quic_crypto *c = &quic_sk(sk)->crypto[QUIC_CRYPTO_APP];
+	int err;
+
 	if (!quic_is_established(sk))
 		return -EPIPE;
-	return quic_conn_unsupported();
+	if (!quic_crypto_recv_ready(c))
+		return -EINVAL;
+	err = quic_crypto_key_update(c);
+	if (err == -EAGAIN)
+		return -EINVAL;
+	return err;
 }
 
 /* TRANSPORT_PARAM: RFC 9000 Section 18.2; zero fields mean "no change". */
@@ -1077,6 +2256,24 @@ static int __quic_get_config(struct sock *sk, void *kopt, unsigned int len)
 }
 
 /*
+ * RFC 9000 Section 8.1.3: a token for the client's next connection.  The
+ * module does not validate addresses with tokens yet, so it is random.
+ */
+static int __quic_send_new_token(struct sock *sk)
+{
+	u8 token[QUIC_CONN_ID_TOKEN_LEN + 1];
+	u64 len = sizeof(token);
+	int err;
+
+	get_random_bytes(token, sizeof(token));
+	err = __quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_NEW_TOKEN, &len,
+				1, token, sizeof(token));
+	if (!err)
+		quic_sk(sk)->token_sent = 1;
+	return err;
+}
+
+/*
  * TOKEN: a client stores the token it puts in its Initial packets (RFC 9000
  * Section 8.1.3); a server sends a NEW_TOKEN frame (Section 19.7), which
  * needs an established connection.
@@ -1088,7 +2285,9 @@ static int __quic_set_token(struct sock *sk, void *kopt, unsigned int len)
 	if (qs->is_serv) {
 		if (!quic_is_established(sk))
 			return -EINVAL;
-		return quic_conn_unsupported();
+		if (qs->token_sent)
+			return -EAGAIN;
+		return __quic_send_new_token(sk);
 	}
 	if (!len || len > QUIC_TOKEN_MAX_LEN)
 		return -EINVAL;
@@ -1137,6 +2336,8 @@ static int __quic_get_alpn(struct sock *sk, void *kopt, unsigned int len)
 	return quic_alpn_decode(alpn, kopt);
 }
 
+#define QUIC_TLS_NEW_SESSION_TICKET	4	/* RFC 8446 Section 4 */
+
 /*
  * SESSION_TICKET: a server's ticket key, or a client's session data for the
  * handshake agent (ABI reference Section 5.3).
@@ -1162,11 +2363,70 @@ static int __quic_get_session_ticket(struct sock *sk, void *kopt,
 
 	if (quic_is_listen(sk) || (qs->is_serv && quic_is_closed(sk)))
 		return -EPIPE;
-	if (!qs->is_serv && !quic_is_establishing(sk))
-		return 0;
+	if (!qs->is_serv && !quic_is_establishing(sk)) {
+		if (!qs->nst_done || !qs->nst.len ||
+		    qs->nst.data[0] != QUIC_TLS_NEW_SESSION_TICKET)
+			return 0;
+		return quic_data_get(&qs->nst, kopt, len);
+	}
 	if (qs->is_serv && !qs->ticket.len)
 		return quic_conn_unsupported();
 	return quic_data_get(&qs->ticket, kopt, len);
+}
+
+/*
+ * ABI reference Section 5.1 step 10 and 5.2 step 11: with both 1-RTT keys
+ * the handshake is complete.  A server then confirms it (RFC 9001 Section
+ * 4.1.2): HANDSHAKE_DONE, Handshake keys dropped (Section 4.9.2), a
+ * NEW_TOKEN; both ends issue connection IDs (RFC 9000 Section 5.1.1).
+ */
+static int quic_conn_established(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	int err = 0;
+
+	__quic_set_state(sk, QUIC_SS_ESTABLISHED);
+	QUIC_INC_STATS(sock_net(sk), qs->is_serv ?
+		       QUIC_MIB_CONN_PASSIVEESTABS : QUIC_MIB_CONN_ACTIVEESTABS);
+	if (qs->is_serv) {
+		qs->handshake_confirmed = 1;
+		qs->path.validated = 1;
+		quic_space_discard(sk, QUIC_SPACE_HANDSHAKE);
+		err = __quic_frame_ctrl(sk, QUIC_SPACE_APP,
+					QUIC_FRAME_HANDSHAKE_DONE, NULL, 0,
+					NULL, 0);
+		if (!err)
+			err = __quic_send_new_token(sk);
+	}
+	if (!err)
+		err = quic_frame_issue_conn_ids(sk);
+	if (err) {
+		quic_conn_error(sk, QUIC_TRANSPORT_ERROR_INTERNAL, 0);
+		return err;
+	}
+	quic_conn_deferred(sk);
+	quic_output_flush(sk);
+	sk->sk_state_change(sk);
+	pr_debug("%s: sk %p established\n", __func__, sk);
+	return 0;
+}
+
+static bool quic_app_keys_ready(struct quic_sock *qs)
+{
+	return quic_crypto_send_ready(&qs->crypto[QUIC_CRYPTO_APP]) &&
+	       quic_crypto_recv_ready(&qs->crypto[QUIC_CRYPTO_APP]);
+}
+
+/* What installing a receive key unlocks (ABI reference Section 5.1). */
+static int quic_secret_recv_installed(struct sock *sk, u8 level)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (level == QUIC_CRYPTO_APP && !qs->is_serv) {
+		quic_data_free(&qs->token);
+		quic_data_free(&qs->ticket);
+	}
+	return quic_packet_process_buffered(sk);
 }
 
 /* CRYPTO_SECRET: RFC 9001 Section 5.1; APP, HANDSHAKE or EARLY only. */
@@ -1174,6 +2434,8 @@ static int __quic_set_crypto_secret(struct sock *sk, void *kopt,
 				    unsigned int len)
 {
 	struct quic_crypto_secret *secret = kopt;
+	struct quic_sock *qs = quic_sk(sk);
+	int err;
 
 	if (!quic_is_establishing(sk))
 		return -EINVAL;
@@ -1181,24 +2443,113 @@ static int __quic_set_crypto_secret(struct sock *sk, void *kopt,
 	    secret->level != QUIC_CRYPTO_HANDSHAKE &&
 	    secret->level != QUIC_CRYPTO_EARLY)
 		return -EINVAL;
-	return quic_conn_unsupported();
+	err = quic_crypto_set_secret(&qs->crypto[secret->level], secret->secret,
+				     secret->type, secret->level,
+				     !!secret->send, qs->version);
+	memzero_explicit(secret->secret, sizeof(secret->secret));
+	if (err || secret->level == QUIC_CRYPTO_EARLY)
+		return err;
+	if (secret->send)
+		quic_output_flush(sk);
+	else
+		err = quic_secret_recv_installed(sk, secret->level);
+	if (err)
+		return err;
+	if (!quic_is_establishing(sk))
+		return -EPIPE;
+	if (secret->level == QUIC_CRYPTO_APP && quic_app_keys_ready(qs))
+		return quic_conn_established(sk);
+	return 0;
+}
+
+/* RFC 9368 Section 2.3: the server may switch to a compatible version. */
+static int quic_tp_version(struct sock *sk, u32 version)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (!qs->is_serv || !version || version == qs->version)
+		return 0;
+	qs->version = version;
+	return quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
+						qs->odcid.data, qs->odcid.len,
+						version, true);
+}
+
+/* Apply the peer's transport parameters (RFC 9000 Section 18.2). */
+static void quic_tp_apply_peer(struct sock *sk, const struct quic_tp_extra *x)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	const struct quic_transport_param *p = &qs->remote_tp;
+
+	qs->cong.max_ack_delay = p->max_ack_delay;
+	qs->ack_delay_exponent = p->ack_delay_exponent;
+	/* RFC 9000 Section 10.1: the smaller of the two idle timeouts. */
+	if (p->max_idle_timeout &&
+	    (!qs->idle_timeout || p->max_idle_timeout < qs->idle_timeout))
+		qs->idle_timeout = p->max_idle_timeout;
+	quic_conn_id_set_limit(&qs->source, p->active_connection_id_limit);
+	if (!qs->is_serv && p->stateless_reset)
+		quic_conn_id_dest_set_token(&qs->dest, 0, x->reset_token);
+	qs->peer_version_info = x->has_version_info;
+	if (p->max_udp_payload_size >= QUIC_PATH_MIN_MTU)
+		qs->path.mss = min_t(u32, qs->path.mss, p->max_udp_payload_size);
+	quic_stream_set_limits(sk);
+	qs->tp_received = 1;
+	quic_timer_idle_reset(sk);
+	sk->sk_write_space(sk);
 }
 
 /* TRANSPORT_PARAM_EXT: the TLS extension (RFC 9001 Section 8.2). */
 static int __quic_set_transport_param_ext(struct sock *sk, void *kopt,
 					  unsigned int len)
 {
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_tp_parse_ctx ctx = {
+		.odcid = qs->is_serv ? NULL : &qs->odcid,
+		.peer_scid = &qs->peer_scid,
+		.version = qs->version,
+		.pref_version = qs->config.version,
+		.is_serv = qs->is_serv,
+	};
+	struct quic_transport_param p;
+	struct quic_tp_extra *x;
+	int err;
+
 	if (!quic_is_establishing(sk) || len > QUIC_TP_EXT_MAX_LEN)
 		return -EINVAL;
-	return quic_conn_unsupported();
+	x = kzalloc(sizeof(*x), GFP_KERNEL);
+	if (!x)
+		return -ENOMEM;
+	err = quic_tp_parse(kopt, len, &ctx, &p, x);
+	if (!err) {
+		qs->remote_tp = p;
+		err = quic_tp_version(sk, x->version);
+	}
+	if (!err)
+		quic_tp_apply_peer(sk, x);
+	else
+		quic_conn_error(sk, quic_tp_errcode(err), 0);
+	kfree(x);
+	return err;
 }
 
 static int __quic_get_transport_param_ext(struct sock *sk, void *kopt,
 					  unsigned int len)
 {
-	if (!quic_is_establishing(sk))
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_conn_id_entry *e = quic_conn_id_find(&qs->source, 0);
+	struct quic_tp_build_ctx ctx = {
+		.odcid = &qs->odcid,
+		.scid = e ? &e->key.id : NULL,
+		.reset_token = qs->is_serv && e ? e->token : NULL,
+		.version = qs->version,
+		.is_serv = qs->is_serv,
+		.peer_version_info = qs->peer_version_info,
+	};
+
+	if (!quic_is_establishing(sk) || !e)
 		return -EINVAL;
-	return quic_conn_unsupported();
+	return quic_tp_build(&qs->local_tp, &ctx, kopt, len);
 }
 
 /*

@@ -21,6 +21,7 @@
 #include <net/udp_tunnel.h>
 
 #include "quic.h"
+#include "input.h"
 
 /* Any non-zero value turns on encap_rcv; the type is not interpreted by UDP. */
 #define QUIC_UDP_ENCAP_TYPE	1
@@ -28,13 +29,10 @@
 /* RFC 9000 Section 17.2: the header form and fixed bits of the first byte. */
 #define QUIC_HDR_FORM_LONG	0x80
 #define QUIC_HDR_FIXED_BIT	0x40
-#define QUIC_LONG_TYPE_SHIFT	4
-#define QUIC_LONG_TYPE_MASK	0x03
 
 /* First byte, version, DCID length (RFC 9000 Section 17.2). */
 #define QUIC_LONG_HDR_MIN_LEN	6
 #define QUIC_MAX_CID_LEN	20	/* RFC 9000 Section 17.2, v1 and v2 */
-#define QUIC_MIN_INITIAL_LEN	1200	/* RFC 9000 Section 14.1 */
 
 /*
  * RFC 9001 Section 5.4.2: a short header packet carries at least 4 bytes of
@@ -43,18 +41,6 @@
  */
 #define QUIC_LOCAL_CID_LEN	8
 #define QUIC_SHORT_HDR_MIN_LEN	(1 + QUIC_LOCAL_CID_LEN + 4 + 16)
-
-/* RFC 9369 Section 3.2: QUIC v2 renumbers the long header packet types. */
-static bool quic_long_hdr_is_initial(u32 version, u8 first)
-{
-	u8 type = (first >> QUIC_LONG_TYPE_SHIFT) & QUIC_LONG_TYPE_MASK;
-
-	if (version == QUIC_VERSION_V1)
-		return type == 0;
-	if (version == QUIC_VERSION_V2)
-		return type == 1;
-	return false;
-}
 
 /*
  * RFC 9000 Section 17.2: a long header carries version, DCID and SCID with
@@ -65,7 +51,7 @@ static bool quic_long_hdr_is_initial(u32 version, u8 first)
 static bool quic_long_hdr_valid(const struct sk_buff *skb, unsigned int off,
 				unsigned int len, u8 first)
 {
-	bool known, initial;
+	bool known;
 	u8 hdr[QUIC_LONG_HDR_MIN_LEN], scid_len, *p;
 	unsigned int dcid_len;
 	__be32 version;
@@ -78,7 +64,6 @@ static bool quic_long_hdr_valid(const struct sk_buff *skb, unsigned int off,
 	ver = ntohl(version);
 	dcid_len = p[5];
 	known = ver == QUIC_VERSION_V1 || ver == QUIC_VERSION_V2;
-	initial = quic_long_hdr_is_initial(ver, first);
 
 	if (ver && !(first & QUIC_HDR_FIXED_BIT))
 		return false;
@@ -92,7 +77,10 @@ static bool quic_long_hdr_valid(const struct sk_buff *skb, unsigned int off,
 		return false;
 	if (len < QUIC_LONG_HDR_MIN_LEN + dcid_len + 1 + scid_len)
 		return false;
-	return !initial || len >= QUIC_MIN_INITIAL_LEN;
+	/* The 1200-byte minimum of RFC 9000 Section 14.1 binds only what
+	 * servers accept: checked on the listener and server paths.
+	 */
+	return true;
 }
 
 /* RFC 9000 Section 17.3.1: the fixed bit of a 1-RTT packet is set. */
@@ -119,25 +107,41 @@ static bool quic_udp_hdr_valid(const struct sk_buff *skb, unsigned int off)
  * skb->data at the UDP header.  A datagram that does not start with a valid
  * QUIC header is dropped (RFC 9000 Section 12.2 lets the receiver discard
  * the rest of a datagram, and Section 5.2.2 allows dropping what cannot be
- * answered).  A valid one has no connection to go to yet: counted and
- * dropped too.  Returning 0 tells UDP the skb is consumed.
+ * answered); a valid one goes to its connection (input.c).  Returning 0
+ * tells UDP the skb is consumed.
  */
 static int quic_udp_encap_rcv(struct sock *sk, struct sk_buff *skb)
 {
 	unsigned int off = skb_transport_offset(skb) + sizeof(struct udphdr);
+	struct quic_udp_sock *us = rcu_dereference_sk_user_data(sk);
 	struct net *net = sock_net(sk);
 
-	if (!quic_udp_hdr_valid(skb, off)) {
+	if (!us || !quic_udp_hdr_valid(skb, off)) {
 		QUIC_INC_STATS(net, QUIC_MIB_PKT_INVHDRDROP);
 		net_dbg_ratelimited("%s: invalid header, len %u\n", __func__,
 				    skb->len);
-	} else {
-		QUIC_INC_STATS(net, QUIC_MIB_PKT_RCVDROP);
-		net_dbg_ratelimited("%s: no connection, len %u\n", __func__,
-				    skb->len);
+		kfree_skb(skb);
+		return 0;
 	}
-	kfree_skb(skb);
-	return 0;
+	return quic_input_encap_rcv(us, sk, skb);
+}
+
+/**
+ * quic_udp_listener - the listener for new connections on a UDP socket
+ * @us: the UDP socket
+ *
+ * Softirq context, under rcu_read_lock().  Sockets are freed after an RCU
+ * grace period (SOCK_RCU_FREE), so a reference can be taken safely.
+ *
+ * Return: the listening socket with a reference held, or NULL.
+ */
+struct sock *quic_udp_listener(struct quic_udp_sock *us)
+{
+	struct sock *sk = rcu_dereference(us->listener);
+
+	if (sk && !refcount_inc_not_zero(&sk->sk_refcnt))
+		sk = NULL;
+	return sk;
 }
 
 static void quic_udp_port_cfg(struct udp_port_cfg *cfg,

@@ -1,0 +1,517 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * QUIC: from the UDP socket to the connection, and the connection's
+ * reactions to what it receives: acknowledgments, loss detection and
+ * probe timeouts (RFC 9002 Sections 5 and 6, Appendix A), key discard
+ * (RFC 9001 Section 4.9), closing (RFC 9000 Section 10).
+ *
+ * quic_input_encap_rcv() runs in softirq context: it finds the socket by
+ * the Destination Connection ID (a new Initial goes to the listener of
+ * the UDP socket), then processes the datagram under the socket spinlock,
+ * or leaves it in the socket backlog when a process owns the socket.
+ */
+
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <net/ipv6.h>
+
+#include "quic.h"
+#include "packet.h"
+#include "input.h"
+#include "output.h"
+
+/* The peer's address, from the IP and UDP headers. */
+static void quic_input_peer(struct sk_buff *skb, union quic_addr *a)
+{
+	const struct udphdr *uh = udp_hdr(skb);
+
+	memset(a, 0, sizeof(*a));
+	if (ip_hdr(skb)->version == 4) {
+		a->v4.sin_family = AF_INET;
+		a->v4.sin_addr.s_addr = ip_hdr(skb)->saddr;
+		a->v4.sin_port = uh->source;
+		return;
+	}
+	a->v6.sin6_family = AF_INET6;
+	a->v6.sin6_addr = ipv6_hdr(skb)->saddr;
+	a->v6.sin6_port = uh->source;
+	a->v6.sin6_scope_id = ipv6_iface_scope_id(&a->v6.sin6_addr,
+						  inet6_iif(skb));
+}
+
+/* RFC 9000 Sections 17.2 and 17.3: where the Destination ID is. */
+static bool quic_input_dcid(const struct sk_buff *skb, const u8 **dcid,
+			    u8 *len, bool *initial)
+{
+	const u8 *p = skb->data;
+	u32 version;
+
+	*initial = false;
+	if (!(p[0] & QUIC_HDR_LONG)) {
+		*dcid = p + 1;
+		*len = QUIC_CONN_ID_DEF_LEN;
+		return skb->len > 1 + QUIC_CONN_ID_DEF_LEN;
+	}
+	version = (p[1] << 24) | (p[2] << 16) | (p[3] << 8) | p[4];
+	*dcid = p + 6;
+	*len = p[5];
+	/* New connections, and unknown versions for Version Negotiation. */
+	if (version == QUIC_VERSION_V1 || version == QUIC_VERSION_V2)
+		*initial = quic_pkt_type_of(version, p[0]) == QUIC_PKT_INITIAL;
+	else
+		*initial = version != 0;
+	return true;
+}
+
+static int quic_input_dispatch(struct sock *sk, struct sk_buff *skb)
+{
+	if (quic_is_listen(sk))
+		return quic_listen_rcv(sk, skb);
+	return quic_packet_rcv(sk, skb);
+}
+
+/* proto->backlog_rcv: what arrived while a process owned the socket. */
+int quic_backlog_rcv(struct sock *sk, struct sk_buff *skb)
+{
+	return quic_input_dispatch(sk, skb);
+}
+
+/**
+ * quic_input_deliver - process a datagram on a socket or queue it
+ * @sk: the socket, held by the caller
+ * @skb: the datagram, skb->data at the QUIC packet; consumed
+ * @nested: the caller holds another socket's spinlock (a listener's)
+ *
+ * Also called from a listener's backlog, in process context: bottom
+ * halves are disabled around the spinlock as in softirq context.
+ */
+void quic_input_deliver(struct sock *sk, struct sk_buff *skb, bool nested)
+{
+	local_bh_disable();
+	if (nested)
+		bh_lock_sock_nested(sk);
+	else
+		bh_lock_sock(sk);
+	if (!sock_owned_by_user(sk)) {
+		quic_input_dispatch(sk, skb);
+	} else if (sk_add_backlog(sk, skb, READ_ONCE(sk->sk_rcvbuf))) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		kfree_skb(skb);
+	} else {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVBACKLOGS);
+	}
+	bh_unlock_sock(sk);
+	local_bh_enable();
+}
+
+/**
+ * quic_input_encap_rcv - a datagram from the UDP tunnel socket
+ * @us: the QUIC side of the UDP socket
+ * @usk: the UDP socket
+ * @skb: the datagram, skb->data at the UDP header, QUIC header checked
+ *
+ * Softirq context, under rcu_read_lock().  Return: 0 (consumed).
+ */
+int quic_input_encap_rcv(struct quic_udp_sock *us, struct sock *usk,
+			 struct sk_buff *skb)
+{
+	struct net *net = sock_net(usk);
+	struct sock *sk = NULL;
+	const u8 *dcid;
+	bool initial;
+	u8 len;
+
+	quic_input_peer(skb, &QUIC_RCV_CB(skb)->peer);
+	QUIC_RCV_CB(skb)->buffered = 0;
+	__skb_pull(skb, skb_transport_offset(skb) + sizeof(struct udphdr));
+
+	if (quic_input_dcid(skb, &dcid, &len, &initial))
+		sk = quic_cid_lookup(net, dcid, len);
+	if (!sk && initial)
+		sk = quic_udp_listener(us);
+	if (!sk) {
+		QUIC_INC_STATS(net, QUIC_MIB_PKT_RCVDROP);
+		kfree_skb(skb);
+		return 0;
+	}
+	quic_input_deliver(sk, skb, false);
+	sock_put(sk);
+	return 0;
+}
+
+/* A frame the peer acknowledged (RFC 9002 Section 6.1 onwards). */
+static void quic_frame_acked(struct sock *sk, struct quic_frame *f)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	switch (f->type) {
+	case QUIC_FRAME_STREAM:
+		quic_stream_acked(sk, f->stream_id, f->data_len, f->fin);
+		break;
+	case QUIC_FRAME_NEW_TOKEN:
+		qs->token_sent = 0;
+		break;
+	case QUIC_FRAME_RESET_STREAM:
+		quic_stream_reset_acked(sk, f->stream_id);
+		break;
+	}
+}
+
+static void quic_sent_pkt_acked(struct sock *sk, struct quic_sent_pkt *pkt)
+{
+	struct quic_frame *f, *n;
+
+	list_for_each_entry_safe(f, n, &pkt->frames, list) {
+		list_del(&f->list);
+		quic_frame_acked(sk, f);
+		quic_frame_free(sk, f);
+	}
+	quic_sent_pkt_free(pkt);
+}
+
+static bool quic_ranges_has(const struct quic_pn_range *r, int n, s64 pn)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (pn >= r[i].start && pn <= r[i].end)
+			return true;
+	return false;
+}
+
+/**
+ * quic_ack_process - an ACK frame (RFC 9002 Appendix A.7)
+ * @sk: the socket
+ * @space: packet number space of the packet that carried it
+ * @largest: Largest Acknowledged
+ * @delay: ACK Delay field, still scaled by the peer's exponent
+ * @ranges: acknowledged ranges, highest first
+ * @n: number of @ranges
+ */
+void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
+		      const struct quic_pn_range *ranges, int n)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+	struct quic_sent_pkt *pkt, *tmp;
+	u64 now = quic_now(), sent_time = 0;
+	bool acked = false, rtt = false;
+
+	if ((s64)largest > s->largest_acked)
+		s->largest_acked = largest;
+	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
+		if (pkt->pn > (s64)largest)
+			break;
+		if (!quic_ranges_has(ranges, n, pkt->pn))
+			continue;
+		list_del(&pkt->list);
+		acked = true;
+		if (pkt->pn == (s64)largest) {
+			rtt = true;
+			sent_time = pkt->time;
+		}
+		quic_cong_on_acked(&qs->cong, pkt->size, pkt->time);
+		quic_sent_pkt_acked(sk, pkt);
+	}
+	if (!acked)
+		return;
+	if (rtt) {
+		u32 sample = min_t(u64, now - sent_time, U32_MAX);
+
+		delay = space == QUIC_SPACE_APP ?
+			delay << qs->ack_delay_exponent : 0;
+		quic_cong_rtt_sample(&qs->cong, sample,
+				     (u32)min_t(u64, delay, U32_MAX),
+				     qs->handshake_confirmed);
+	}
+	quic_loss_detect(sk, space, now);
+	/* RFC 9002 Section 6.2.1: a client keeps backing off until the
+	 * server has validated its address.
+	 */
+	if (qs->is_serv || space != QUIC_SPACE_INITIAL)
+		qs->cong.pto_count = 0;
+	quic_loss_set_timer(sk);
+	sk->sk_write_space(sk);
+}
+
+/* Frames of a lost packet go back to the front of their queue. */
+static void quic_frames_requeue(struct sock *sk, struct list_head *frames,
+				struct list_head *lost)
+{
+	struct quic_frame *f, *n;
+	struct quic_stream *s;
+
+	list_for_each_entry_safe(f, n, frames, list) {
+		list_del(&f->list);
+		if (f->type == QUIC_FRAME_STREAM) {
+			s = quic_stream_find(sk, f->stream_id);
+			if (!s || s->send.state >= QUIC_STREAM_SEND_STATE_RESET_SENT) {
+				quic_frame_free(sk, f);
+				continue;
+			}
+		}
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RETRANS);
+		list_add_tail(&f->list, lost);
+	}
+}
+
+/**
+ * quic_loss_detect - declare packets lost (RFC 9002 Section 6.1)
+ * @sk: the socket
+ * @space: packet number space
+ * @now: current time (us)
+ *
+ * Packet threshold 3 (kPacketThreshold) or time threshold 9/8 RTT.
+ */
+void quic_loss_detect(struct sock *sk, u8 space, u64 now)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+	u64 delay = quic_cong_loss_delay(&qs->cong);
+	struct quic_sent_pkt *pkt, *tmp;
+	LIST_HEAD(lost);
+
+	s->loss_time = 0;
+	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
+		if (pkt->pn > s->largest_acked)
+			break;
+		if (pkt->time + delay <= now ||
+		    s->largest_acked >= pkt->pn + 3) {
+			list_del(&pkt->list);
+			quic_cong_on_lost(&qs->cong, pkt->size, pkt->time, now);
+			quic_frames_requeue(sk, &pkt->frames, &lost);
+			quic_sent_pkt_free(pkt);
+			continue;
+		}
+		if (!s->loss_time || pkt->time + delay < s->loss_time)
+			s->loss_time = pkt->time + delay;
+	}
+	list_splice(&lost, &s->outq);
+}
+
+static bool quic_space_in_flight(struct quic_sock *qs, u8 space)
+{
+	return !qs->space[space].discarded &&
+	       !list_empty(&qs->space[space].sent);
+}
+
+/* RFC 9002 Appendix A.8: earliest loss time, or the PTO. */
+static u64 quic_loss_deadline(struct sock *sk, u8 *space, bool *pto)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u64 t, best = 0, backoff = 1ULL << min_t(u8, qs->cong.pto_count, 16);
+	int i;
+
+	*pto = false;
+	for (i = 0; i < QUIC_SPACE_MAX; i++) {
+		t = qs->space[i].loss_time;
+		if (t && (!best || t < best)) {
+			best = t;
+			*space = i;
+		}
+	}
+	if (best)
+		return best;
+	*pto = true;
+	for (i = QUIC_SPACE_INITIAL; i != QUIC_SPACE_MAX + 1; i++) {
+		u8 sp = i % QUIC_SPACE_MAX;	/* Initial, Handshake, then App */
+
+		if (!quic_space_in_flight(qs, sp))
+			continue;
+		if (sp == QUIC_SPACE_APP && !qs->handshake_confirmed)
+			continue;
+		t = qs->space[sp].last_sent_time +
+		    quic_cong_pto(&qs->cong, sp == QUIC_SPACE_APP) * backoff;
+		if (!best || t < best) {
+			best = t;
+			*space = sp;
+		}
+	}
+	return best;
+}
+
+/* The client must keep probing until the handshake is confirmed. */
+static bool quic_loss_anti_deadlock(struct sock *sk, u8 *space)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (qs->is_serv || qs->handshake_confirmed || !quic_is_connected(sk))
+		return false;
+	if (!qs->space[QUIC_SPACE_INITIAL].crypto_send)
+		return false;	/* nothing sent yet: connect() sends nothing */
+	*space = qs->space[QUIC_SPACE_HANDSHAKE].discarded ||
+		 !quic_crypto_send_ready(&qs->crypto[QUIC_CRYPTO_HANDSHAKE]) ?
+		 QUIC_SPACE_INITIAL : QUIC_SPACE_HANDSHAKE;
+	if (qs->space[*space].discarded)
+		return false;
+	return true;
+}
+
+/* RFC 9002 Appendix A.8: SetLossDetectionTimer. */
+void quic_loss_set_timer(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u64 deadline, now = quic_now();
+	bool pto;
+	u8 space;
+
+	if (quic_is_closed(sk))
+		return;
+	deadline = quic_loss_deadline(sk, &space, &pto);
+	if (!deadline && quic_loss_anti_deadlock(sk, &space))
+		deadline = now + quic_cong_pto(&qs->cong, false) *
+			   (1ULL << min_t(u8, qs->cong.pto_count, 16));
+	if (!deadline) {
+		quic_timer_stop(sk, QUIC_TIMER_LOSS);
+		return;
+	}
+	quic_timer_reset(sk, QUIC_TIMER_LOSS,
+			 deadline > now ? deadline - now : 0);
+}
+
+/* RFC 9002 Appendix A.9: OnLossDetectionTimeout. */
+void quic_loss_timeout(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u64 deadline, now = quic_now();
+	bool pto;
+	u8 space;
+
+	if (!quic_is_connected(sk))
+		return;
+	deadline = quic_loss_deadline(sk, &space, &pto);
+	if (deadline && !pto) {
+		quic_loss_detect(sk, space, now);
+		quic_output_flush(sk);
+		quic_loss_set_timer(sk);
+		return;
+	}
+	if (!deadline && !quic_loss_anti_deadlock(sk, &space)) {
+		quic_loss_set_timer(sk);
+		return;
+	}
+	if (deadline > now + QUIC_GRANULARITY) {
+		quic_loss_set_timer(sk);	/* fired early */
+		return;
+	}
+	qs->cong.pto_count++;
+	quic_output_probe(sk, space);
+	quic_loss_set_timer(sk);
+}
+
+/**
+ * quic_space_discard - drop a packet number space's keys and state
+ * @sk: the socket
+ * @space: QUIC_SPACE_INITIAL or QUIC_SPACE_HANDSHAKE
+ *
+ * RFC 9001 Section 4.9 and RFC 9002 Section 6.4: its packets leave the
+ * bytes in flight and are not retransmitted.  The transforms are freed
+ * later, in process context (quic_sock.keys_discard).
+ */
+void quic_space_discard(struct sock *sk, u8 space)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+	struct quic_sent_pkt *pkt, *tmp;
+
+	if (s->discarded)
+		return;
+	s->discarded = 1;
+	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
+		list_del(&pkt->list);
+		quic_cong_on_discard(&qs->cong, pkt->size);
+		quic_frame_list_free(sk, &pkt->frames);
+		quic_sent_pkt_free(pkt);
+	}
+	quic_frame_list_free(sk, &s->outq);
+	quic_pnspace_free(s);
+	s->loss_time = 0;
+	qs->keys_discard = 1;
+	qs->cong.pto_count = 0;
+	quic_loss_set_timer(sk);
+}
+
+static void quic_conn_set_closed(struct sock *sk)
+{
+	int i;
+
+	quic_state_store(sk, QUIC_SS_CLOSED);
+	for (i = 0; i < QUIC_TIMER_MAX; i++)
+		quic_timer_stop(sk, i);
+	sk->sk_state_change(sk);
+	sk->sk_write_space(sk);
+}
+
+static void quic_conn_close_event(struct sock *sk)
+{
+	quic_event_queue(sk, QUIC_EVENT_CONNECTION_CLOSE, &quic_sk(sk)->close,
+			 sizeof(struct quic_connection_close));
+}
+
+/**
+ * quic_conn_closed - the connection ended without us sending anything
+ * @sk: the socket
+ * @errcode: error code (0 for an idle timeout)
+ * @frame: offending frame type of a transport close
+ * @phrase: reason phrase, or NULL
+ * @len: its length; only 63 bytes are kept
+ *
+ * RFC 9000 Section 10: peer's CONNECTION_CLOSE (draining), idle timeout,
+ * stateless reset, version negotiation failure.
+ */
+void quic_conn_closed(struct sock *sk, u32 errcode, u8 frame,
+		      const u8 *phrase, u32 len)
+{
+	struct quic_connection_close *c = &quic_sk(sk)->close;
+
+	if (quic_is_closed(sk))
+		return;
+	memset(c, 0, sizeof(*c));
+	c->errcode = errcode;
+	c->frame = frame;
+	if (phrase)
+		memcpy(c->phrase, phrase, min_t(u32, len, sizeof(c->phrase) - 1));
+	quic_conn_close_event(sk);
+	quic_conn_set_closed(sk);
+}
+
+/* The highest space whose send keys we have, for a transport close. */
+static u8 quic_conn_close_space(struct quic_sock *qs)
+{
+	if (quic_crypto_send_ready(&qs->crypto[QUIC_CRYPTO_APP]) &&
+	    qs->handshake_confirmed)
+		return QUIC_SPACE_APP;
+	if (!qs->space[QUIC_SPACE_HANDSHAKE].discarded &&
+	    quic_crypto_send_ready(&qs->crypto[QUIC_CRYPTO_HANDSHAKE]))
+		return QUIC_SPACE_HANDSHAKE;
+	if (!qs->space[QUIC_SPACE_INITIAL].discarded)
+		return QUIC_SPACE_INITIAL;
+	return QUIC_SPACE_APP;
+}
+
+/**
+ * quic_conn_error - close the connection for an error we detected
+ * @sk: the socket
+ * @errcode: transport error code (RFC 9000 Section 20.1)
+ * @frame: type of the frame that caused it, 0 if none
+ *
+ * RFC 9000 Section 10.2: CONNECTION_CLOSE (0x1c) goes out once, then the
+ * socket is CLOSED and the application gets the CONNECTION_CLOSE event.
+ */
+void quic_conn_error(struct sock *sk, u32 errcode, u8 frame)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_connection_close *c = &qs->close;
+
+	if (quic_is_closed(sk))
+		return;
+	net_dbg_ratelimited("quic: sk %p closing: error 0x%x frame 0x%x\n",
+			    sk, errcode, frame);
+	memset(c, 0, sizeof(*c));
+	c->errcode = errcode;
+	c->frame = frame;
+	quic_output_close(sk, quic_conn_close_space(qs), false);
+	quic_conn_close_event(sk);
+	quic_conn_set_closed(sk);
+}

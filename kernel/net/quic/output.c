@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * QUIC: building and sending datagrams (RFC 9000 Sections 12.2, 14.1,
+ * 17; RFC 9001 Section 5; RFC 9002 Sections 6.2.4 and 7).
+ *
+ * A datagram holds one packet per space with something to send, Initial,
+ * then Handshake, then 1-RTT (RFC 9000 Section 12.2).  Packets are
+ * written in plain text into one linear skb, padded as RFC 9000 Section
+ * 14.1 requires, then protected in place by crypto.c and sent through the
+ * path.  Ack-eliciting packets are recorded with the frames they carry.
+ * Runs under the socket lock, in process or softirq context.
+ */
+
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+
+#include "quic.h"
+#include "packet.h"
+#include "input.h"
+#include "output.h"
+
+#define QUIC_DGRAM_PKTS		QUIC_SPACE_MAX
+#define QUIC_FLUSH_MAX		256	/* datagrams per flush */
+/* Smallest payload worth starting a packet for. */
+#define QUIC_PKT_MIN_PAYLOAD	32
+
+struct quic_out_pkt {
+	u32 off;
+	u32 pn_offset;
+	u32 len;
+	s64 pn;
+	struct quic_sent_pkt *sent;
+	u8 space;
+	u8 ack_eliciting:1;
+	u8 is_long:1;
+};
+
+struct quic_dgram {
+	struct sk_buff *skb;
+	u32 room;
+	struct quic_out_pkt pkts[QUIC_DGRAM_PKTS];
+	u8 n;
+	u8 close:1;
+	u8 close_app:1;
+	u8 discard_initial:1;
+	u8 close_space;
+};
+
+static u8 quic_space_pkt_type(u8 space)
+{
+	return space == QUIC_SPACE_INITIAL ? QUIC_PKT_INITIAL :
+					     QUIC_PKT_HANDSHAKE;
+}
+
+static const struct quic_conn_id *quic_out_dcid(struct quic_sock *qs)
+{
+	return &qs->dest.active->key.id;
+}
+
+static const struct quic_conn_id *quic_out_scid(struct quic_sock *qs)
+{
+	return &qs->source.active->key.id;
+}
+
+static u8 *quic_put_cid(u8 *p, const struct quic_conn_id *id)
+{
+	*p++ = id->len;
+	return quic_put_data(p, id->data, id->len);
+}
+
+static u8 *quic_put_pn(u8 *p, s64 pn, u8 pn_len)
+{
+	int i;
+
+	for (i = pn_len - 1; i >= 0; i--)
+		*p++ = (u8)(pn >> (8 * i));
+	return p;
+}
+
+/* RFC 9000 Section 17.2: long header up to the packet number. */
+static u8 *quic_out_long_hdr(struct quic_sock *qs, u8 *p, u8 space,
+			     u8 pn_len, struct quic_out_pkt *op)
+{
+	u8 *start = p;
+
+	*p++ = quic_pkt_first_byte(qs->version, quic_space_pkt_type(space)) |
+	       (pn_len - 1);
+	p = quic_put_u32(p, qs->version);
+	p = quic_put_cid(p, quic_out_dcid(qs));
+	p = quic_put_cid(p, quic_out_scid(qs));
+	if (space == QUIC_SPACE_INITIAL) {
+		u32 tlen = qs->is_serv ? 0 : qs->token.len;
+
+		p = quic_put_var(p, tlen);
+		if (tlen)
+			p = quic_put_data(p, qs->token.data, tlen);
+	}
+	p = quic_put_var2(p, 0);	/* Length, set by quic_out_finish() */
+	op->pn_offset = p - start;
+	op->is_long = 1;
+	return p;
+}
+
+/* RFC 9000 Section 17.3.1: short header up to the packet number. */
+static u8 *quic_out_short_hdr(struct quic_sock *qs, u8 *p, u8 pn_len,
+			      struct quic_out_pkt *op)
+{
+	u8 *start = p;
+
+	*p++ = QUIC_HDR_FIXED | (pn_len - 1);
+	p = quic_put_data(p, quic_out_dcid(qs)->data, quic_out_dcid(qs)->len);
+	op->pn_offset = p - start;
+	return p;
+}
+
+static u32 quic_out_hdr_max(struct quic_sock *qs, u8 space)
+{
+	if (space == QUIC_SPACE_APP)
+		return 1 + QUIC_CONN_ID_MAX_LEN + 4;
+	return 7 + 2 * QUIC_CONN_ID_MAX_LEN + 2 + qs->token.len + 2 + 4;
+}
+
+/* Frames that are not sent again when lost. */
+static bool quic_frame_once(const struct quic_frame *f)
+{
+	return f->type == QUIC_FRAME_PATH_RESPONSE ||
+	       f->type == QUIC_FRAME_PING;
+}
+
+/* Move the frames of @q that fit into the packet. */
+static u8 *quic_out_frames(struct sock *sk, struct list_head *q, u8 *p,
+			   u8 *limit, struct quic_sent_pkt *sent, bool *any)
+{
+	struct quic_frame *f, *n;
+
+	list_for_each_entry_safe(f, n, q, list) {
+		if (f->len > limit - p)
+			break;
+		p = quic_put_data(p, f->data, f->len);
+		list_del(&f->list);
+		*any = true;
+		if (quic_frame_once(f)) {
+			quic_frame_free(sk, f);
+			continue;
+		}
+		f->sent = 1;
+		list_add_tail(&f->list, &sent->frames);
+	}
+	return p;
+}
+
+static void quic_out_ack_sent(struct sock *sk, struct quic_pnspace *s)
+{
+	s->ack_pending = 0;
+	s->ack_immediate = 0;
+	s->ack_eliciting = 0;
+	s->ack_deadline = 0;
+}
+
+/* What the packet of @space would carry; false if nothing. */
+static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
+			    bool *ack, bool *frames)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+
+	if (s->discarded || !quic_crypto_send_ready(&qs->crypto[space]))
+		return false;
+	if (d->close)
+		return space == d->close_space;
+	*frames = !list_empty(&s->outq) ||
+		  (space == QUIC_SPACE_APP && !list_empty(&qs->stream_outq));
+	if (*frames && !s->probe &&
+	    !quic_cong_can_send(&qs->cong, qs->path.mss))
+		*frames = false;
+	*ack = s->ack_pending && (s->ack_immediate || *frames || s->probe);
+	return *ack || *frames || s->probe;
+}
+
+/* The payload of a packet; returns its end. */
+static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
+			    struct quic_out_pkt *op, u8 *p, u8 *limit,
+			    bool ack)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[op->space];
+	bool any = false;
+	u32 n;
+
+	if (d->close)
+		return p + quic_frame_close_build(sk, p, limit - p, d->close_app);
+	if (ack) {
+		n = quic_frame_ack_build(sk, op->space, p, limit - p);
+		if (n)
+			quic_out_ack_sent(sk, s);
+		p += n;
+	}
+	p = quic_out_frames(sk, &s->outq, p, limit, op->sent, &any);
+	if (op->space == QUIC_SPACE_APP && list_empty(&s->outq))
+		p = quic_out_frames(sk, &qs->stream_outq, p, limit, op->sent,
+				    &any);
+	if (s->probe) {
+		if (!any && p < limit) {
+			*p++ = QUIC_FRAME_PING;
+			any = true;
+		}
+		s->probe--;
+	}
+	op->ack_eliciting = any;
+	return p;
+}
+
+static bool quic_out_packet(struct sock *sk, struct quic_dgram *d, u8 space)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+	struct quic_out_pkt *op = &d->pkts[d->n];
+	bool ack = false, frames = false;
+	struct sk_buff *skb = d->skb;
+	u8 *start, *p, *limit, pn_len;
+	u32 avail = d->room - skb->len;
+
+	if (!quic_out_wanted(sk, d, space, &ack, &frames))
+		return false;
+	if (avail < quic_out_hdr_max(qs, space) + QUIC_CRYPTO_TAG_LEN +
+		    QUIC_PKT_MIN_PAYLOAD)
+		return false;
+	memset(op, 0, sizeof(*op));
+	op->sent = quic_sent_pkt_new(s->next_pn, 0, 0);
+	if (!op->sent)
+		return false;
+	op->space = space;
+	op->pn = s->next_pn;
+	op->off = skb->len;
+	pn_len = quic_pn_encode_len(op->pn, s->largest_acked);
+
+	start = skb_tail_pointer(skb);
+	if (space == QUIC_SPACE_APP)
+		p = quic_out_short_hdr(qs, start, pn_len, op);
+	else
+		p = quic_out_long_hdr(qs, start, space, pn_len, op);
+	p = quic_put_pn(p, op->pn, pn_len);
+	limit = start + avail - QUIC_CRYPTO_TAG_LEN;
+	p = quic_out_payload(sk, d, op, p, limit, ack);
+	/* RFC 9001 Section 5.4.2: room for the header protection sample. */
+	while (p - (start + op->pn_offset) < QUIC_CRYPTO_SAMPLE_OFFSET)
+		*p++ = QUIC_FRAME_PADDING;
+	op->len = p - start + QUIC_CRYPTO_TAG_LEN;
+	skb_put(skb, op->len);
+	s->next_pn++;
+	if (!op->ack_eliciting) {
+		quic_sent_pkt_free(op->sent);
+		op->sent = NULL;
+	}
+	if (space == QUIC_SPACE_HANDSHAKE && !qs->is_serv)
+		d->discard_initial = 1;	/* RFC 9001 Section 4.9.1 */
+	d->n++;
+	return true;
+}
+
+/*
+ * RFC 9000 Section 14.1: a client pads every datagram with an Initial
+ * packet, a server those with an ack-eliciting Initial, to 1200 bytes.
+ * The padding goes into the last packet.
+ */
+static void quic_out_pad(struct sock *sk, struct quic_dgram *d)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_out_pkt *last = &d->pkts[d->n - 1];
+	bool pad = false;
+	u32 target, extra;
+	int i;
+
+	for (i = 0; i < d->n; i++)
+		if (d->pkts[i].space == QUIC_SPACE_INITIAL &&
+		    (!qs->is_serv || d->pkts[i].ack_eliciting))
+			pad = true;
+	target = min_t(u32, QUIC_MIN_INITIAL_SIZE, d->room);
+	if (!pad || d->skb->len >= target)
+		return;
+	extra = target - d->skb->len;
+	/* Zeros before the tag: PADDING frames in the payload. */
+	memmove(d->skb->data + last->off + last->len - QUIC_CRYPTO_TAG_LEN +
+		extra, d->skb->data + last->off + last->len -
+		QUIC_CRYPTO_TAG_LEN, QUIC_CRYPTO_TAG_LEN);
+	memset(d->skb->data + last->off + last->len - QUIC_CRYPTO_TAG_LEN, 0,
+	       extra);
+	skb_put(d->skb, extra);
+	last->len += extra;
+}
+
+/* Length fields, the sent records, then protection (RFC 9001 5.3, 5.4). */
+static int quic_out_finish(struct sock *sk, struct quic_dgram *d)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u64 now = quic_now();
+	int i, err;
+
+	for (i = 0; i < d->n; i++) {
+		struct quic_out_pkt *op = &d->pkts[i];
+		struct quic_pnspace *s = &qs->space[op->space];
+		u8 *pkt = d->skb->data + op->off;
+
+		if (op->is_long)
+			quic_put_var2(pkt + op->pn_offset - 2,
+				      op->len - op->pn_offset);
+		if (op->sent) {
+			op->sent->time = now;
+			op->sent->size = op->len;
+			list_add_tail(&op->sent->list, &s->sent);
+			quic_cong_on_sent(&qs->cong, op->len);
+			s->last_sent_time = now;
+		}
+		err = quic_crypto_encrypt(&qs->crypto[op->space], pkt, op->len,
+					  op->pn_offset, op->pn);
+		if (err) {
+			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_ENCDROP);
+			return err;
+		}
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_ENCFASTPATHS);
+	}
+	return 0;
+}
+
+static struct sk_buff *quic_out_skb(struct sock *sk)
+{
+	u32 hroom = MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr);
+	struct sk_buff *skb;
+
+	skb = alloc_skb(hroom + quic_sk(sk)->path.mss, GFP_ATOMIC);
+	if (skb)
+		skb_reserve(skb, hroom);
+	return skb;
+}
+
+/* One datagram.  Return: 1 if sent, 0 if nothing to send, or an error. */
+static int quic_out_dgram(struct sock *sk, struct quic_dgram *d)
+{
+	static const u8 order[] = {
+		QUIC_SPACE_INITIAL, QUIC_SPACE_HANDSHAKE, QUIC_SPACE_APP
+	};
+	bool eliciting = false;
+	int i, err;
+
+	d->room = quic_path_room(sk);
+	d->n = 0;
+	d->discard_initial = 0;
+	if (d->room < QUIC_CRYPTO_TAG_LEN + QUIC_PKT_MIN_PAYLOAD + 30)
+		return 0;
+	d->skb = quic_out_skb(sk);
+	if (!d->skb)
+		return -ENOMEM;
+	for (i = 0; i < ARRAY_SIZE(order); i++)
+		quic_out_packet(sk, d, order[i]);
+	if (!d->n) {
+		kfree_skb(d->skb);
+		return 0;
+	}
+	quic_out_pad(sk, d);
+	err = quic_out_finish(sk, d);
+	if (err) {
+		kfree_skb(d->skb);
+		return err;
+	}
+	for (i = 0; i < d->n; i++)
+		eliciting |= d->pkts[i].ack_eliciting;
+	net_dbg_ratelimited("quic: sk %p xmit %u bytes, %u packets, first pn %lld space %u\n",
+			    sk, d->skb->len, d->n, d->pkts[0].pn, d->pkts[0].space);
+	quic_path_xmit(sk, d->skb);
+	/* RFC 9000 Section 10.1: only the first ack-eliciting packet sent
+	 * after a packet was received restarts the idle timer.
+	 */
+	if (eliciting && !quic_sk(sk)->idle_sent) {
+		quic_sk(sk)->idle_sent = 1;
+		quic_timer_idle_reset(sk);
+	}
+	if (d->discard_initial)
+		quic_space_discard(sk, QUIC_SPACE_INITIAL);
+	return 1;
+}
+
+/*
+ * ABI reference Section 6.2: sk_sndbuf follows the congestion window
+ * (4 x cwnd), within quic_wmem like TCP's autotuning.
+ */
+static void quic_out_sndbuf(struct sock *sk)
+{
+	u64 buf = 4ULL * quic_sk(sk)->cong.cwnd;
+
+	if (sk->sk_userlocks & SOCK_SNDBUF_LOCK)
+		return;
+	buf = clamp_t(u64, buf, READ_ONCE(sysctl_quic_wmem[0]),
+		      READ_ONCE(sysctl_quic_wmem[2]));
+	WRITE_ONCE(sk->sk_sndbuf, (int)buf);
+}
+
+/**
+ * quic_output_flush - send what is queued, as far as limits allow
+ * @sk: the socket, locked
+ */
+void quic_output_flush(struct sock *sk)
+{
+	struct quic_dgram d = {};
+	int i;
+
+	if (!quic_is_connected(sk))
+		return;
+	for (i = 0; i < QUIC_FLUSH_MAX; i++)
+		if (quic_out_dgram(sk, &d) <= 0)
+			break;
+	quic_out_sndbuf(sk);
+	quic_loss_set_timer(sk);
+}
+
+/*
+ * RFC 9002 Section 6.2.4: a probe packet in @space, ignoring the window.
+ * It carries the oldest unacknowledged frames again, or a PING.
+ */
+void quic_output_probe(struct sock *sk, u8 space)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+	struct quic_sent_pkt *oldest;
+
+	if (!quic_is_connected(sk) || s->discarded)
+		return;
+	if (list_empty(&s->outq) && !list_empty(&s->sent)) {
+		oldest = list_first_entry(&s->sent, struct quic_sent_pkt, list);
+		if (!list_empty(&oldest->frames))
+			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RETRANS);
+		list_splice_init(&oldest->frames, &s->outq);
+	}
+	s->probe = 1;
+	quic_output_flush(sk);
+	s->probe = 0;
+}
+
+/**
+ * quic_output_close - send CONNECTION_CLOSE now
+ * @sk: the socket
+ * @space: packet number space to send it in
+ * @app: the application variant (0x1d) with quic_sock.close
+ *
+ * RFC 9000 Section 10.2: sent once, without waiting for the window.
+ */
+void quic_output_close(struct sock *sk, u8 space, bool app)
+{
+	struct quic_dgram d = {
+		.close = 1,
+		.close_app = app,
+		.close_space = space,
+	};
+
+	if (quic_out_dgram(sk, &d) > 0)
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_OUTCLOSES);
+}

@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * QUIC: received packets (RFC 9000 Sections 12.2, 17; RFC 9001 Section 5).
+ *
+ * A datagram may hold several coalesced long header packets and a last
+ * short header one.  Each is parsed, its protection removed in place by
+ * crypto.c, its packet number checked and its frames handled.  Packets
+ * that cannot be opened yet (keys not installed) are kept, up to
+ * QUIC_PKT_BUFFERED_MAX per socket, and processed when the keys come
+ * (ABI reference Section 1.13).  Everything runs under the socket lock.
+ */
+
+#include <linux/slab.h>
+
+#include "quic.h"
+#include "packet.h"
+#include "input.h"
+#include "output.h"
+
+/* RFC 9369 Section 3.2: QUIC v2 renumbers the long header packet types. */
+u8 quic_pkt_type_of(u32 version, u8 first)
+{
+	u8 t = (first >> 4) & 0x3;
+
+	return version == QUIC_VERSION_V2 ? (t + 3) & 0x3 : t;
+}
+
+u8 quic_pkt_first_byte(u32 version, u8 type)
+{
+	u8 t = version == QUIC_VERSION_V2 ? (type + 1) & 0x3 : type;
+
+	return QUIC_HDR_LONG | QUIC_HDR_FIXED | (t << 4);
+}
+
+static bool quic_pkt_cid(const u8 **pp, const u8 *end, const u8 **cid,
+			 u8 *len)
+{
+	const u8 *p = *pp;
+
+	if (p >= end || *p > QUIC_CONN_ID_MAX_LEN || end - p - 1 < *p)
+		return false;
+	*len = *p;
+	*cid = p + 1;
+	*pp = p + 1 + *len;
+	return true;
+}
+
+/*
+ * RFC 9000 Section 17.2: the long header.  Fills @pkt up to the Packet
+ * Number offset; @pkt->len is the packet length from its Length field.
+ * Return: 0 or -EINVAL.
+ */
+int quic_pkt_parse_long(const u8 *p, u32 len, struct quic_pkt *pkt)
+{
+	const u8 *start = p, *end = p + len;
+	u64 token_len, plen;
+
+	memset(pkt, 0, sizeof(*pkt));
+	if (len < 7)
+		return -EINVAL;
+	pkt->version = (p[1] << 24) | (p[2] << 16) | (p[3] << 8) | p[4];
+	p += 5;
+	if (!quic_pkt_cid(&p, end, &pkt->dcid, &pkt->dcid_len) ||
+	    !quic_pkt_cid(&p, end, &pkt->scid, &pkt->scid_len))
+		return -EINVAL;
+	if (!pkt->version) {
+		pkt->type = QUIC_PKT_VERSION_NEG;
+		pkt->len = len;
+		pkt->pn_offset = p - start;
+		return 0;
+	}
+	if (pkt->version != QUIC_VERSION_V1 && pkt->version != QUIC_VERSION_V2) {
+		pkt->type = QUIC_PKT_UNKNOWN;	/* RFC 8999 Section 5.1 */
+		pkt->len = len;
+		pkt->pn_offset = p - start;
+		return 0;
+	}
+	pkt->type = quic_pkt_type_of(pkt->version, start[0]);
+	if (pkt->type == QUIC_PKT_RETRY) {
+		pkt->len = len;
+		pkt->pn_offset = p - start;
+		return 0;
+	}
+	if (pkt->type == QUIC_PKT_INITIAL) {
+		if (!quic_varint_get(&p, end, &token_len) ||
+		    token_len > (u64)(end - p))
+			return -EINVAL;
+		pkt->token = p;
+		pkt->token_len = token_len;
+		p += token_len;
+	}
+	if (!quic_varint_get(&p, end, &plen) || plen > (u64)(end - p))
+		return -EINVAL;
+	pkt->pn_offset = p - start;
+	pkt->len = pkt->pn_offset + plen;
+	return 0;
+}
+
+/* Keep what is left of a datagram until the keys for it are installed. */
+static void quic_packet_buffer(struct sock *sk, struct sk_buff *skb, u32 off)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct sk_buff *nskb;
+
+	if (skb_queue_len(&qs->pending) >= QUIC_PKT_BUFFERED_MAX) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		return;
+	}
+	nskb = alloc_skb(skb->len - off, GFP_ATOMIC);
+	if (!nskb) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		return;
+	}
+	skb_put_data(nskb, skb->data + off, skb->len - off);
+	*QUIC_RCV_CB(nskb) = *QUIC_RCV_CB(skb);
+	QUIC_RCV_CB(nskb)->buffered = 1;
+	__skb_queue_tail(&qs->pending, nskb);
+}
+
+void quic_packet_buffer_purge(struct sock *sk)
+{
+	skb_queue_purge(&quic_sk(sk)->pending);
+}
+
+/* Call after installing receive keys: retry what waited for them. */
+int quic_packet_process_buffered(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct sk_buff_head list;
+	struct sk_buff *skb;
+
+	__skb_queue_head_init(&list);
+	skb_queue_splice_init(&qs->pending, &list);
+	while ((skb = __skb_dequeue(&list)))
+		quic_packet_rcv(sk, skb);
+	return quic_is_closed(sk) ? -EPIPE : 0;
+}
+
+static u8 quic_pkt_space(u8 type)
+{
+	if (type == QUIC_PKT_INITIAL)
+		return QUIC_SPACE_INITIAL;
+	if (type == QUIC_PKT_HANDSHAKE)
+		return QUIC_SPACE_HANDSHAKE;
+	return QUIC_SPACE_APP;
+}
+
+/*
+ * RFC 9000 Section 6.2: a client gives up when the server supports none
+ * of our versions.  Only before anything else was received from it.
+ */
+static void quic_packet_vn(struct sock *sk, const u8 *p, struct quic_pkt *pkt)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	const u8 *v = p + pkt->pn_offset, *end = p + pkt->len;
+	u32 version;
+
+	if (qs->is_serv || qs->peer_scid.len || !quic_is_establishing(sk))
+		return;
+	if (pkt->dcid_len != qs->source.active->key.id.len ||
+	    memcmp(pkt->dcid, qs->source.active->key.id.data, pkt->dcid_len))
+		return;
+	for (; end - v >= 4; v += 4) {
+		version = (v[0] << 24) | (v[1] << 16) | (v[2] << 8) | v[3];
+		if (version == qs->version)
+			return;	/* RFC 9000 Section 6.2: ignore it */
+	}
+	quic_conn_closed(sk, QUIC_TRANSPORT_ERROR_VERSION_NEGOTIATION, 0,
+			 NULL, 0);
+}
+
+/*
+ * Header of one packet at @p, @len bytes to the datagram end.  Short
+ * headers carry one of our connection IDs, all QUIC_CONN_ID_DEF_LEN long.
+ */
+static int quic_packet_header(struct sock *sk, const u8 *p, u32 len,
+			      u32 dgram_len, struct quic_pkt *pkt)
+{
+	if (!(p[0] & QUIC_HDR_LONG)) {
+		memset(pkt, 0, sizeof(*pkt));
+		if (len < 1 + QUIC_CONN_ID_DEF_LEN || !(p[0] & QUIC_HDR_FIXED))
+			return -EINVAL;
+		pkt->type = QUIC_PKT_SHORT;
+		pkt->dcid = p + 1;
+		pkt->dcid_len = QUIC_CONN_ID_DEF_LEN;
+		pkt->pn_offset = 1 + QUIC_CONN_ID_DEF_LEN;
+		pkt->len = len;
+		pkt->space = QUIC_SPACE_APP;
+		return 0;
+	}
+	if (quic_pkt_parse_long(p, len, pkt))
+		return -EINVAL;
+	if (pkt->type != QUIC_PKT_VERSION_NEG && !(p[0] & QUIC_HDR_FIXED))
+		return -EINVAL;
+	/* RFC 9000 Section 14.1: servers drop Initials in small datagrams. */
+	if (pkt->type == QUIC_PKT_INITIAL && quic_sk(sk)->is_serv &&
+	    dgram_len < QUIC_MIN_INITIAL_SIZE)
+		return -EINVAL;
+	pkt->space = quic_pkt_space(pkt->type);
+	return 0;
+}
+
+/* RFC 9000 Section 13.2.1: when to acknowledge what was just received. */
+static void quic_packet_ack_schedule(struct sock *sk, struct quic_pkt *pkt,
+				     s64 largest)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[pkt->space];
+	u64 delay;
+
+	if (!pkt->ack_eliciting)
+		return;
+	s->ack_pending = 1;
+	s->ack_eliciting++;
+	/* Immediately for Initial and Handshake, every second packet, and
+	 * when packets arrive out of order (Section 13.2.1).
+	 */
+	if (pkt->space != QUIC_SPACE_APP || s->ack_eliciting >= 2 ||
+	    pkt->pn != largest + 1) {
+		s->ack_immediate = 1;
+		return;
+	}
+	if (!s->ack_deadline) {
+		delay = qs->local_tp.max_ack_delay;
+		s->ack_deadline = quic_now() + delay;
+		quic_timer_reset(sk, QUIC_TIMER_ACK, delay);
+	}
+}
+
+/* The client learns the server's connection ID from its first packet. */
+static int quic_packet_peer_scid(struct sock *sk, struct quic_pkt *pkt)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_conn_id id;
+
+	if (qs->peer_scid.len || pkt->type == QUIC_PKT_SHORT)
+		return 0;
+	quic_conn_id_set_raw(&id, pkt->scid, pkt->scid_len);
+	qs->peer_scid = id;
+	if (qs->is_serv)
+		return 0;
+	return quic_conn_id_dest_update(&qs->dest, &id);
+}
+
+/* RFC 9001 Section 4.9.1 and RFC 9000 Section 8.1 for a server. */
+static void quic_packet_handshake_rcvd(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (!qs->is_serv)
+		return;
+	qs->path.validated = 1;
+	if (!qs->space[QUIC_SPACE_INITIAL].discarded)
+		quic_space_discard(sk, QUIC_SPACE_INITIAL);
+}
+
+static void quic_packet_key_event(struct sock *sk, u8 event)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u8 phase;
+
+	if (event == QUIC_CRYPTO_KEY_NONE)
+		return;
+	qs->crypto_key_prepare = 1;
+	if (event == QUIC_CRYPTO_KEY_PEER_UPDATE) {
+		phase = qs->crypto[QUIC_CRYPTO_APP].rx.phase;
+		quic_event_queue(sk, QUIC_EVENT_KEY_UPDATE, &phase, 1);
+	}
+}
+
+/* Frames of a packet that decrypted fine. */
+static int quic_packet_frames(struct sock *sk, struct quic_pkt *pkt, u8 *p,
+			      u8 pn_len)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[pkt->space];
+	u32 hlen = pkt->pn_offset + pn_len;
+	s64 largest = quic_pnspace_largest_recv(s);
+	int err;
+
+	/* RFC 9000 Sections 17.2 and 17.3.1: reserved bits must be zero. */
+	if (p[0] & ((p[0] & QUIC_HDR_LONG) ? QUIC_HDR_RESERVED_LONG :
+					     QUIC_HDR_RESERVED_SHORT)) {
+		quic_conn_error(sk, QUIC_TRANSPORT_ERROR_PROTOCOL_VIOLATION, 0);
+		return 0;
+	}
+	if (quic_pnspace_is_dup(s, pkt->pn)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVNUMDROP);
+		return 0;
+	}
+	err = quic_frame_process(sk, pkt, p + hlen,
+				 pkt->len - hlen - QUIC_CRYPTO_TAG_LEN);
+	if (err < 0) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		return 0;
+	}
+	if (err > 0) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVFRMDROP);
+		quic_conn_error(sk, err, pkt->frame);
+		return 0;
+	}
+	if (quic_is_closed(sk))
+		return 0;
+	quic_pnspace_record(s, pkt->pn, quic_now());
+	quic_packet_ack_schedule(sk, pkt, largest);
+	qs->idle_sent = 0;
+	quic_timer_idle_reset(sk);
+	if (pkt->type == QUIC_PKT_HANDSHAKE)
+		quic_packet_handshake_rcvd(sk);
+	return 0;
+}
+
+/*
+ * RFC 9000 Section 10.3.1: a short packet that does not decrypt may be a
+ * Stateless Reset, ending with a token the peer gave us.
+ */
+static bool quic_packet_stateless_reset(struct sock *sk, const u8 *p, u32 len)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (len < 21 || !qs->dest.active)
+		return false;
+	if (!quic_conn_id_dest_token_match(&qs->dest,
+					   p + len - QUIC_CONN_ID_TOKEN_LEN))
+		return false;
+	quic_conn_closed(sk, QUIC_TRANSPORT_ERROR_CRYPTO, 0, NULL, 0);
+	return true;
+}
+
+static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_crypto_rx_info info;
+	struct quic_pnspace *s = &qs->space[pkt->space];
+	int err;
+
+	if (pkt->len < QUIC_CRYPTO_MIN_PKT_LEN(pkt->pn_offset)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVHDRDROP);
+		return -EINVAL;
+	}
+	err = quic_crypto_decrypt(&qs->crypto[pkt->space], p, pkt->len,
+				  pkt->pn_offset, quic_pnspace_largest_recv(s),
+				  &info);
+	if (err == -ENOKEY)
+		return err;
+	if (err) {
+		if (pkt->type != QUIC_PKT_SHORT ||
+		    !quic_packet_stateless_reset(sk, p, pkt->len))
+			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_DECDROP);
+		if (err == -EKEYEXPIRED)
+			quic_conn_error(sk, QUIC_TRANSPORT_ERROR_AEAD_LIMIT_REACHED,
+					0);
+		return err;
+	}
+	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_DECFASTPATHS);
+	pkt->pn = info.pn;
+	net_dbg_ratelimited("quic: sk %p rcv type %u pn %lld len %u\n", sk,
+			    pkt->type, info.pn, pkt->len);
+	quic_packet_key_event(sk, info.key_event);
+	err = quic_packet_peer_scid(sk, pkt);
+	if (err)
+		return err;
+	return quic_packet_frames(sk, pkt, p, info.pn_len);
+}
+
+/*
+ * One packet at @off.  Return: its length (the next packet follows), or a
+ * negative error: -ENOKEY (keep the rest for later) or -EINVAL (drop the
+ * rest of the datagram).
+ */
+static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 off)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u8 *p = skb->data + off;
+	struct quic_pkt pkt;
+	int err;
+
+	if (quic_packet_header(sk, p, skb->len - off, skb->len, &pkt)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVHDRDROP);
+		return -EINVAL;
+	}
+	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVFASTPATHS);
+	if (pkt.type == QUIC_PKT_VERSION_NEG) {
+		quic_packet_vn(sk, p, &pkt);
+		return -EINVAL;
+	}
+	if (pkt.type == QUIC_PKT_RETRY || pkt.type == QUIC_PKT_0RTT ||
+	    pkt.type == QUIC_PKT_UNKNOWN ||
+	    (pkt.type != QUIC_PKT_SHORT && pkt.version != qs->version) ||
+	    (pkt.type == QUIC_PKT_INITIAL && !qs->is_serv && pkt.token_len) ||
+	    qs->space[pkt.space].discarded) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		return pkt.len;
+	}
+	err = quic_packet_decrypt(sk, &pkt, p);
+	if (err == -ENOKEY)
+		return err;
+	return pkt.len;
+}
+
+/**
+ * quic_packet_rcv - process a datagram for a connected socket
+ * @sk: the socket, locked (by a process or the softirq spinlock)
+ * @skb: the datagram, skb->data at the first QUIC packet; consumed
+ *
+ * Return: 0.
+ */
+int quic_packet_rcv(struct sock *sk, struct sk_buff *skb)
+{
+	struct quic_rcv_cb *cb = QUIC_RCV_CB(skb);
+	u32 off = 0;
+	int len;
+
+	if (!quic_is_connected(sk) || skb_linearize_cow(skb)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		goto out;
+	}
+	if (!cb->buffered)
+		quic_path_on_recv(sk, skb->len);
+	while (off < skb->len && quic_is_connected(sk)) {
+		len = quic_packet_one(sk, skb, off);
+		if (len == -ENOKEY) {
+			quic_packet_buffer(sk, skb, off);
+			break;
+		}
+		if (len < 0)
+			break;
+		off += len;
+	}
+	quic_output_flush(sk);
+out:
+	kfree_skb(skb);
+	return 0;
+}

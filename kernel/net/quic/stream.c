@@ -1,0 +1,770 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * QUIC: streams (RFC 9000 Sections 2, 3 and 4).
+ *
+ * All functions run under the socket lock (owner or spinlock).  Functions
+ * handling peer frames return 0 or a QUIC transport error code (RFC 9000
+ * Section 20.1); the others return 0 or a negative errno.
+ */
+
+#include <linux/hash.h>
+#include <linux/slab.h>
+
+#include "quic.h"
+
+static struct hlist_head *quic_stream_bucket(struct quic_stream_table *t,
+					     s64 id)
+{
+	return &t->head[hash_64((u64)id, QUIC_STREAM_HT_BITS)];
+}
+
+void quic_stream_table_init(struct quic_stream_table *t)
+{
+	int i;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < ARRAY_SIZE(t->head); i++)
+		INIT_HLIST_HEAD(&t->head[i]);
+	t->active = -1;
+}
+
+void quic_stream_table_free(struct sock *sk)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	struct quic_stream *s;
+	struct hlist_node *n;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(t->head); i++) {
+		hlist_for_each_entry_safe(s, n, &t->head[i], node) {
+			hlist_del(&s->node);
+			skb_queue_purge(&s->recv.ooo);
+			kfree(s);
+		}
+	}
+	t->active = -1;
+}
+
+struct quic_stream *quic_stream_find(struct sock *sk, s64 id)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	struct quic_stream *s;
+
+	hlist_for_each_entry(s, quic_stream_bucket(t, id), node) {
+		if (s->id == id)
+			return s;
+	}
+	return NULL;
+}
+
+/* RFC 9000 Section 2.1: bit 0 tells which end opened the stream. */
+bool quic_stream_local(struct sock *sk, s64 id)
+{
+	return quic_stream_is_server(id) == !!quic_sk(sk)->is_serv;
+}
+
+/*
+ * RFC 9000 Section 3: a stream whose sending part is acknowledged (or
+ * reset and the reset acknowledged) and whose receiving part was read to
+ * the end is gone.  Frames and queued data refer to streams by ID and
+ * cope with a stream that is no longer found.
+ */
+static void quic_stream_maybe_free(struct sock *sk, struct quic_stream *s)
+{
+	bool local = quic_stream_local(sk, s->id), uni = quic_stream_is_uni(s->id);
+	bool send_done = s->send.state == QUIC_STREAM_SEND_STATE_RECVD ||
+			 s->send.state == QUIC_STREAM_SEND_STATE_RESET_RECVD;
+	bool recv_done = s->recv.state == QUIC_STREAM_RECV_STATE_READ;
+
+	if (uni && !local)
+		send_done = true;
+	if (uni && local)
+		recv_done = true;
+	if (!send_done || !recv_done)
+		return;
+	if (quic_sk(sk)->streams.active == s->id)
+		quic_sk(sk)->streams.active = -1;
+	hlist_del(&s->node);
+	skb_queue_purge(&s->recv.ooo);
+	kfree(s);
+}
+
+/* RFC 9000 Section 18.2: initial stream limits by stream type. */
+static void quic_stream_limits(struct sock *sk, struct quic_stream *s)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	const struct quic_transport_param *l = &qs->local_tp;
+	const struct quic_transport_param *r = &qs->remote_tp;
+
+	if (quic_stream_is_uni(s->id)) {
+		s->send.max = r->max_stream_data_uni;
+		s->recv.max = l->max_stream_data_uni;
+	} else if (quic_stream_local(sk, s->id)) {
+		s->send.max = r->max_stream_data_bidi_remote;
+		s->recv.max = l->max_stream_data_bidi_local;
+	} else {
+		s->send.max = r->max_stream_data_bidi_local;
+		s->recv.max = l->max_stream_data_bidi_remote;
+	}
+	s->recv.window = s->recv.max;
+}
+
+static struct quic_stream *quic_stream_create(struct sock *sk, s64 id)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	struct quic_stream *s;
+
+	s = kzalloc(sizeof(*s), GFP_ATOMIC);
+	if (!s)
+		return NULL;
+	s->id = id;
+	skb_queue_head_init(&s->recv.ooo);
+	s->send.state = QUIC_STREAM_SEND_STATE_READY;
+	s->recv.state = QUIC_STREAM_RECV_STATE_RECV;
+	quic_stream_limits(sk, s);
+	hlist_add_head(&s->node, quic_stream_bucket(t, id));
+	return s;
+}
+
+/* Opening stream N opens the lower ones of its type too (Section 3.2). */
+static struct quic_stream *quic_stream_open_upto(struct sock *sk, s64 id,
+						 u64 *next)
+{
+	struct quic_stream *s = NULL;
+	u64 n = (u64)id >> 2;
+
+	while (*next <= n) {
+		s = quic_stream_create(sk, (s64)(*next << 2) | (id & 3));
+		if (!s)
+			return NULL;
+		(*next)++;
+	}
+	return s;
+}
+
+s64 quic_stream_next_id(struct sock *sk, bool uni)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	s64 type = (uni ? QUIC_STREAM_TYPE_UNI_MASK : 0) |
+		   (qs->is_serv ? QUIC_STREAM_TYPE_SERVER_MASK : 0);
+
+	return (s64)(qs->streams.next_local[uni] << 2) | type;
+}
+
+static int quic_stream_local_open(struct sock *sk, s64 id, u32 flags,
+				  struct quic_stream **sp)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_stream_table *t = &qs->streams;
+	bool uni = quic_stream_is_uni(id);
+	u64 n = (u64)id >> 2;
+
+	if (!(flags & MSG_QUIC_STREAM_NEW))
+		return -EINVAL;
+	if (n < t->next_local[uni])
+		return -ENOSTR;
+	if (n >= t->max_local[uni]) {
+		/* ABI Section 4.2: no limits known before 1-RTT keys. */
+		if (!t->max_local[uni] &&
+		    !quic_crypto_send_ready(&qs->crypto[QUIC_CRYPTO_APP]))
+			return -EINVAL;
+		return -EAGAIN;
+	}
+	*sp = quic_stream_open_upto(sk, id, &t->next_local[uni]);
+	if (!*sp)
+		return -ENOMEM;
+	t->active = id;
+	return 0;
+}
+
+/**
+ * quic_stream_send_get - the stream a sendmsg or STREAM_OPEN writes to
+ * @sk: the socket
+ * @id: stream ID, or -1 for the active or next stream (ABI Section 4.2)
+ * @flags: MSG_QUIC_STREAM_* flags
+ * @err: set on failure: -EINVAL, -ENOSTR, -ENOMEM, or -EAGAIN when the
+ *	peer's stream limit is reached
+ *
+ * Return: the stream, or NULL.
+ */
+struct quic_stream *quic_stream_send_get(struct sock *sk, s64 id, u32 flags,
+					 int *err)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	struct quic_stream *s = NULL;
+
+	*err = 0;
+	if (id == -1) {
+		if (t->active >= 0) {
+			if (flags & MSG_QUIC_STREAM_NEW) {
+				*err = -EINVAL;
+				return NULL;
+			}
+			id = t->active;
+		} else {
+			id = quic_stream_next_id(sk,
+						 flags & MSG_QUIC_STREAM_UNI);
+		}
+	}
+	if (id < 0 || (u64)id > QUIC_VARINT_MAX) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	s = quic_stream_find(sk, id);
+	if (!s) {
+		if (!quic_stream_local(sk, id)) {
+			*err = -EINVAL;
+			return NULL;
+		}
+		*err = quic_stream_local_open(sk, id, flags, &s);
+		return *err ? NULL : s;
+	}
+	if (!quic_stream_local(sk, id) && quic_stream_is_uni(id))
+		*err = -EINVAL;		/* receive-only */
+	else if ((flags & MSG_QUIC_STREAM_NEW) &&
+		 s->send.state != QUIC_STREAM_SEND_STATE_READY)
+		*err = -EINVAL;
+	else if (s->send.state >= QUIC_STREAM_SEND_STATE_SENT)
+		*err = -EINVAL;
+	return *err ? NULL : s;
+}
+
+/**
+ * quic_stream_peer_get - the stream a peer frame is about
+ * @sk: the socket
+ * @id: stream ID from the frame
+ * @send: the frame concerns our sending part (MAX_STREAM_DATA,
+ *	STOP_SENDING), not our receiving part
+ * @err: set to a transport error code on failure, 0 otherwise
+ *
+ * RFC 9000 Sections 19.4, 19.5, 19.8, 19.10: frames for a stream that
+ * cannot exist in that direction are STREAM_STATE_ERROR; peer streams
+ * beyond our limit are STREAM_LIMIT_ERROR (Section 4.6).
+ *
+ * Return: the stream (opened if new), or NULL.
+ */
+static struct quic_stream *quic_stream_peer_get(struct sock *sk, s64 id,
+						bool send, int *err)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	bool uni = quic_stream_is_uni(id), local = quic_stream_local(sk, id);
+	struct quic_stream *s;
+	u64 n = (u64)id >> 2;
+
+	*err = 0;
+	if (uni && local != send) {
+		*err = QUIC_TRANSPORT_ERROR_STREAM_STATE;
+		return NULL;
+	}
+	s = quic_stream_find(sk, id);
+	if (s)
+		return s;
+	if (local) {
+		if (n >= t->next_local[uni])
+			*err = QUIC_TRANSPORT_ERROR_STREAM_STATE;
+		return NULL;
+	}
+	if (n >= t->max_peer[uni]) {
+		*err = QUIC_TRANSPORT_ERROR_STREAM_LIMIT;
+		return NULL;
+	}
+	if (n < t->next_peer[uni])
+		return NULL;	/* closed and gone */
+	s = quic_stream_open_upto(sk, id, &t->next_peer[uni]);
+	if (!s)
+		*err = QUIC_TRANSPORT_ERROR_INTERNAL;
+	else if (!uni && t->active < 0)
+		t->active = id;
+	return s;
+}
+
+/* RFC 9000 Sections 4.1 and 18.2: limits once the peer's params are known. */
+void quic_stream_set_limits(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_stream_table *t = &qs->streams;
+	struct quic_stream *s;
+	int i;
+
+	t->max_local[0] = max_t(u64, t->max_local[0],
+				qs->remote_tp.max_streams_bidi);
+	t->max_local[1] = max_t(u64, t->max_local[1],
+				qs->remote_tp.max_streams_uni);
+	t->max_peer[0] = qs->local_tp.max_streams_bidi;
+	t->max_peer[1] = qs->local_tp.max_streams_uni;
+	qs->flow.send_max = max(qs->flow.send_max, qs->remote_tp.max_data);
+	qs->flow.recv_max = qs->local_tp.max_data;
+	qs->flow.recv_window = qs->local_tp.max_data;
+
+	for (i = 0; i < ARRAY_SIZE(t->head); i++) {
+		hlist_for_each_entry(s, &t->head[i], node) {
+			u64 recv_max = s->recv.max, send_max = s->send.max;
+
+			quic_stream_limits(sk, s);
+			s->send.max = max(s->send.max, send_max);
+			s->recv.max = max(s->recv.max, recv_max);
+		}
+	}
+}
+
+static void quic_stream_event(struct sock *sk, s64 id, u8 state,
+			      u32 errcode, u64 finalsz)
+{
+	struct quic_stream_update u = {
+		.id = id,
+		.state = state,
+		.errcode = errcode,
+		.finalsz = finalsz,
+	};
+
+	quic_event_queue(sk, QUIC_EVENT_STREAM_UPDATE, &u, sizeof(u));
+}
+
+static int quic_stream_item(struct sock *sk, struct quic_stream *s,
+			    struct sk_buff *skb, bool fin)
+{
+	struct quic_item_cb *cb = QUIC_ITEM_CB(skb);
+
+	memset(cb, 0, sizeof(*cb));
+	cb->kind = QUIC_ITEM_STREAM;
+	cb->stream_id = s->id;
+	cb->fin = fin;
+	quic_rcv_queue(sk, skb);
+	return 0;
+}
+
+static void quic_stream_recvd(struct sock *sk, struct quic_stream *s)
+{
+	s->recv.state = QUIC_STREAM_RECV_STATE_RECVD;
+	quic_stream_event(sk, s->id, s->recv.state, 0, s->recv.finalsz);
+}
+
+/* Move in-order data from the out-of-order list to the receive queue. */
+static void quic_stream_deliver(struct sock *sk, struct quic_stream *s)
+{
+	struct sk_buff *skb;
+
+	while ((skb = skb_peek(&s->recv.ooo))) {
+		u64 off = *(u64 *)skb->cb;
+		u64 end = off + skb->len;
+
+		if (off > s->recv.offset)
+			break;
+		__skb_unlink(skb, &s->recv.ooo);
+		if (end <= s->recv.offset) {
+			kfree_skb(skb);
+			continue;
+		}
+		skb_pull(skb, s->recv.offset - off);
+		s->recv.offset = end;
+		quic_stream_item(sk, s, skb,
+				 s->recv.fin && end == s->recv.finalsz);
+	}
+	if (s->recv.fin && s->recv.offset == s->recv.finalsz &&
+	    s->recv.state < QUIC_STREAM_RECV_STATE_RECVD)
+		quic_stream_recvd(sk, s);
+}
+
+static void quic_stream_ooo_add(struct quic_stream *s, struct sk_buff *skb,
+				u64 off)
+{
+	struct sk_buff *p;
+
+	*(u64 *)skb->cb = off;
+	skb_queue_walk(&s->recv.ooo, p) {
+		if (*(u64 *)p->cb > off) {
+			__skb_queue_before(&s->recv.ooo, p, skb);
+			return;
+		}
+	}
+	__skb_queue_tail(&s->recv.ooo, skb);
+}
+
+/* RFC 9000 Section 4.5: final size rules. */
+static int quic_stream_final_check(struct quic_stream *s, u64 end, bool fin)
+{
+	if (s->recv.fin && (end > s->recv.finalsz ||
+			    (fin && end != s->recv.finalsz)))
+		return QUIC_TRANSPORT_ERROR_FINAL_SIZE;
+	if (fin && !s->recv.fin && end < s->recv.highest)
+		return QUIC_TRANSPORT_ERROR_FINAL_SIZE;
+	return 0;
+}
+
+/* RFC 9000 Section 4.1: stream and connection receive limits. */
+static int quic_stream_flow_check(struct sock *sk, struct quic_stream *s,
+				  u64 end)
+{
+	struct quic_flow *f = &quic_sk(sk)->flow;
+
+	if (end > s->recv.max)
+		return QUIC_TRANSPORT_ERROR_FLOW_CONTROL;
+	if (end > s->recv.highest) {
+		if (f->recv_highest + (end - s->recv.highest) > f->recv_max)
+			return QUIC_TRANSPORT_ERROR_FLOW_CONTROL;
+		f->recv_highest += end - s->recv.highest;
+		s->recv.highest = end;
+	}
+	return 0;
+}
+
+static struct sk_buff *quic_stream_skb(struct sock *sk, const u8 *data,
+				       u32 len)
+{
+	struct sk_buff *skb = alloc_skb(len, GFP_ATOMIC);
+
+	if (!skb)
+		return NULL;
+	skb_put_data(skb, data, len);
+	if (!quic_rcv_charge(sk, skb)) {
+		kfree_skb(skb);
+		return NULL;
+	}
+	return skb;
+}
+
+/* The FIN is known and all data is queued: a FIN-only item if needed. */
+static int quic_stream_fin_item(struct sock *sk, struct quic_stream *s)
+{
+	struct sk_buff *skb = quic_stream_skb(sk, NULL, 0);
+
+	if (!skb)
+		return -ENOMEM;
+	quic_stream_item(sk, s, skb, true);
+	quic_stream_recvd(sk, s);
+	return 0;
+}
+
+/**
+ * quic_stream_recv_data - data of a STREAM frame (RFC 9000 Section 19.8)
+ * @sk: the socket
+ * @s: its stream
+ * @off: offset of @data in the stream
+ * @data: the data
+ * @len: its length
+ * @fin: the frame has the FIN bit
+ *
+ * Return: 0, a transport error code, or -ENOMEM (drop the packet).
+ */
+int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
+			  const u8 *data, u32 len, bool fin)
+{
+	u64 end = off + len;
+	struct sk_buff *skb;
+	int err;
+
+	err = quic_stream_final_check(s, end, fin);
+	if (!err)
+		err = quic_stream_flow_check(sk, s, end);
+	if (err)
+		return err;
+	if (s->recv.state >= QUIC_STREAM_RECV_STATE_RECVD)
+		return 0;	/* all queued already, or reset */
+	if (!s->recv.offset && !s->recv.highest_seen) {
+		s->recv.highest_seen = 1;
+		quic_stream_event(sk, s->id, QUIC_STREAM_RECV_STATE_RECV, 0, 0);
+	}
+	if (fin && !s->recv.fin) {
+		s->recv.fin = 1;
+		s->recv.finalsz = end;
+		if (s->recv.offset < off)
+			quic_stream_event(sk, s->id,
+					  QUIC_STREAM_RECV_STATE_SIZE_KNOWN,
+					  0, end);
+	}
+	if (end <= s->recv.offset) {
+		if (s->recv.fin && s->recv.offset == s->recv.finalsz)
+			return quic_stream_fin_item(sk, s);
+		return 0;	/* duplicate */
+	}
+	if (off < s->recv.offset) {
+		data += s->recv.offset - off;
+		len -= s->recv.offset - off;
+		off = s->recv.offset;
+	}
+	skb = quic_stream_skb(sk, data, len);
+	if (!skb)
+		return -ENOMEM;
+	if (off > s->recv.offset) {
+		quic_stream_ooo_add(s, skb, off);
+		return 0;
+	}
+	s->recv.offset = end;
+	quic_stream_item(sk, s, skb, s->recv.fin && end == s->recv.finalsz);
+	quic_stream_deliver(sk, s);
+	return 0;
+}
+
+/* RFC 9000 Section 4.6: closed peer streams give credit for new ones. */
+static void quic_stream_peer_done(struct sock *sk, struct quic_stream *s)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_stream_table *t = &qs->streams;
+	bool uni = quic_stream_is_uni(s->id);
+	u64 limit, max;
+
+	if (quic_stream_local(sk, s->id) || s->done)
+		return;
+	if (s->recv.state < QUIC_STREAM_RECV_STATE_READ)
+		return;
+	if (!uni && s->send.state < QUIC_STREAM_SEND_STATE_SENT)
+		return;
+	s->done = 1;
+	t->done_peer[uni]++;
+	limit = uni ? qs->local_tp.max_streams_uni : qs->local_tp.max_streams_bidi;
+	max = t->done_peer[uni] + limit;
+	if (max <= t->max_peer[uni])
+		return;
+	t->max_peer[uni] = max;
+	__quic_frame_ctrl(sk, QUIC_SPACE_APP, uni ? QUIC_FRAME_MAX_STREAMS_UNI :
+			  QUIC_FRAME_MAX_STREAMS_BIDI, &max, 1, NULL, 0);
+}
+
+/* Reading returns flow control credit (RFC 9000 Section 4.2). */
+void quic_stream_read(struct sock *sk, struct quic_stream *s, u32 len)
+{
+	struct quic_flow *f = &quic_sk(sk)->flow;
+	u64 v[2];
+
+	s->recv.read += len;
+	f->recv_read += len;
+	if (!s->recv.fin && s->recv.max - s->recv.read < s->recv.window / 2) {
+		s->recv.max = s->recv.read + s->recv.window;
+		v[0] = s->id;
+		v[1] = s->recv.max;
+		__quic_frame_ctrl(sk, QUIC_SPACE_APP,
+				  QUIC_FRAME_MAX_STREAM_DATA, v, 2, NULL, 0);
+	}
+	if (f->recv_max - f->recv_read < f->recv_window / 2) {
+		f->recv_max = f->recv_read + f->recv_window;
+		__quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_MAX_DATA,
+				  &f->recv_max, 1, NULL, 0);
+	}
+}
+
+void quic_stream_fin_read(struct sock *sk, struct quic_stream *s)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+
+	s->recv.state = QUIC_STREAM_RECV_STATE_READ;
+	if (t->active == s->id && quic_stream_is_uni(s->id))
+		t->active = -1;
+	quic_stream_peer_done(sk, s);
+	quic_stream_maybe_free(sk, s);
+}
+
+/* The FIN was queued by sendmsg: the sending part is finished. */
+void quic_stream_send_fin(struct sock *sk, struct quic_stream *s)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+
+	s->send.state = QUIC_STREAM_SEND_STATE_SENT;
+	if (t->active == s->id)
+		t->active = -1;
+	quic_stream_peer_done(sk, s);
+}
+
+void quic_stream_acked(struct sock *sk, s64 id, u32 len, bool fin)
+{
+	struct quic_stream *s = quic_stream_find(sk, id);
+
+	if (!s)
+		return;
+	s->send.acked += len;
+	if (fin)
+		s->send.fin_acked = 1;
+	if (s->send.state == QUIC_STREAM_SEND_STATE_SENT &&
+	    s->send.fin_acked && s->send.acked >= s->send.offset) {
+		s->send.state = QUIC_STREAM_SEND_STATE_RECVD;
+		quic_stream_event(sk, id, s->send.state, 0, s->send.offset);
+		quic_stream_maybe_free(sk, s);
+	}
+}
+
+/* Our RESET_STREAM was acknowledged (RFC 9000 Section 3.1). */
+void quic_stream_reset_acked(struct sock *sk, s64 id)
+{
+	struct quic_stream *s = quic_stream_find(sk, id);
+	struct quic_stream_update u = {
+		.id = id,
+		.state = QUIC_STREAM_SEND_STATE_RESET_RECVD,
+	};
+
+	if (!s || s->send.state != QUIC_STREAM_SEND_STATE_RESET_SENT)
+		return;
+	s->send.state = u.state;
+	u.errcode = s->send.errcode;
+	u.finalsz = s->send.offset;
+	quic_event_queue(sk, QUIC_EVENT_STREAM_UPDATE, &u, sizeof(u));
+	quic_stream_maybe_free(sk, s);
+}
+
+/* RFC 9000 Section 19.4: RESET_STREAM. */
+int quic_stream_reset_recv(struct sock *sk, s64 id, u32 errcode, u64 finalsz)
+{
+	struct quic_stream *s;
+	int err;
+
+	s = quic_stream_peer_get(sk, id, false, &err);
+	if (!s)
+		return err;
+	err = quic_stream_final_check(s, finalsz, true);
+	if (!err)
+		err = quic_stream_flow_check(sk, s, finalsz);
+	if (err)
+		return err;
+	if (s->recv.state >= QUIC_STREAM_RECV_STATE_RESET_RECVD)
+		return 0;
+	s->recv.fin = 1;
+	s->recv.finalsz = finalsz;
+	s->recv.state = QUIC_STREAM_RECV_STATE_RESET_RECVD;
+	skb_queue_purge(&s->recv.ooo);
+	quic_stream_event(sk, id, s->recv.state, errcode, finalsz);
+	return 0;
+}
+
+static void quic_stream_outq_purge(struct sock *sk, s64 id)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_frame *f, *n;
+
+	list_for_each_entry_safe(f, n, &qs->stream_outq, list) {
+		if (f->stream_id == id) {
+			list_del(&f->list);
+			quic_frame_free(sk, f);
+		}
+	}
+}
+
+static int __quic_stream_reset(struct sock *sk, struct quic_stream *s,
+			       u32 errcode)
+{
+	u64 v[3] = { s->id, errcode, s->send.offset };
+	int err;
+
+	err = __quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_RESET_STREAM,
+				v, 3, NULL, 0);
+	if (err)
+		return err;
+	quic_stream_outq_purge(sk, s->id);
+	s->send.errcode = errcode;
+	s->send.state = QUIC_STREAM_SEND_STATE_RESET_SENT;
+	if (quic_sk(sk)->streams.active == s->id)
+		quic_sk(sk)->streams.active = -1;
+	quic_stream_peer_done(sk, s);
+	return 0;
+}
+
+/* RFC 9000 Section 3.5: STOP_SENDING is answered with RESET_STREAM. */
+int quic_stream_stop_recv(struct sock *sk, s64 id, u32 errcode)
+{
+	struct quic_stream *s;
+	int err;
+
+	s = quic_stream_peer_get(sk, id, true, &err);
+	if (!s)
+		return err;
+	if (s->send.state >= QUIC_STREAM_SEND_STATE_RECVD)
+		return 0;
+	if (__quic_stream_reset(sk, s, errcode))
+		return QUIC_TRANSPORT_ERROR_INTERNAL;
+	quic_stream_event(sk, id, QUIC_STREAM_SEND_STATE_RESET_SENT, errcode,
+			  s->send.offset);
+	return 0;
+}
+
+/* RFC 9000 Section 19.10: MAX_STREAM_DATA. */
+int quic_stream_max_data_recv(struct sock *sk, s64 id, u64 max)
+{
+	struct quic_stream_max_data ev = { .id = id, .max_data = max };
+	struct quic_stream *s;
+	int err;
+
+	s = quic_stream_peer_get(sk, id, true, &err);
+	if (!s || max <= s->send.max)
+		return err;
+	s->send.max = max;
+	quic_event_queue(sk, QUIC_EVENT_STREAM_MAX_DATA, &ev, sizeof(ev));
+	sk->sk_write_space(sk);
+	return 0;
+}
+
+/* RFC 9000 Section 19.11: MAX_STREAMS, a cumulative count. */
+int quic_stream_max_streams_recv(struct sock *sk, bool uni, u64 max)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	s64 id;
+
+	if (max > QUIC_TP_MAX_STREAMS_WIRE)
+		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
+	if (max <= t->max_local[uni])
+		return 0;
+	t->max_local[uni] = max;
+	id = (s64)((max - 1) << 2) | (uni ? QUIC_STREAM_TYPE_UNI_MASK : 0) |
+	     (quic_sk(sk)->is_serv ? QUIC_STREAM_TYPE_SERVER_MASK : 0);
+	quic_event_queue(sk, QUIC_EVENT_STREAM_MAX_STREAM, &id, sizeof(id));
+	sk->sk_write_space(sk);
+	return 0;
+}
+
+/* STREAM frame: find the stream and take its data. */
+int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
+			   u32 len, bool fin)
+{
+	struct quic_stream *s;
+	int err;
+
+	s = quic_stream_peer_get(sk, id, false, &err);
+	if (!s)
+		return err;
+	return quic_stream_recv_data(sk, s, off, data, len, fin);
+}
+
+/* STREAM_DATA_BLOCKED: only the direction is checked. */
+int quic_stream_blocked_recv(struct sock *sk, s64 id)
+{
+	int err;
+
+	quic_stream_peer_get(sk, id, false, &err);
+	return err;
+}
+
+/* Socket option STREAM_RESET (ABI reference Section 3). */
+int quic_stream_reset(struct sock *sk, s64 id, u32 errcode)
+{
+	struct quic_stream *s = quic_stream_find(sk, id);
+
+	if (!s) {
+		if (id >= 0 && quic_stream_local(sk, id) &&
+		    ((u64)id >> 2) < quic_sk(sk)->streams.next_local[quic_stream_is_uni(id)])
+			return -ENOSTR;
+		return -EINVAL;
+	}
+	if (!quic_stream_local(sk, id) && quic_stream_is_uni(id))
+		return -EINVAL;
+	if (s->send.state >= QUIC_STREAM_SEND_STATE_RECVD)
+		return -EINVAL;
+	return __quic_stream_reset(sk, s, errcode);
+}
+
+/* Socket option STREAM_STOP_SENDING (RFC 9000 Section 19.5). */
+int quic_stream_stop_sending(struct sock *sk, s64 id, u32 errcode)
+{
+	struct quic_stream *s = quic_stream_find(sk, id);
+	u64 v[2] = { id, errcode };
+	int err;
+
+	if (!s)
+		return -EINVAL;
+	if (quic_stream_local(sk, id) && quic_stream_is_uni(id))
+		return -EINVAL;
+	if (s->recv.state >= QUIC_STREAM_RECV_STATE_RECVD)
+		return -EINVAL;
+	if (s->send.stop_sent)
+		return -EAGAIN;
+	err = __quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_STOP_SENDING,
+				v, 2, NULL, 0);
+	if (!err)
+		s->send.stop_sent = 1;
+	return err;
+}

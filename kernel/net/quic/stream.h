@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * QUIC: streams (RFC 9000 Sections 2, 3 and 4).
+ *
+ * Streams are kept in a small hash table by ID.  Send side: data is cut
+ * into STREAM frames by sendmsg, within the peer's flow control limits,
+ * so everything queued may be sent.  Receive side: in-order data goes to
+ * the socket receive queue, the rest waits in a per-stream list.
+ */
+
+#ifndef __NET_QUIC_STREAM_H
+#define __NET_QUIC_STREAM_H
+
+#include <linux/skbuff.h>
+#include <linux/types.h>
+#include <uapi/linux/quic.h>
+
+struct sock;
+
+#define QUIC_STREAM_HT_BITS	6
+
+/* RFC 9000 Section 2.1: the two low bits of a stream ID. */
+static inline bool quic_stream_is_uni(s64 id)
+{
+	return id & QUIC_STREAM_TYPE_UNI_MASK;
+}
+
+static inline bool quic_stream_is_server(s64 id)
+{
+	return id & QUIC_STREAM_TYPE_SERVER_MASK;
+}
+
+/**
+ * struct quic_stream - one stream
+ * @node: quic_stream_table.head[]
+ * @id: stream ID
+ * @send: send side: @offset bytes queued, @max the peer's limit,
+ *	@acked bytes acknowledged, @state (QUIC_STREAM_SEND_STATE_*),
+ *	@errcode of the RESET_STREAM we sent, @stop_sent STOP_SENDING sent,
+ *	@fin_acked the frame with the FIN was acknowledged
+ * @recv: receive side: @offset bytes queued for reading in order,
+ *	@highest offset seen (flow control), @read bytes read, @max our
+ *	limit, @window its size, @finalsz once known, @ooo out of order data,
+ *	@state (QUIC_STREAM_RECV_STATE_*), @fin FIN is known, @highest_seen
+ *	data was seen (RECV event sent)
+ * @done: a peer stream whose closing was credited (MAX_STREAMS)
+ */
+struct quic_stream {
+	struct hlist_node node;
+	s64 id;
+	struct {
+		u64 offset;
+		u64 max;
+		u64 acked;
+		u32 errcode;
+		u8 state;
+		u8 stop_sent:1;
+		u8 fin_acked:1;
+	} send;
+	struct {
+		u64 offset;
+		u64 highest;
+		u64 read;
+		u64 max;
+		u64 window;
+		u64 finalsz;
+		struct sk_buff_head ooo;
+		u8 state;
+		u8 fin:1;
+		u8 highest_seen:1;
+	} recv;
+	u8 done:1;
+};
+
+/**
+ * struct quic_stream_table - the streams of a connection
+ * @head: hash table
+ * @next_local: next local stream ID to open, [0] bidi, [1] uni
+ * @max_local: peer's limit as a stream count (MAX_STREAMS), [0] bidi, [1] uni
+ * @next_peer: number of peer streams opened, [0] bidi, [1] uni
+ * @max_peer: our limit as a stream count, [0] bidi, [1] uni
+ * @done_peer: peer streams finished (credit for MAX_STREAMS)
+ * @active: stream used by sendmsg with stream_id -1, or -1
+ */
+struct quic_stream_table {
+	struct hlist_head head[1 << QUIC_STREAM_HT_BITS];
+	u64 next_local[2];
+	u64 max_local[2];
+	u64 next_peer[2];
+	u64 max_peer[2];
+	u64 done_peer[2];
+	s64 active;
+};
+
+void quic_stream_table_init(struct quic_stream_table *t);
+void quic_stream_table_free(struct sock *sk);
+struct quic_stream *quic_stream_find(struct sock *sk, s64 id);
+struct quic_stream *quic_stream_send_get(struct sock *sk, s64 id, u32 flags,
+					 int *err);
+s64 quic_stream_next_id(struct sock *sk, bool uni);
+void quic_stream_set_limits(struct sock *sk);
+bool quic_stream_local(struct sock *sk, s64 id);
+
+int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
+			  const u8 *data, u32 len, bool fin);
+void quic_stream_read(struct sock *sk, struct quic_stream *s, u32 len);
+void quic_stream_fin_read(struct sock *sk, struct quic_stream *s);
+void quic_stream_send_fin(struct sock *sk, struct quic_stream *s);
+int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
+			   u32 len, bool fin);
+int quic_stream_blocked_recv(struct sock *sk, s64 id);
+void quic_stream_acked(struct sock *sk, s64 id, u32 len, bool fin);
+void quic_stream_reset_acked(struct sock *sk, s64 id);
+int quic_stream_reset_recv(struct sock *sk, s64 id, u32 errcode, u64 finalsz);
+int quic_stream_stop_recv(struct sock *sk, s64 id, u32 errcode);
+int quic_stream_max_data_recv(struct sock *sk, s64 id, u64 max);
+int quic_stream_max_streams_recv(struct sock *sk, bool uni, u64 max);
+int quic_stream_reset(struct sock *sk, s64 id, u32 errcode);
+int quic_stream_stop_sending(struct sock *sk, s64 id, u32 errcode);
+
+#endif /* __NET_QUIC_STREAM_H */
