@@ -104,7 +104,12 @@ def restore_modules() -> None:
 def _unload_check() -> list[str]:
     if not Path("/sys/module/quic").exists():
         return []
+    # Closed connections live on while they drain (3 PTO at most): give them time.
+    deadline = time.monotonic() + 30
     ref = Path("/sys/module/quic/refcnt").read_text().strip()
+    while ref != "0" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        ref = Path("/sys/module/quic/refcnt").read_text().strip()
     r = subprocess.run(["rmmod", "quic"], capture_output=True, text=True)
     if r.returncode:
         return [f"rmmod quic after the run failed (refcnt {ref}): {r.stderr.strip()}"]

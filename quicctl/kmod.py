@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -298,13 +299,21 @@ def load(
     return LoadResult(action, ko, want, version)
 
 
-def unload(*, system: System | None = None) -> bool:
-    """Unload quic; ``False`` when it was not loaded (a no-op)."""
+def unload(*, system: System | None = None, wait: float = 0.0) -> bool:
+    """Unload quic; ``False`` when it was not loaded (a no-op).
+
+    ``wait``: seconds to let closed connections finish (a closed socket lives on while it
+    sends its CONNECTION_CLOSE and drains) before an open reference is an error.
+    """
     s = _sys(system)
     if not is_loaded(s):
         return False
     _require_root("unload quic", "unload")
+    deadline = time.monotonic() + wait
     refs = refcount(s)
+    while refs > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        refs = refcount(s)
     if refs > 0:
         raise QuicctlError(f"cannot unload quic: {_in_use(refs, s)}")
     _rmmod(s)

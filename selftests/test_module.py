@@ -109,7 +109,7 @@ def test_unload_refused_while_socket_open(quic_module):
         assert module_loaded()
     finally:
         s.close()
-    kmod.unload()
+    kmod.unload(wait=20)
     assert not module_loaded()
 
 
