@@ -46,7 +46,7 @@ def test_load_unload_20_times(dev_module_installed):
             s.bind(("::1", 0))
             assert s.getsockname()[1] != 0
         assert Path("/proc/net/quic/snmp").exists()
-        kmod.unload()
+        kmod.unload(wait=20)
         assert not module_loaded(), f"iteration {i}: still loaded"
         assert not Path("/proc/net/quic").exists(), "procfs left behind after unload"
     # Idempotent both ways.

@@ -112,7 +112,7 @@ def unload() -> None:
     """Unload quic (a no-op when it is not loaded)."""
     from quicctl import kmod
 
-    click.echo("quic unloaded" if kmod.unload() else "quic was not loaded")
+    click.echo("quic unloaded" if kmod.unload(wait=5) else "quic was not loaded")
 
 
 # --------------------------------------------------------------------------------------------
