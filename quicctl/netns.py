@@ -37,7 +37,11 @@ class Topology:
         self.dev_client = f"qc{self.tag}"
 
     def __enter__(self) -> Topology:
-        from pyroute2 import IPRoute, NetNS, netns
+        from pyroute2 import IPRoute, NetNS, config, netns
+
+        # pyroute2 creates namespaces from a helper process and gives it 2 s to answer: far too
+        # little in a loaded TCG guest, where Python runs ~14x slower.
+        config.default_communicate_timeout = max(config.default_communicate_timeout, 120)
 
         if os.geteuid() != 0:
             raise QuicctlError("network namespaces need root")
