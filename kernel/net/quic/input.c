@@ -395,7 +395,8 @@ void quic_loss_timeout(struct sock *sk)
 		quic_loss_set_timer(sk);	/* fired early */
 		return;
 	}
-	qs->cong.pto_count++;
+	if (qs->cong.pto_count < U8_MAX)
+		qs->cong.pto_count++;
 	quic_output_probe(sk, space);
 	quic_loss_set_timer(sk);
 }
@@ -428,6 +429,7 @@ void quic_space_discard(struct sock *sk, u8 space)
 	quic_pnspace_free(s);
 	s->loss_time = 0;
 	qs->keys_discard = 1;
+	quic_conn_defer(sk);
 	qs->cong.pto_count = 0;
 	quic_loss_set_timer(sk);
 }

@@ -262,6 +262,7 @@ static void quic_packet_key_event(struct sock *sk, u8 event)
 	if (event == QUIC_CRYPTO_KEY_NONE)
 		return;
 	qs->crypto_key_prepare = 1;
+	quic_conn_defer(sk);
 	if (event == QUIC_CRYPTO_KEY_PEER_UPDATE) {
 		phase = qs->crypto[QUIC_CRYPTO_APP].rx.phase;
 		quic_event_queue(sk, QUIC_EVENT_KEY_UPDATE, &phase, 1);
@@ -344,6 +345,8 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 	if (err == -ENOKEY)
 		return err;
 	if (err) {
+		net_dbg_ratelimited("quic: sk %p decrypt type %u len %u: %d\n",
+				    sk, pkt->type, pkt->len, err);
 		if (pkt->type != QUIC_PKT_SHORT ||
 		    !quic_packet_stateless_reset(sk, p, pkt->len))
 			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_DECDROP);

@@ -24,8 +24,6 @@ struct sk_buff;
  * @dst_cookie: IPv6 route cookie for sk_dst_check()
  * @mss: largest UDP payload we send
  * @validated: the peer address is validated
- * @response: data of a PATH_CHALLENGE to answer
- * @response_pending: @response must be sent
  */
 struct quic_path {
 	u64 bytes_recv;
@@ -33,8 +31,6 @@ struct quic_path {
 	u32 dst_cookie;
 	u32 mss;
 	u8 validated:1;
-	u8 response_pending:1;
-	u8 response[QUIC_PATH_CHALLENGE_LEN];
 };
 
 union quic_addr;

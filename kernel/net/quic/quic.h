@@ -15,6 +15,7 @@
 #include <linux/quic.h>
 #include <linux/refcount.h>
 #include <linux/timer.h>
+#include <linux/workqueue.h>
 #include <net/inet_sock.h>
 #include <net/ipv6.h>
 #include <net/netns/generic.h>
@@ -162,6 +163,7 @@ struct quic_sock {
 	struct quic_path path;
 	struct timer_list timers[QUIC_TIMER_MAX];
 	unsigned long deferred;		/* QUIC_DEFER_* bits for release_cb */
+	struct work_struct work;	/* process-context work: quic_conn_defer() */
 	struct sk_buff_head pending;	/* packets waiting for their keys */
 	struct list_head requests;	/* listener: struct quic_request */
 	struct quic_data nst;		/* client: NewSessionTicket collected */
@@ -273,6 +275,7 @@ int quic_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags,
 
 void quic_release_cb(struct sock *sk);
 void __quic_set_state(struct sock *sk, int state);
+void quic_conn_defer(struct sock *sk);
 void quic_event_queue(struct sock *sk, u8 type, const void *data, u32 len);
 void quic_rcv_queue(struct sock *sk, struct sk_buff *skb);
 bool quic_rcv_charge(struct sock *sk, struct sk_buff *skb);

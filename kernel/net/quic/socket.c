@@ -251,8 +251,11 @@ static void quic_conn_deferred(struct sock *sk)
 			quic_crypto_destroy(&qs->crypto[QUIC_CRYPTO_HANDSHAKE]);
 	}
 	if (qs->crypto_key_prepare) {
+		int err;
+
 		qs->crypto_key_prepare = 0;
-		quic_crypto_key_update_prepare(&qs->crypto[QUIC_CRYPTO_APP]);
+		err = quic_crypto_key_update_prepare(&qs->crypto[QUIC_CRYPTO_APP]);
+		pr_debug("%s: sk %p next 1-RTT keys: %d\n", __func__, sk, err);
 	}
 }
 
@@ -262,11 +265,37 @@ static void quic_lock(struct sock *sk)
 	quic_conn_deferred(sk);
 }
 
+static void quic_conn_work(struct work_struct *work)
+{
+	struct quic_sock *qs = container_of(work, struct quic_sock, work);
+	struct sock *sk = &qs->inet.sk;
+
+	quic_lock(sk);
+	release_sock(sk);
+	sock_put(sk);
+}
+
+/**
+ * quic_conn_defer - run quic_conn_deferred() soon in process context
+ * @sk: the socket, locked (any context)
+ *
+ * The packet path finds work that may sleep (new 1-RTT keys after a key
+ * update, freeing discarded keys); a work item does it even when no
+ * process calls into the socket.
+ */
+void quic_conn_defer(struct sock *sk)
+{
+	sock_hold(sk);
+	if (!schedule_work(&quic_sk(sk)->work))
+		__sock_put(sk);
+}
+
 /*
  * ABI reference Section 6.5: close() and shutdown(SHUT_WR) send
  * CONNECTION_CLOSE: the application variant with the stored code and
  * phrase when ESTABLISHED, a transport close with APPLICATION_ERROR at
- * the Initial level (Handshake once Initial keys are gone) before.
+ * the Initial level (Handshake once Initial keys are gone) before, or
+ * with the stored code if it is a CRYPTO_ERROR (a TLS alert).
  */
 static void __quic_send_close(struct sock *sk)
 {
@@ -279,7 +308,12 @@ static void __quic_send_close(struct sock *sk)
 	}
 	if (!quic_is_establishing(sk))
 		return;
-	qs->close.errcode = QUIC_TRANSPORT_ERROR_APPLICATION;
+	/* A TLS alert stored by the handshake agent (CRYPTO_ERROR, RFC 9001
+	 * Section 4.8) is a transport error code and goes out as is.
+	 */
+	if (qs->close.errcode < QUIC_TRANSPORT_ERROR_CRYPTO ||
+	    qs->close.errcode > QUIC_TRANSPORT_ERROR_CRYPTO + 0xff)
+		qs->close.errcode = QUIC_TRANSPORT_ERROR_APPLICATION;
 	qs->close.frame = 0;
 	if (qs->space[space].discarded ||
 	    !quic_crypto_send_ready(&qs->crypto[space]))
@@ -366,6 +400,7 @@ int quic_init_sock(struct sock *sk)
 	INIT_LIST_HEAD(&qs->requests);
 	skb_queue_head_init(&qs->pending);
 	quic_timers_init(sk);
+	INIT_WORK(&qs->work, quic_conn_work);
 	qs->path.mss = QUIC_PATH_MIN_MTU;
 	qs->ack_delay_exponent = QUIC_DEF_ACK_DELAY_EXPONENT;
 
@@ -411,6 +446,8 @@ void quic_close(struct sock *sk, long timeout)
 	quic_conn_ids_release(sk);
 	release_sock(sk);
 	quic_timers_stop(sk);
+	if (cancel_work_sync(&quic_sk(sk)->work))
+		sock_put(sk);
 
 	pr_debug("%s: sk %p\n", __func__, sk);
 	sk_common_release(sk);
@@ -2041,15 +2078,21 @@ static int __quic_set_migration(struct sock *sk, void *kopt, unsigned int len)
 	return quic_conn_unsupported();
 }
 
-/* KEY_UPDATE: RFC 9001 Section 6. */
+/*
+ * KEY_UPDATE: RFC 9001 Section 6.  Section 6.1: only once the handshake is
+ * confirmed, and a packet sent with the current keys was acknowledged.
+ */
 static int __quic_set_key_update(struct sock *sk, void *kopt, unsigned int len)
 {
-	struct quic_crypto *c = &quic_sk(sk)->crypto[QUIC_CRYPTO_APP];
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_crypto *c = &qs->crypto[QUIC_CRYPTO_APP];
+	s64 first = quic_crypto_tx_first_pn(c);
 	int err;
 
 	if (!quic_is_established(sk))
 		return -EPIPE;
-	if (!quic_crypto_recv_ready(c))
+	if (!quic_crypto_recv_ready(c) || !qs->handshake_confirmed ||
+	    first < 0 || qs->space[QUIC_SPACE_APP].largest_acked < first)
 		return -EINVAL;
 	err = quic_crypto_key_update(c);
 	if (err == -EAGAIN)
