@@ -571,12 +571,15 @@ def test_no_leak_over_200_handshakes():
 
     handshakes(30)  # warm up allocators and caches
     gc.collect()
+    # Engines of connections other tests left open (server threads) are not ours to judge.
+    others = set(tls._sessions.keys())
     before = rss_kib()
     handshakes(200)
     gc.collect()
     grown = rss_kib() - before
     assert grown < 1024, f"RSS grew by {grown} KiB over 200 handshakes"
-    assert not tls._sessions, "QuicTls objects still registered after close()"
+    left = set(tls._sessions.keys()) - others
+    assert not left, "QuicTls objects still registered after close()"
 
 
 def test_abandoned_engine_is_freed_without_close():
