@@ -217,6 +217,8 @@ class _ServerProtocol(QuicConnectionProtocol):
     def quic_event_received(self, event: events.QuicEvent) -> None:
         if isinstance(event, events.StreamDataReceived):
             self._on_data(event)
+        elif isinstance(event, events.HandshakeCompleted):
+            self._hub.versions.append(self._quic._version)
         elif isinstance(event, events.StopSendingReceived):
             self._drop(event.stream_id)  # aioquic has reset the stream already
         elif isinstance(event, events.StreamReset):
@@ -312,6 +314,7 @@ class _Hub:
         self.root = root
         self.log = log
         self.protocols: set[_ServerProtocol] = set()
+        self.versions: list[int] = []  # QUIC version of each completed handshake
 
     def protocol(self, quic: QuicConnection, stream_handler=None) -> _ServerProtocol:
         return _ServerProtocol(quic, stream_handler, hub=self)
@@ -390,13 +393,15 @@ def serve(
     on_listening: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
     log: Log | None = None,
+    versions: list[int] | None = None,
 ) -> None:
     """Serve the files under ``root`` over hq-interop on UDP ``host``:``port`` (0: any port)
     until ``stop`` is set or Ctrl-C; many connections at once, each request on its stream.
 
     ``on_listening(port)`` is called once the socket is bound.  ``keylog``: append TLS secrets
     in NSS key log format to this file (default: $SSLKEYLOGFILE).  ``log`` gets one line per
-    failed connection or refused request (default: stderr).
+    failed connection or refused request (default: stderr).  ``versions``, if given, gets the
+    QUIC version of each connection once its handshake completes.
     """
     root = Path(root).resolve()
     if not root.is_dir():
@@ -416,7 +421,10 @@ def serve(
         )
         _load_cert_chain(config, certfile, keyfile)
         try:
-            asyncio.run(_serve(host, port, config, _Hub(root, log), on_listening, stop))
+            hub = _Hub(root, log)
+            if versions is not None:
+                hub.versions = versions
+            asyncio.run(_serve(host, port, config, hub, on_listening, stop))
         except KeyboardInterrupt:
             pass
     finally:

@@ -15,6 +15,7 @@ from quicctl.paths import KEYS
 
 SERVER_NAME = "server.quic.test"
 FIVE_MB = 5 * 1000 * 1000
+QUIC_VERSION_V2 = 0x6B3343CF
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,23 @@ class KernelHqServer:
         self.thread.join(10)
 
 
+def _kernel_connect(topo, addr: str, port: int, **kw):
+    """A kernel client connection from the client namespace, verified against keys/ca.crt."""
+    from quicctl.connection import connect
+    from quicctl.netns import enter
+
+    kw.setdefault("timeout", 120)
+    with enter(topo.client):
+        return connect(
+            addr,
+            port,
+            alpn="hq-interop",
+            cafile=str(KEYS / "ca.crt"),
+            server_name=SERVER_NAME,
+            **kw,
+        )
+
+
 def _check(downloads, digests, names):
     got = {d.path.strip("/"): d for d in downloads}
     for name in names:
@@ -88,12 +106,38 @@ def test_aioquic_client_to_kernel_server(quic_module, clean_path, topo, www, cip
     assert not server.log, server.log
 
 
-def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path):
+@pytest.mark.parametrize("cipher", ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"])
+def test_kernel_client_to_aioquic_server(quic_module, clean_path, topo, www, cipher):
+    from quicctl import hq, userspace
+    from quicctl.netns import enter
+
+    root, digests = www
+    versions: list[int] = []
+    with enter(topo.server):
+        server = userspace.ServerThread(
+            "::",
+            0,
+            root=root,
+            certfile=str(KEYS / "cert.crt"),
+            keyfile=str(KEYS / "pkey.key"),
+            ciphers=[cipher],
+            versions=versions,
+        )
+    try:
+        with _kernel_connect(topo, topo.server_v6, server.port, ciphers=[cipher]) as conn:
+            downloads = hq.fetch(conn, ["/five", "/s2", "/s3"], None)
+        _check(downloads, digests, ["five", "s2", "s3"])
+        # aioquic moves to QUIC v2 by compatible version negotiation (RFC 9368): we followed
+        assert versions == [QUIC_VERSION_V2]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path, family):
     """An independent decoder (tshark + key log) reads a kernel-to-kernel connection with no
     malformed packets or expert errors and sees the frames we sent."""
     from quicctl import hq
-    from quicctl.connection import connect
-    from quicctl.netns import enter
 
     for tool in ("tcpdump", "tshark"):
         assert shutil.which(tool), f"{tool} is required (scripts/setup installs it)"
@@ -106,18 +150,10 @@ def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path
         stderr=subprocess.PIPE,
     )
     time.sleep(2)
+    addr = topo.server_v4 if family == "ipv4" else topo.server_v6
     server = KernelHqServer(topo, root)
     try:
-        with enter(topo.client):
-            conn = connect(
-                topo.server_v4,
-                server.port,
-                alpn="hq-interop",
-                cafile=str(KEYS / "ca.crt"),
-                server_name=SERVER_NAME,
-                keylog=str(keylog),
-            )
-        with conn:
+        with _kernel_connect(topo, addr, server.port, keylog=str(keylog)) as conn:
             downloads = hq.fetch(conn, ["/one", "/s4"], None)
         _check(downloads, digests, ["one", "s4"])
         time.sleep(1)
@@ -157,8 +193,6 @@ def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path
 def test_handshake_and_transfer_on_lossy_path(quic_module, clean_path, topo, www):
     """netem 10% loss and 30 ms delay each way: handshake and transfer still complete."""
     from quicctl import hq
-    from quicctl.connection import connect
-    from quicctl.netns import enter
 
     root, digests = www
     for ns in (topo.server, topo.client):
@@ -166,16 +200,7 @@ def test_handshake_and_transfer_on_lossy_path(quic_module, clean_path, topo, www
     server = KernelHqServer(topo, root)
     try:
         for _ in range(3):
-            with enter(topo.client):
-                conn = connect(
-                    topo.server_v4,
-                    server.port,
-                    alpn="hq-interop",
-                    cafile=str(KEYS / "ca.crt"),
-                    server_name=SERVER_NAME,
-                    timeout=120,
-                )
-            with conn:
+            with _kernel_connect(topo, topo.server_v4, server.port) as conn:
                 downloads = hq.fetch(conn, ["/one", "/s5", "/s6"], None)
             _check(downloads, digests, ["one", "s5", "s6"])
     finally:

@@ -367,6 +367,42 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 }
 
 /*
+ * RFC 9368 Section 2.3: the server may answer in the compatible version
+ * our version_information offered.  The client follows the first such
+ * Initial that opens with the keys derived for it at connect(); one that
+ * does not leaves everything as it was.
+ */
+static int quic_packet_version_switch(struct sock *sk, struct quic_pkt *pkt,
+				      u8 *p)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_crypto *alt = qs->initial_alt;
+	u32 version = qs->version;
+	int err;
+
+	swap(qs->crypto[QUIC_CRYPTO_INITIAL], *alt);
+	qs->version = pkt->version;
+	err = quic_packet_decrypt(sk, pkt, p);
+	if (err && qs->peer_scid.len == 0) {
+		swap(qs->crypto[QUIC_CRYPTO_INITIAL], *alt);
+		qs->version = version;
+		return err;
+	}
+	pr_debug("%s: sk %p version %#x -> %#x\n", __func__, sk, version,
+		 pkt->version);
+	return err;
+}
+
+static bool quic_packet_version_other(struct sock *sk, struct quic_pkt *pkt)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	return pkt->type == QUIC_PKT_INITIAL && !qs->is_serv &&
+	       qs->initial_alt && !qs->peer_scid.len &&
+	       !pkt->token_len && pkt->version == qs->initial_alt->rx.version;
+}
+
+/*
  * One packet at @off.  Return: its length (the next packet follows), or a
  * negative error: -ENOKEY (keep the rest for later) or -EINVAL (drop the
  * rest of the datagram).
@@ -386,6 +422,10 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 off)
 	if (pkt.type == QUIC_PKT_VERSION_NEG) {
 		quic_packet_vn(sk, p, &pkt);
 		return -EINVAL;
+	}
+	if (quic_packet_version_other(sk, &pkt)) {
+		err = quic_packet_version_switch(sk, &pkt, p);
+		return err == -ENOKEY ? err : pkt.len;
 	}
 	if (pkt.type == QUIC_PKT_RETRY || pkt.type == QUIC_PKT_0RTT ||
 	    pkt.type == QUIC_PKT_UNKNOWN ||

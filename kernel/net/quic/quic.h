@@ -150,6 +150,9 @@ struct quic_sock {
 
 	/* The connection, from connect() or accept() on. */
 	struct quic_crypto crypto[QUIC_CRYPTO_MAX];	/* by crypto level */
+	struct quic_crypto *initial_alt;	/* client: Initial keys of the
+						 * compatible version (RFC 9368)
+						 */
 	struct quic_pnspace space[QUIC_SPACE_MAX];
 	struct quic_conn_id_set source;	/* IDs we issued */
 	struct quic_conn_id_set dest;	/* IDs the peer issued */

@@ -206,6 +206,15 @@ static void quic_conn_ids_release(struct sock *sk)
 	}
 }
 
+static void quic_initial_alt_free(struct quic_sock *qs)
+{
+	if (!qs->initial_alt)
+		return;
+	quic_crypto_destroy(qs->initial_alt);
+	kfree(qs->initial_alt);
+	qs->initial_alt = NULL;
+}
+
 /* Everything a connection holds, wiping keys (process context). */
 static void quic_conn_free(struct sock *sk)
 {
@@ -214,6 +223,7 @@ static void quic_conn_free(struct sock *sk)
 	int i;
 
 	quic_conn_ids_release(sk);
+	quic_initial_alt_free(qs);
 	for (i = 0; i < QUIC_CRYPTO_MAX; i++)
 		quic_crypto_destroy(&qs->crypto[i]);
 	for (i = 0; i < QUIC_SPACE_MAX; i++) {
@@ -243,6 +253,9 @@ static void quic_conn_deferred(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
 
+	/* The server's first packet fixed the version: the spare keys go. */
+	if (qs->initial_alt && qs->peer_scid.len)
+		quic_initial_alt_free(qs);
 	if (qs->keys_discard) {
 		qs->keys_discard = 0;
 		if (qs->space[QUIC_SPACE_INITIAL].discarded)
@@ -1228,6 +1241,32 @@ static void quic_connect_local(struct quic_sock *qs)
 }
 
 /*
+ * RFC 9368 Section 2.3: our version_information lets the server answer in
+ * the other compatible version (V1 <-> V2, RFC 9369).  Its Initial keys
+ * are derived now, as the receive path cannot sleep to derive them.
+ */
+static int quic_connect_initial_alt(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u32 other = qs->version == QUIC_VERSION_V2 ? QUIC_VERSION_V1 :
+						     QUIC_VERSION_V2;
+	int err;
+
+	if (qs->local_tp.disable_compatible_version)
+		return 0;
+	qs->initial_alt = kzalloc(sizeof(*qs->initial_alt), GFP_KERNEL);
+	if (!qs->initial_alt)
+		return -ENOMEM;
+	err = quic_crypto_initial_keys_install(qs->initial_alt, qs->odcid.data,
+					       qs->odcid.len, other, false);
+	if (err) {
+		kfree(qs->initial_alt);
+		qs->initial_alt = NULL;
+	}
+	return err;
+}
+
+/*
  * ABI reference Section 5.1 step 3: random 8-byte Destination (the
  * original DCID, RFC 9000 Section 7.2) and Source IDs, Initial keys from
  * the former (RFC 9001 Section 5.2).
@@ -1243,9 +1282,12 @@ static int quic_connect_conn_ids(struct sock *sk)
 		err = quic_conn_id_dest_init(&qs->dest, &qs->odcid, GFP_KERNEL);
 	if (err)
 		return err;
-	return quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
-						qs->odcid.data, qs->odcid.len,
-						qs->version, false);
+	err = quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
+					       qs->odcid.data, qs->odcid.len,
+					       qs->version, false);
+	if (err)
+		return err;
+	return quic_connect_initial_alt(sk);
 }
 
 /*
@@ -1288,6 +1330,7 @@ static int __quic_connect(struct sock *sk, struct sockaddr *addr, int addr_len)
 	return 0;
 err:
 	quic_conn_ids_release(sk);
+	quic_initial_alt_free(qs);
 	quic_crypto_destroy(&qs->crypto[QUIC_CRYPTO_INITIAL]);
 	memset(&qs->peer, 0, sizeof(qs->peer));
 	qs->local = qs->udp->addr;
