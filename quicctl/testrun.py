@@ -111,21 +111,32 @@ def run(
         kb = kbuild.resolve_kernel(vmk.release)
     # The suite tests a snapshot: a rebuild while it runs must not swap the module under it.
     ko = results / f"quic-{kb.release}.ko"
-    shutil.copy2(_build(kb), ko)
+    built = _build(kb)
+    shutil.copy2(built, ko)
+    env = {"QUICCTL_MODULE": str(ko), "QUICCTL_TARGET_RELEASE": kb.release}
+    if debug_kernel:
+        # KUnit tests: built only against kernels with CONFIG_KUNIT.
+        unit = built.with_name("quic_unit_test.ko")
+        if not unit.is_file():
+            raise QuicctlError(f"{unit} was not built: does {kb.release} lack CONFIG_KUNIT?")
+        env["QUICCTL_KUNIT_MODULE"] = str(results / f"quic_unit_test-{kb.release}.ko")
+        shutil.copy2(unit, env["QUICCTL_KUNIT_MODULE"])
     # A module for another kernel: the version-mismatch test loads it on the target kernel.
     other = [r for r in kbuild.installed_releases() if r.startswith("6.1.0-") and r != kb.release]
     if other:
         _build(kbuild.resolve_kernel(other[-1]))
-    env = {"QUICCTL_MODULE": str(ko), "QUICCTL_TARGET_RELEASE": kb.release}
 
     phases = []
     junit = results / "host.xml"
     junit.unlink(missing_ok=True)
     print("quicctl test: phase 1 (host)", flush=True)
-    # The debug kernel has no /lib/modules tree: DKMS is checked on Debian's kernel only.
-    only = " and not packaged_kernel" if debug_kernel else ""
-    if only:
+    # The debug kernel has no /lib/modules tree: DKMS is checked on Debian's kernel only; the
+    # KUnit tests need the debug kernel.
+    if debug_kernel:
+        only = " and not packaged_kernel"
         print("quicctl test: debug kernel: DKMS tests (packaged_kernel) deselected", flush=True)
+    else:
+        only = " and not debug_kernel"
     argv = _pytest_argv(
         junit, ("host" if not host_only else "(host or not host)") + only, kexpr, extra
     )

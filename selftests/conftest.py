@@ -24,6 +24,10 @@ def pytest_configure(config):
         "packaged_kernel: needs Debian's packaged kernel (/lib/modules, DKMS); "
         "deselected on the debug kernel",
     )
+    config.addinivalue_line(
+        "markers",
+        "debug_kernel: needs the debug kernel (KUnit); run by `quicctl test --debug-kernel`",
+    )
 
 
 @pytest.fixture(autouse=True)
