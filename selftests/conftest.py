@@ -56,6 +56,15 @@ def run(argv: list[str], check: bool = True, **kw) -> subprocess.CompletedProces
     return r
 
 
+def require(*tools: str) -> None:
+    """Fail (not skip) when a tool the suite needs is missing: scripts/setup installs them."""
+    import shutil
+
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run scripts/setup")
+
+
 def kernel_release() -> str:
     return os.uname().release
 

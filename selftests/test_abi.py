@@ -17,12 +17,12 @@ from __future__ import annotations
 import errno
 import platform
 import re
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from quicctl import abi
 
@@ -33,7 +33,7 @@ HEADER = UAPI_DIR / "linux" / "quic.h"
 lp64 = pytest.mark.skipif(
     platform.machine() != "x86_64", reason="reference sizes are x86_64 (LP64) ones"
 )
-need_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+
 
 # --------------------------------------------------------------------------------------------
 # Reference tables (typed from the reference document)
@@ -423,8 +423,7 @@ VARIANTS = {"header-first": [], "socket-first": ["-DSOCKET_FIRST"]}
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ProbeOut]:
     """Compile and run the probe once per variant: {variant: {(kind, key): value}}."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
+    require("gcc")
     tmp = tmp_path_factory.mktemp("abi_probe")
     src = tmp / "abi_probe.c"
     src.write_text(probe_source())
@@ -663,7 +662,6 @@ variants = pytest.mark.parametrize("variant", list(VARIANTS))
 
 
 @lp64
-@need_gcc
 @variants
 def test_probe_layout(probe: dict[str, ProbeOut], variant: str) -> None:
     expected: dict[tuple[str, str], int] = {}
@@ -682,7 +680,6 @@ def test_probe_layout(probe: dict[str, ProbeOut], variant: str) -> None:
     assert not _probe_mismatches(probe[variant], expected)
 
 
-@need_gcc
 @variants
 def test_probe_constants(probe: dict[str, ProbeOut], variant: str) -> None:
     expected = {("const", k): v for k, v in ALL_CONSTANTS.items()}
@@ -695,7 +692,6 @@ def test_probe_constants(probe: dict[str, ProbeOut], variant: str) -> None:
 
 
 @lp64
-@need_gcc
 @variants
 def test_probe_cmsg(probe: dict[str, ProbeOut], variant: str) -> None:
     expected = {("cmsg", k): v for k, v in CMSG.items()}
@@ -704,7 +700,6 @@ def test_probe_cmsg(probe: dict[str, ProbeOut], variant: str) -> None:
     assert not _probe_mismatches(probe[variant], expected)
 
 
-@need_gcc
 @variants
 def test_probe_masks(probe: dict[str, ProbeOut], variant: str) -> None:
     assert probe[variant][("mask", "stream")] == 0x12E00

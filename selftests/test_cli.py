@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import struct
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import require
 
 from quicctl import kbuild, kmod, paths
 from quicctl.cli import main
@@ -383,8 +383,8 @@ def _module_tree(root: Path, body: str) -> Path:
 @pytest.fixture
 def toy_sources(tmp_path, monkeypatch):
     """Point quicctl at a tmp kernel/ tree and build dir; returns a writer of its quic.c."""
-    if shutil.which("make") is None or not kbuild.installed_releases():
-        pytest.skip("needs make and installed kernel headers")
+    require("make")
+    assert kbuild.installed_releases(), "no kernel headers installed: run scripts/setup"
     src = tmp_path / "kernel"
     monkeypatch.setattr(paths, "KERNEL_SRC", src)
     monkeypatch.setattr(paths, "MODULE_SRC", src / "net" / "quic")
@@ -459,7 +459,7 @@ def test_status_json_parses_the_snmp_file(fake_kernel):
 
 def test_status_json_real_module(request):
     if not IN_VM:
-        pytest.skip("needs quic loaded: runs in the VM (quicctl test)")
+        pytest.fail("needs quic loaded: runs in the VM (quicctl test)")
     request.getfixturevalue("quic_module")
     result = invoke(["status", "--json"])
     assert result.exit_code == 0, show(result)

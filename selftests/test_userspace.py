@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run
+from conftest import require, run
 
 from quicctl import userspace
 from quicctl.connection import HandshakeError
@@ -35,21 +34,7 @@ SMALL = 20
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-HOSTS = [
-    "127.0.0.1",
-    pytest.param(
-        "::1", marks=pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
-    ),
-]
+HOSTS = ["127.0.0.1", "::1"]
 
 
 @pytest.fixture(scope="module")
@@ -266,14 +251,11 @@ def capture(port: int, pcap: Path):
             proc.wait(10)
 
 
-@pytest.mark.skipif(
-    not (shutil.which("tcpdump") and shutil.which("tshark")),
-    reason="tcpdump/tshark not installed (scripts/setup installs them)",
-)
-@pytest.mark.skipif(os.geteuid() != 0, reason="capturing on lo needs root")
 def test_capture_decrypts_with_keylog(www, tmp_path):
     """What the key log is for: tshark decrypts a capture with it.  On the wire: the
     ServerHello's cipher suite is the one asked for, and the request is readable."""
+    require("tcpdump", "tshark")
+    assert os.geteuid() == 0, "capturing on lo needs root (the suite runs as root)"
     root, hashes = www
     pcap, keys = tmp_path / "quic.pcap", tmp_path / "keys.log"
     with start("127.0.0.1", root, ciphers=["CHACHA20-POLY1305"]) as srv:
