@@ -21,7 +21,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from quicctl import abi
@@ -287,38 +287,45 @@ def connect(
     fam, addr = _resolve(host, port, family)
     alpns = [alpn] if isinstance(alpn, str) else list(alpn)
     sock = socket.socket(fam, sock_type, IPPROTO_QUIC)
-    tls = None
-    try:
+
+    def start() -> QuicTls:
         _subscribe_close(sock)
         abi.setsockopt(sock, "ALPN", ",".join(alpns))
         if bind:
             sock.bind(bind)
         sock.connect(addr)
-        tls = QuicTls(
+        return QuicTls(
             server=False, alpns=alpns, server_name=server_name or host, cafile=cafile,
             certfile=certfile, keyfile=keyfile, insecure=insecure, **_tls_kwargs(ciphers, keylog),
         )  # fmt: skip
+
+    return _handshake(sock, start, timeout, f"{host} port {port}")
+
+
+def _handshake(
+    sock: socket.socket, start: Callable[[], QuicTls], timeout: float, peer: str
+) -> QuicConnection:
+    """Drive the handshake on ``sock`` with the engine ``start()`` makes (after any socket
+    set-up of its own).  On failure the peer gets a CONNECTION_CLOSE (with the TLS alert when
+    there is one), the socket and the engine are closed, and HandshakeError names ``peer``."""
+    tls = None
+    try:
+        tls = start()
         tls.set_local_transport_params(abi.getsockopt(sock, "TRANSPORT_PARAM_EXT"))
         done = _Driver(sock, tls, time.monotonic() + timeout).run()
         sock.settimeout(None)
         return QuicConnection(sock, tls, done)
-    except TlsError as exc:
-        _fail_close(sock, exc)
+    except BaseException as exc:
+        _fail_close(sock, exc if isinstance(exc, TlsError) else None)
         if tls:
             tls.close()
-        raise HandshakeError(f"handshake with {host} port {port} failed: {exc}") from exc
-    except OSError as exc:
-        _fail_close(sock, None)
-        if tls:
-            tls.close()
-        raise HandshakeError(
-            f"handshake with {host} port {port} failed: {errno.errorcode.get(exc.errno, '?')} "
-            f"{exc.strerror or exc}"
-        ) from exc
-    except BaseException:
-        _fail_close(sock, None)
-        if tls:
-            tls.close()
+        if isinstance(exc, TlsError):
+            raise HandshakeError(f"handshake with {peer} failed: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise HandshakeError(
+                f"handshake with {peer} failed: {errno.errorcode.get(exc.errno, '?')} "
+                f"{exc.strerror or exc}"
+            ) from exc
         raise
 
 
@@ -392,30 +399,14 @@ class QuicServer:
             abi.setsockopt(sock, "TRANSPORT_PARAM_EXT", data)
             return abi.getsockopt(sock, "TRANSPORT_PARAM_EXT")
 
-        tls = None
-        try:
-            tls = QuicTls(
+        def start() -> QuicTls:
+            return QuicTls(
                 server=True, alpns=self.alpns, certfile=self.certfile, keyfile=self.keyfile,
                 cafile=self.cafile, verify_client=self.verify_client,
                 on_peer_transport_params=peer_params, **self._tls_kwargs,
             )  # fmt: skip
-            tls.set_local_transport_params(abi.getsockopt(sock, "TRANSPORT_PARAM_EXT"))
-            done = _Driver(sock, tls, time.monotonic() + timeout).run()
-            sock.settimeout(None)
-            return QuicConnection(sock, tls, done)
-        except TlsError as exc:
-            _fail_close(sock, exc)
-            if tls:
-                tls.close()
-            raise HandshakeError(f"handshake with a client failed: {exc}") from exc
-        except OSError as exc:
-            _fail_close(sock, None)
-            if tls:
-                tls.close()
-            raise HandshakeError(
-                f"handshake with a client failed: {errno.errorcode.get(exc.errno, '?')} "
-                f"{exc.strerror or exc}"
-            ) from exc
+
+        return _handshake(sock, start, timeout, "a client")
 
     def accept(self, timeout: float = 30.0) -> QuicConnection:
         sock, _ = self.accept_socket()

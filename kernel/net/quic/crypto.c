@@ -4,8 +4,9 @@
  *
  * Keys come from TLS 1.3 traffic secrets through HKDF-Expand-Label
  * (RFC 8446 Section 7.1) over hmac(sha256) or hmac(sha384).  Payloads are
- * sealed in place with the negotiated AEAD, always requested synchronous so
- * that no completion has to be waited for, and header protection masks the
+ * sealed in place with the negotiated AEAD, always completing inline (see
+ * quic_km_alloc(): SIMD implementations where usable, a synchronous one
+ * elsewhere) so that no completion is waited for, and header protection masks the
  * first byte and the packet number with AES-ECB or raw ChaCha20 applied to a
  * 16-byte sample of the ciphertext.
  *
@@ -20,6 +21,8 @@
 #include <crypto/aead.h>
 #include <crypto/algapi.h>
 #include <crypto/hash.h>
+#include <crypto/internal/simd.h>
+#include <asm/simd.h>
 #include <crypto/sha2.h>
 #include <crypto/skcipher.h>
 #include <linux/export.h>
@@ -341,24 +344,60 @@ static struct quic_crypto_km *quic_km_prev(struct quic_crypto_dir *d)
 	return &d->km[(d->cur + d->nkm - 1) % d->nkm];
 }
 
+static int quic_aead_alloc(const char *name, u32 mask,
+			   struct crypto_aead **tfm, struct aead_request **req)
+{
+	struct crypto_aead *t;
+	int err;
+
+	t = crypto_alloc_aead(name, 0, mask);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	*tfm = t;
+	err = crypto_aead_setauthsize(t, QUIC_CRYPTO_TAG_LEN);
+	if (err)
+		return err;
+	*req = aead_request_alloc(t, GFP_KERNEL);
+	if (!*req)
+		return -ENOMEM;
+	aead_request_set_callback(*req, 0, NULL, NULL);
+	return 0;
+}
+
+static bool quic_aead_async(struct crypto_aead *tfm)
+{
+	return crypto_aead_tfm(tfm)->__crt_alg->cra_flags & CRYPTO_ALG_ASYNC;
+}
+
+/*
+ * The fastest AEAD implementations (x86 AES-NI/VAES GCM) are registered
+ * behind the asynchronous SIMD wrapper of crypto/simd.c: it runs the
+ * implementation synchronously when SIMD registers are usable and no
+ * request of its own waits in cryptd, and defers to cryptd otherwise.
+ * Each request here is handed to it only while crypto_simd_usable(), so
+ * nothing ever reaches its cryptd queue and it always completes inline; in
+ * the other (rare) contexts the synchronous @tfm_sync does the work.
+ */
 static int quic_km_alloc(struct quic_crypto_km *km,
 			 const struct quic_cipher *ci)
 {
-	struct crypto_aead *tfm;
 	int err;
 
-	tfm = crypto_alloc_aead(ci->aead, 0, CRYPTO_ALG_ASYNC);
-	if (IS_ERR(tfm))
-		return PTR_ERR(tfm);
-	km->tfm = tfm;
-	err = crypto_aead_setauthsize(tfm, QUIC_CRYPTO_TAG_LEN);
-	if (err)
+	err = quic_aead_alloc(ci->aead, 0, &km->tfm, &km->req);
+	if (err || !quic_aead_async(km->tfm))
 		return err;
-	km->req = aead_request_alloc(tfm, GFP_KERNEL);
-	if (!km->req)
-		return -ENOMEM;
-	aead_request_set_callback(km->req, 0, NULL, NULL);
-	return 0;
+	return quic_aead_alloc(ci->aead, CRYPTO_ALG_ASYNC, &km->tfm_sync,
+			       &km->req_sync);
+}
+
+static int quic_km_setkey(struct quic_crypto_km *km, const u8 *key, u32 len)
+{
+	int err;
+
+	err = crypto_aead_setkey(km->tfm, key, len);
+	if (!err && km->tfm_sync)
+		err = crypto_aead_setkey(km->tfm_sync, key, len);
+	return err;
 }
 
 /* Forget the keys of a slot that can no longer be keyed (atomic context). */
@@ -374,6 +413,9 @@ static void quic_km_free(struct quic_crypto_km *km)
 	aead_request_free(km->req);
 	if (km->tfm)
 		crypto_free_aead(km->tfm);
+	aead_request_free(km->req_sync);
+	if (km->tfm_sync)
+		crypto_free_aead(km->tfm_sync);
 	memzero_explicit(km, sizeof(*km));
 }
 
@@ -383,7 +425,7 @@ static int quic_km_set(struct quic_crypto_km *km, const struct quic_cipher *ci,
 	int err;
 
 	km->ready = false;
-	err = crypto_aead_setkey(km->tfm, k->key, ci->key_len);
+	err = quic_km_setkey(km, k->key, ci->key_len);
 	if (err)
 		return err;
 	memcpy(km->iv, k->iv, QUIC_CRYPTO_IV_LEN);
@@ -400,7 +442,7 @@ static int quic_km_set_random(struct quic_crypto_km *km,
 	int err;
 
 	get_random_bytes(key, ci->key_len);
-	err = crypto_aead_setkey(km->tfm, key, ci->key_len);
+	err = quic_km_setkey(km, key, ci->key_len);
 	memzero_explicit(key, sizeof(key));
 	quic_km_wipe(km);
 	return err;
@@ -551,6 +593,8 @@ static int quic_aead_crypt(struct quic_crypto_dir *d, struct quic_crypto_km *km,
 {
 	struct aead_request *req = km->req;
 
+	if (km->req_sync && !crypto_simd_usable())
+		req = km->req_sync;
 	aead_request_set_ad(req, assoclen);
 	aead_request_set_crypt(req, sg, sg, cryptlen, quic_nonce(d, km, pn));
 	return enc ? crypto_aead_encrypt(req) : crypto_aead_decrypt(req);

@@ -65,8 +65,12 @@ struct quic_crypto_keys {
 
 /**
  * struct quic_crypto_km - one generation of AEAD packet protection keys
- * @tfm: AEAD transform holding the key
+ * @tfm: AEAD transform holding the key: the kernel's best implementation,
+ *	which may be an asynchronous SIMD wrapper (x86 AES-GCM is one)
  * @req: request bound to @tfm, allocated once and reused for every packet
+ * @tfm_sync: when @tfm is asynchronous, a synchronous transform holding the
+ *	same key, used where SIMD registers cannot be (NULL otherwise)
+ * @req_sync: request bound to @tfm_sync
  * @secret: traffic secret of this generation (source of the next one)
  * @iv: AEAD IV of this generation
  * @ready: @tfm and @iv hold the generation this slot stands for; a slot
@@ -77,6 +81,8 @@ struct quic_crypto_keys {
 struct quic_crypto_km {
 	struct crypto_aead *tfm;
 	struct aead_request *req;
+	struct crypto_aead *tfm_sync;
+	struct aead_request *req_sync;
 	u8 secret[QUIC_CRYPTO_SECRET_MAX_LEN];
 	u8 iv[QUIC_CRYPTO_IV_LEN];
 	bool ready;
