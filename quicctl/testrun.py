@@ -119,6 +119,7 @@ def run(
         unit = built.with_name("quic_unit_test.ko")
         if not unit.is_file():
             raise QuicctlError(f"{unit} was not built: does {kb.release} lack CONFIG_KUNIT?")
+        env["QUICCTL_DEBUG_KERNEL"] = "1"
         env["QUICCTL_KUNIT_MODULE"] = str(results / f"quic_unit_test-{kb.release}.ko")
         shutil.copy2(unit, env["QUICCTL_KUNIT_MODULE"])
     # A module for another kernel: the version-mismatch test loads it on the target kernel.
@@ -147,7 +148,9 @@ def run(
         junit = results / "vm.xml"
         junit.unlink(missing_ok=True)
         print(f"quicctl test: phase 2 (VM, {vmk.release})", flush=True)
-        argv = _pytest_argv(junit, "not host" + only, kexpr, extra)
+        # Per-test limit: the debug kernel is several times slower than Debian's.
+        slow = ["--timeout=2400"] if debug_kernel else []
+        argv = _pytest_argv(junit, "not host" + only, kexpr, slow + extra)
         try:
             rc = vm.run(argv, vmk, timeout=timeout, unload_check=True, env=env)
         except QuicctlError as exc:

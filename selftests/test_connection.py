@@ -12,6 +12,7 @@ import socket
 import threading
 
 import pytest
+from conftest import scaled
 
 from quicctl.paths import KEYS
 
@@ -21,7 +22,7 @@ CIPHERS = {
     "aes256gcm": "TLS_AES_256_GCM_SHA384",
     "chacha20": "TLS_CHACHA20_POLY1305_SHA256",
 }
-BIG = 10 * 1000 * 1000
+BIG = scaled(10 * 1000 * 1000)
 SMALL_STREAMS = 100
 
 

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import scaled
 
 from quicctl.paths import KEYS
 
 SERVER_NAME = "server.quic.test"
-FIVE_MB = 5 * 1000 * 1000
+FIVE_MB = scaled(5 * 1000 * 1000)
 QUIC_VERSION_V2 = 0x6B3343CF
 
 
