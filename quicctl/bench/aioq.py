@@ -1,15 +1,15 @@
 """aioquic endpoints of the benchmark, one process each (the GIL would couple two stacks in one).
 
     python -m quicctl.bench.aioq server ADDR PORT          prints "listening", serves until killed
-    python -m quicctl.bench.aioq bulk ADDR PORT BYTES WSIZE
-    python -m quicctl.bench.aioq rr ADDR PORT COUNT SIZE
-    python -m quicctl.bench.aioq handshakes ADDR PORT COUNT
+    python -m quicctl.bench.aioq client ADDR PORT BYTES WSIZE[,WSIZE...] HANDSHAKES RR_COUNT
 
-Each client prints one JSON object.  aioquic is driven sans-I/O over a plain UDP socket.  A
-stream starts with a 9-byte header: ``B`` + total (bulk: the server verifies the pattern and
-answers ``K`` once it has all the bytes) or ``R`` + size (request/response: the server echoes
-every SIZE-byte request).  In bulk, each ``send_stream_data`` call carries WSIZE bytes, and the
-client keeps at most WRITE_AHEAD bytes queued beyond what went on the wire.
+The client runs every measurement (bulk at each write size, handshakes, request/response: one
+process, as Python starts slowly in the guest) and prints one JSON object.  aioquic is driven
+sans-I/O over a plain UDP socket.  A stream starts with a 9-byte header: ``B`` + total (bulk:
+the server verifies the pattern and answers ``K`` once it has all the bytes) or ``R`` + size
+(request/response: the server echoes every SIZE-byte request).  In bulk, each
+``send_stream_data`` call carries WSIZE bytes, and the client keeps at most WRITE_AHEAD bytes
+queued beyond what went on the wire.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def _config(is_client: bool):
     from quicctl.paths import KEYS
     from quicctl.userspace import _configuration, _load_cert_chain
 
-    cfg = _configuration(is_client=is_client, alpn=ALPN, ciphers=["TLS_AES_128_GCM_SHA256"],
-                         keylog_file=None)  # fmt: skip
+    cfg = _configuration(
+        is_client=is_client, alpn=ALPN, ciphers=["TLS_AES_128_GCM_SHA256"], keylog_file=None
+    )
     if is_client:
         cfg.load_verify_locations(str(KEYS / "ca.crt"))
         cfg.server_name = SERVER_NAME
@@ -139,8 +140,9 @@ def serve(host: str, port: int) -> None:
                     continue
                 if hdr.packet_type != PACKET_TYPE_INITIAL:
                     continue
-                conn = QuicConnection(configuration=cfg,
-                                      original_destination_connection_id=hdr.destination_cid)  # fmt: skip
+                conn = QuicConnection(
+                    configuration=cfg, original_destination_connection_id=hdr.destination_cid
+                )
                 peer = peers[addr] = _Peer(conn)
             peer.conn.receive_datagram(data, addr, time.monotonic())
         now = time.monotonic()
@@ -252,8 +254,12 @@ def rr(host: str, port: int, count: int, size: int) -> dict:
             return {"ok": False, "error": "corrupt echo"}
         cl.received.clear()
     cl.close()
-    return {"ok": True, "count": count, "median_us": statistics.median(rtts) * 1e6,
-            "mean_us": statistics.fmean(rtts) * 1e6}  # fmt: skip
+    return {
+        "ok": True,
+        "count": count,
+        "median_us": statistics.median(rtts) * 1e6,
+        "mean_us": statistics.fmean(rtts) * 1e6,
+    }
 
 
 def handshakes(host: str, port: int, count: int) -> dict:
@@ -266,13 +272,28 @@ def handshakes(host: str, port: int, count: int) -> dict:
     return {"ok": True, "count": count, "seconds": time.monotonic() - t0}
 
 
+def client(host: str, port: int, total: int, sizes: str, nhs: int, nrr: int) -> dict:
+    out = []
+    for size in map(int, sizes.split(",")):
+        res = bulk(host, port, total, size)
+        if not res["ok"]:
+            return {"ok": False, "error": f"bulk, {size}-byte writes: {res['error']}"}
+        out.append(dict(res, write_size=size))
+    return {
+        "ok": True,
+        "bulk": out,
+        "handshakes": handshakes(host, port, nhs),
+        "rr": rr(host, port, nrr, 64),
+    }
+
+
 def main(argv: list[str]) -> int:
-    mode, host, port, *nums = argv
+    mode, host, port, *rest = argv
     if mode == "server":
         serve(host, int(port))
         return 0
-    fn = {"bulk": bulk, "rr": rr, "handshakes": handshakes}[mode]
-    out = fn(host, int(port), *map(int, nums))
+    total, sizes, nhs, nrr = rest
+    out = client(host, int(port), int(total), sizes, int(nhs), int(nrr))
     print(json.dumps(out), flush=True)
     return 0 if out["ok"] else 1
 

@@ -9,8 +9,10 @@
  *   datapath rr-client FD COUNT SIZE COUNT round trips of SIZE bytes each way
  *   datapath rr-server FD COUNT SIZE echo COUNT requests of SIZE bytes
  *
- * The bytes follow a pattern of period 251 (a prime, so a chunk that lands at the wrong offset
- * does not match).  Each mode prints one JSON object on stdout; exit 1 on any failure.
+ * The passive modes (recv, rr-server) print "ready" first, so the caller starts the active one
+ * only once its peer reads.  The bytes follow a pattern of period 251 (a prime, so a chunk
+ * that lands at the wrong offset does not match).  Each mode prints one JSON object on stdout;
+ * exit 1 on any failure.
  * CPU time is read from /proc/stat (all CPUs: user+nice+system+irq+softirq) over the window.
  */
 #define _GNU_SOURCE
@@ -51,6 +53,19 @@ static double cpu_seconds(void)
 	return (double)(user + nice + sys + irq + softirq) / sysconf(_SC_CLK_TCK);
 }
 
+/* Verifies n bytes at stream offset off; on a mismatch, reports its exact offset and exits. */
+static void verify(const unsigned char *buf, size_t n, unsigned long long off)
+{
+	size_t i;
+
+	if (!memcmp(buf, pattern + off % PERIOD, n))
+		return;
+	for (i = 0; i < n && buf[i] == pattern[(off + i) % PERIOD]; i++)
+		;
+	printf("{\"ok\": false, \"error\": \"corrupt data at offset %llu\"}\n", off + i);
+	exit(1);
+}
+
 static void fail(const char *what, unsigned long long done)
 {
 	printf("{\"ok\": false, \"error\": \"%s: %s\", \"bytes\": %llu}\n", what,
@@ -88,12 +103,7 @@ static void read_verify(int fd, unsigned char *buf, size_t len, unsigned long lo
 				errno = 0;
 			fail("read", off + got);
 		}
-		if (memcmp(buf + got, pattern + (off + got) % PERIOD, n)) {
-			errno = 0;
-			printf("{\"ok\": false, \"error\": \"corrupt data near offset %llu\"}\n",
-			       off + got);
-			exit(1);
-		}
+		verify(buf + got, n, off + got);
 		got += n;
 	}
 }
@@ -148,11 +158,7 @@ static int do_recv(int fd, unsigned long long total)
 		}
 		if (!off)
 			t0 = now();
-		if (memcmp(buf, pattern + off % PERIOD, n)) {
-			printf("{\"ok\": false, \"error\": \"corrupt data near offset %llu\"}\n",
-			       off);
-			return 1;
-		}
+		verify(buf, n, off);
 		off += n;
 	}
 	write_all(fd, (const unsigned char *)"K", 1, off);
@@ -236,6 +242,8 @@ int main(int argc, char **argv)
 		pattern[i] = i % PERIOD;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	fd = number(argv[2], 0, 1 << 20);
+	if (!strcmp(argv[1], "recv") || !strcmp(argv[1], "rr-server"))
+		printf("ready\n");
 	if (!strcmp(argv[1], "send") && argc == 5)
 		return do_send(fd, number(argv[3], 1, ~0ULL), number(argv[4], 1, MAX_IO));
 	if (!strcmp(argv[1], "recv") && argc == 4)

@@ -24,14 +24,14 @@ def binary() -> Path:
         return out
     gcc = shutil.which("gcc")
     if not gcc:
-        raise QuicctlError("cannot build the benchmark's data path: gcc is missing (apt-get "
-                           "install gcc)")  # fmt: skip
+        raise QuicctlError(
+            "cannot build the benchmark's data path: gcc is missing (apt-get install gcc)"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     for old in out.parent.glob("datapath-*"):
         old.unlink(missing_ok=True)
     tmp = out.with_suffix(".tmp")
-    r = subprocess.run([gcc, *CFLAGS, "-o", str(tmp), str(SOURCE)], capture_output=True,
-                       text=True)  # fmt: skip
+    r = subprocess.run([gcc, *CFLAGS, "-o", str(tmp), str(SOURCE)], capture_output=True, text=True)
     if r.returncode:
         raise QuicctlError(f"gcc failed to build {SOURCE.name}: {r.stderr.strip()}")
     tmp.rename(out)
@@ -41,8 +41,9 @@ def binary() -> Path:
 def start(prog: Path, mode: str, fd: int, *args: int) -> subprocess.Popen:
     """Run ``prog MODE FD ARGS`` on the (inherited) socket ``fd``."""
     argv = [str(prog), mode, str(fd), *map(str, args)]
-    return subprocess.Popen(argv, pass_fds=[fd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    return subprocess.Popen(
+        argv, pass_fds=[fd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def result(proc: subprocess.Popen, what: str, timeout: float) -> dict:
@@ -52,8 +53,9 @@ def result(proc: subprocess.Popen, what: str, timeout: float) -> dict:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise QuicctlError(f"{what}: the data path did not finish within {timeout:.0f} s "
-                           "(a stalled connection?)") from None  # fmt: skip
+        raise QuicctlError(
+            f"{what}: the data path did not finish within {timeout:.0f} s (a stalled connection?)"
+        ) from None
     try:
         data = json.loads(out.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -75,6 +77,10 @@ def pair(
     both.  Returns (active result, passive result)."""
     passive = start(prog, modes[1], fds[1], *args[1])
     try:
+        assert passive.stdout is not None
+        if passive.stdout.readline().strip() != "ready":
+            result(passive, f"{what} ({modes[1]})", timeout)  # raises with its error
+            raise QuicctlError(f"{what} ({modes[1]}): the data path did not start")
         active = start(prog, modes[0], fds[0], *args[0])
     except BaseException:
         passive.kill()

@@ -47,8 +47,9 @@ def crypto_info(secret: bytes, seq: int) -> bytes:
     """The TLS_TX/TLS_RX option value for one direction's traffic secret."""
     key = hkdf_expand_label(secret, "key", 16)
     iv = hkdf_expand_label(secret, "iv", 12)
-    return _CRYPTO_INFO.pack(TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, iv[4:], key, iv[:4],
-                             seq.to_bytes(8, "big"))  # fmt: skip
+    return _CRYPTO_INFO.pack(
+        TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, iv[4:], key, iv[:4], seq.to_bytes(8, "big")
+    )
 
 
 def _records(data: bytes) -> int:
@@ -147,8 +148,10 @@ def _install(sock: socket.socket, tx: bytes, tx_seq: int, rx: bytes, rx_seq: int
         sock.setsockopt(SOL_TLS, TLS_TX, crypto_info(tx, tx_seq))
         sock.setsockopt(SOL_TLS, TLS_RX, crypto_info(rx, rx_seq))
     except OSError as exc:
-        raise QuicctlError(f"cannot switch a TCP socket to kTLS: {exc.strerror or exc} "
-                           "(is the tls module available? modprobe tls)") from exc  # fmt: skip
+        raise QuicctlError(
+            f"cannot switch a TCP socket to kTLS: {exc.strerror or exc} "
+            "(is the tls module available? modprobe tls)"
+        ) from exc
 
 
 def establish(client: socket.socket, server: socket.socket, server_name: str) -> None:

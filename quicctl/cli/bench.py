@@ -65,8 +65,14 @@ def _table(doc: dict):
         t.add_column(col, justify="left" if col == "transport" else "right")
     for e in doc["results"]:
         size = "own" if e["write_size"] == 0 else f"{e['write_size'] // 1024} KB"
-        t.add_row(e["transport"], size, f"{e['gbps']:.3f}", f"{e['cpu_s_per_gb']:.1f}",
-                  str(e["bytes"]), f"{e['seconds']:.2f}")  # fmt: skip
+        t.add_row(
+            e["transport"],
+            size,
+            f"{e['gbps']:.3f}",
+            f"{e['cpu_s_per_gb']:.1f}",
+            str(e["bytes"]),
+            f"{e['seconds']:.2f}",
+        )
     hs = Table(title="handshakes and latency", title_justify="left")
     for col in ("transport", "handshakes/s", "request/response median µs"):
         hs.add_column(col, justify="left" if col == "transport" else "right")
@@ -102,33 +108,97 @@ kernel's tls module there, and measures between two network namespaces:
 
 @click.command(help=_HELP)
 @click.option("--host", "on_host", is_flag=True, help="Run here (this host must load modules).")
-@click.option("--bytes", "nbytes", type=_Size(), default="64M", show_default=True,
-              help="Bytes per transfer for quic, tcp, ktls and ngtcp2.")  # fmt: skip
-@click.option("--aioquic-bytes", type=_Size(), default="4M", show_default=True,
-              help="Bytes per transfer for aioquic.")  # fmt: skip
-@click.option("--sizes", default="1K,16K,64K", show_default=True, callback=_sizes,
-              help="Comma-separated write sizes.")  # fmt: skip
-@click.option("--transports", default="quic,tcp,ktls,aioquic,ngtcp2", show_default=True,
-              callback=_transports, help="Comma-separated transports to measure.")  # fmt: skip
-@click.option("--handshakes", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Connections timed for handshakes/s.")  # fmt: skip
-@click.option("--rr-count", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Round trips timed for the request/response latency.")  # fmt: skip
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the results to FILE as JSON.")  # fmt: skip
+@click.option(
+    "--bytes",
+    "nbytes",
+    type=_Size(),
+    default="64M",
+    show_default=True,
+    help="Bytes per transfer for quic, tcp, ktls and ngtcp2.",
+)
+@click.option(
+    "--aioquic-bytes",
+    type=_Size(),
+    default="4M",
+    show_default=True,
+    help="Bytes per transfer for aioquic.",
+)
+@click.option(
+    "--sizes",
+    default="1K,16K,64K",
+    show_default=True,
+    callback=_sizes,
+    help="Comma-separated write sizes.",
+)
+@click.option(
+    "--transports",
+    default="quic,tcp,ktls,aioquic,ngtcp2",
+    show_default=True,
+    callback=_transports,
+    help="Comma-separated transports to measure.",
+)
+@click.option(
+    "--handshakes",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Connections timed for handshakes/s.",
+)
+@click.option(
+    "--rr-count",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Round trips timed for the request/response latency.",
+)
+@click.option(
+    "--json",
+    "json_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the results to FILE as JSON.",
+)
+@click.option("--no-load", is_flag=True, help="With --host: use quic.ko as already loaded.")
 @click.option("--result-file", hidden=True, help="(VM side) write the results here, no table.")
-@click.option("--timeout", default=3600.0, show_default=True,
-              help="Seconds before the VM is killed.")  # fmt: skip
-def bench(on_host, nbytes, aioquic_bytes, sizes, transports, handshakes, rr_count, json_file,
-          result_file, timeout) -> None:  # fmt: skip
+@click.option(
+    "--timeout", default=3600.0, show_default=True, help="Seconds before the VM is killed."
+)
+def bench(
+    on_host,
+    nbytes,
+    aioquic_bytes,
+    sizes,
+    transports,
+    handshakes,
+    rr_count,
+    json_file,
+    no_load,
+    result_file,
+    timeout,
+) -> None:
     from quicctl.bench.run import Options
 
-    opts = Options(bytes=nbytes, aioquic_bytes=aioquic_bytes, sizes=sizes, transports=transports,
-                   handshakes=handshakes, rr_count=rr_count)  # fmt: skip
+    opts = Options(
+        bytes=nbytes,
+        aioquic_bytes=aioquic_bytes,
+        sizes=sizes,
+        transports=transports,
+        handshakes=handshakes,
+        rr_count=rr_count,
+        load=not no_load,
+    )
+    if no_load and not on_host:
+        raise QuicctlError("--no-load applies to --host only (the VM always loads the build)")
     if on_host:
+        import time
+
         from quicctl.bench import run
 
-        doc = run.run(opts, progress=lambda m: click.echo(f"quicctl bench: {m}", err=True))
+        t0 = time.monotonic()
+
+        def progress(msg: str) -> None:
+            click.echo(f"quicctl bench: [{time.monotonic() - t0:6.1f} s] {msg}", err=True)
+
+        doc = run.run(opts, progress=progress)
         if result_file:
             Path(result_file).write_text(json.dumps(doc))
             return
@@ -147,15 +217,30 @@ def _in_vm(opts, timeout: float) -> dict:
     kbuild.build(kbuild.resolve_kernel(kernel.release))
     datapath.binary()  # gcc on the host: much faster than in the guest
     result = BUILD_DIR / "bench" / f"result-{uuid.uuid4().hex[:8]}.json"
-    cmd = [str(Path(sys.executable).parent / "quicctl"), "bench", "--host",
-           "--result-file", str(result), "--bytes", str(opts.bytes),
-           "--aioquic-bytes", str(opts.aioquic_bytes),
-           "--sizes", ",".join(map(str, opts.sizes)), "--transports", ",".join(opts.transports),
-           "--handshakes", str(opts.handshakes), "--rr-count", str(opts.rr_count)]  # fmt: skip
+    cmd = [
+        str(Path(sys.executable).parent / "quicctl"),
+        "bench",
+        "--host",
+        "--result-file",
+        str(result),
+        "--bytes",
+        str(opts.bytes),
+        "--aioquic-bytes",
+        str(opts.aioquic_bytes),
+        "--sizes",
+        ",".join(map(str, opts.sizes)),
+        "--transports",
+        ",".join(opts.transports),
+        "--handshakes",
+        str(opts.handshakes),
+        "--rr-count",
+        str(opts.rr_count),
+    ]
     rc = vm.run(cmd, kernel, timeout=timeout)
     if rc or not result.exists():
-        raise QuicctlError(f"the benchmark failed in the VM ({kernel.release}, exit {rc}): "
-                           "see its output above")  # fmt: skip
+        raise QuicctlError(
+            f"the benchmark failed in the VM ({kernel.release}, exit {rc}): see its output above"
+        )
     doc = json.loads(result.read_text())
     result.unlink()
     return doc
