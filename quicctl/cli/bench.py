@@ -93,9 +93,10 @@ kernel's tls module there, and measures between two network namespaces:
   both ends run on the same machine). quic, tcp and ktls: Python does the handshake, a C
   program (quicctl/bench/datapath.c) the write()/read() loops. ktls is TLS 1.3
   AES-128-GCM through the kernel's tls module. aioquic: one process per namespace, one
-  send_stream_data() per write; --aioquic-bytes (it runs ~1000x slower). ngtcp2:
-  gtlsserver/gtlsclient fetch --bytes over HTTP/3; ngtcp2 picks its own write sizes, so it has
-  one entry with write_size 0, and its time includes gtlsclient's start and handshake.
+  send_stream_data() per write; --aioquic-bytes (it is orders of magnitude slower). ngtcp2:
+  gtlsserver/gtlsclient fetch --bytes over HTTP/3; ngtcp2 picks its own write sizes, so it
+  has one entry with write_size 0, and the time and CPU of its fastest 1-byte fetch (process
+  start and handshake) are taken off the bulk fetch's.
 - handshakes/s: --handshakes sequential connections, each opened and closed. quic: kernel
   QUIC + TLS 1.3 (gnutls, in Python, both ends in one process). tcp: TCP connect/accept.
   ktls: TCP + TLS 1.3 handshake (OpenSSL) + kTLS install. aioquic: its client process
