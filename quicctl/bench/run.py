@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quicctl.bench import ALPN, PATTERN, PERIOD, SERVER_NAME, cpu_seconds
+from quicctl.demo import _stop, _wait_listening
 from quicctl.errors import QuicctlError
 from quicctl.paths import KEYS
 
@@ -58,7 +59,7 @@ def _entry(transport: str, size: int, data: dict) -> dict:
     return {
         "transport": transport,
         "write_size": size,
-        "gbps": round(data["bytes"] * 8 / data["seconds"] / 1e9, 4),
+        "gbps": round(data["bytes"] * 8 / data["seconds"] / 1e9, 6),
         "cpu_s_per_gb": round(data["cpu_seconds"] / gb, 3),
         "bytes": data["bytes"],
         "seconds": round(data["seconds"], 4),
@@ -201,30 +202,9 @@ class _Kernel:
 
 def _report(progress: Progress, e: dict) -> None:
     progress(
-        f"{e['transport']}: write size {e['write_size']}: {e['gbps']:.3f} Gbit/s, "
+        f"{e['transport']}: write size {e['write_size']}: {e['gbps']:.4f} Gbit/s, "
         f"{e['cpu_s_per_gb']} CPU s/GB"
     )
-
-
-def _wait_line(proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "listening" in line:
-            return
-        if not line and proc.poll() is not None:
-            raise QuicctlError(f"the {what} server exited ({proc.returncode}) before listening")
-    raise QuicctlError(f"the {what} server did not start within {timeout:.0f} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class _Aioquic:
@@ -240,7 +220,7 @@ class _Aioquic:
             text=True,
         )
         try:
-            _wait_line(self.server, "aioquic")
+            _wait_listening(self.server, "aioquic", timeout=120)
         except BaseException:
             self.close()
             raise
@@ -450,16 +430,3 @@ def run(opts: Options, progress: Progress = lambda m: None) -> dict:
             if median is not None:
                 rr[tr] = round(median, 1)
     return {"results": results, "handshakes_per_s": hs, "rr_us": rr}
-
-
-def check(doc: dict, opts: Options) -> list[str]:
-    """What is wrong with a result document for ``opts`` (empty when it is complete)."""
-    problems = []
-    want = {(t, s) for t in opts.transports for s in ((0,) if t == "ngtcp2" else opts.sizes)}
-    have = {(e["transport"], e["write_size"]) for e in doc.get("results", [])}
-    problems += [f"missing {t} at {s} bytes" for t, s in sorted(want - have)]
-    for e in doc.get("results", []):
-        n = opts.aioquic_bytes if e["transport"] == "aioquic" else opts.bytes
-        if e.get("bytes") != n:
-            problems.append(f"{e['transport']} {e['write_size']}: {e.get('bytes')} of {n} bytes")
-    return problems

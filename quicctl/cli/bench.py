@@ -68,7 +68,7 @@ def _table(doc: dict):
         t.add_row(
             e["transport"],
             size,
-            f"{e['gbps']:.3f}",
+            f"{e['gbps']:.4f}",
             f"{e['cpu_s_per_gb']:.1f}",
             str(e["bytes"]),
             f"{e['seconds']:.2f}",
