@@ -32,9 +32,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from quicctl.cli import demo, module, vm
+    from quicctl.cli import bench, demo, module, vm
 
-    for mod in (module, vm, demo):
+    for mod in (module, vm, demo, bench):
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
 

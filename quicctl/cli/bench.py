@@ -1,0 +1,261 @@
+"""`quicctl bench`: kernel QUIC against TCP, kTLS, aioquic and ngtcp2 (quicctl.bench)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import click
+
+from quicctl.errors import QuicctlError
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str, what: str) -> int:
+    """``65536``, ``64K``, ``16M``, ``1G`` (binary units) as bytes; QuicctlError otherwise."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    num, unit = (t[:-1], t[-1]) if t[-1:] in _UNITS and t[-1:] else (t, "")
+    if not num.isdigit() or int(num) == 0:
+        raise QuicctlError(f"bad {what} {text!r}: give a positive byte count like 65536, 64K, 16M")
+    return int(num) * _UNITS[unit]
+
+
+class _Size(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        try:
+            return value if isinstance(value, int) else parse_size(value, param.opts[0])
+        except QuicctlError as exc:
+            self.fail(str(exc).removeprefix("bad "), param, ctx)
+
+
+def _sizes(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(parse_size(v, "write size") for v in value.split(",") if v.strip())
+    except QuicctlError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not sizes:
+        raise click.BadParameter("give at least one write size")
+    if max(sizes) > 1 << 20:
+        raise click.BadParameter("write sizes are at most 1M (the data path's buffer)")
+    return sizes
+
+
+def _transports(ctx, param, value: str) -> tuple[str, ...]:
+    from quicctl.bench.run import TRANSPORTS
+
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    bad = [n for n in names if n not in TRANSPORTS]
+    if bad or not names:
+        raise click.BadParameter(
+            f"unknown transport {', '.join(bad) or '(none)'}: choose from {','.join(TRANSPORTS)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def _table(doc: dict):
+    from rich.table import Table
+
+    t = Table(title="bulk transfer, one connection", title_justify="left")
+    for col in ("transport", "write size", "Gbit/s", "CPU s/GB", "bytes", "seconds"):
+        t.add_column(col, justify="left" if col == "transport" else "right")
+    for e in doc["results"]:
+        size = "own" if e["write_size"] == 0 else f"{e['write_size'] // 1024} KB"
+        t.add_row(
+            e["transport"],
+            size,
+            f"{e['gbps']:.4f}",
+            f"{e['cpu_s_per_gb']:.1f}",
+            str(e["bytes"]),
+            f"{e['seconds']:.2f}",
+        )
+    hs = Table(title="handshakes and latency", title_justify="left")
+    for col in ("transport", "handshakes/s", "request/response median µs"):
+        hs.add_column(col, justify="left" if col == "transport" else "right")
+    for tr, rate in doc["handshakes_per_s"].items():
+        rr = doc["rr_us"].get(tr)
+        hs.add_row(tr, f"{rate:.1f}", "-" if rr is None else f"{rr:.0f}")
+    return t, hs
+
+
+_HELP = """Benchmark kernel QUIC against TCP, kTLS, aioquic and ngtcp2 on one veth path.
+
+Boots one VM (this host cannot load modules; --host runs here instead), loads quic.ko and the
+kernel's tls module there, and measures between two network namespaces:
+
+\b
+- bulk: one connection, --bytes moved at each --sizes write size; Gbit/s over the sender's
+  window (first write to the receiver's ack) and CPU seconds per GB (/proc/stat, all CPUs:
+  both ends run on the same machine). quic, tcp and ktls: Python does the handshake, a C
+  program (quicctl/bench/datapath.c) the write()/read() loops. ktls is TLS 1.3
+  AES-128-GCM through the kernel's tls module. aioquic: one process per namespace, one
+  send_stream_data() per write; --aioquic-bytes (it is orders of magnitude slower). ngtcp2:
+  gtlsserver/gtlsclient fetch --bytes over HTTP/3; ngtcp2 picks its own write sizes, so it
+  has one entry with write_size 0, and the time and CPU of its fastest 1-byte fetch (process
+  start and handshake) are taken off the bulk fetch's.
+- handshakes/s: --handshakes sequential connections, each opened and closed. quic: kernel
+  QUIC + TLS 1.3 (gnutls, in Python, both ends in one process). tcp: TCP connect/accept.
+  ktls: TCP + TLS 1.3 handshake (OpenSSL) + kTLS install. aioquic: its client process
+  against its server process. ngtcp2: one gtlsclient run per connection fetching one byte
+  (process start included).
+- rr_us: median round trip of a 64-byte request and its 64-byte echo on one connection
+  (quic, tcp, ktls: --rr-count round trips in C; aioquic: a fifth of them in Python).
+"""
+
+
+@click.command(help=_HELP)
+@click.option("--host", "on_host", is_flag=True, help="Run here (this host must load modules).")
+@click.option(
+    "--bytes",
+    "nbytes",
+    type=_Size(),
+    default="64M",
+    show_default=True,
+    help="Bytes per transfer for quic, tcp, ktls and ngtcp2.",
+)
+@click.option(
+    "--aioquic-bytes",
+    type=_Size(),
+    default="4M",
+    show_default=True,
+    help="Bytes per transfer for aioquic.",
+)
+@click.option(
+    "--sizes",
+    default="1K,16K,64K",
+    show_default=True,
+    callback=_sizes,
+    help="Comma-separated write sizes.",
+)
+@click.option(
+    "--transports",
+    default="quic,tcp,ktls,aioquic,ngtcp2",
+    show_default=True,
+    callback=_transports,
+    help="Comma-separated transports to measure.",
+)
+@click.option(
+    "--handshakes",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Connections timed for handshakes/s.",
+)
+@click.option(
+    "--rr-count",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Round trips timed for the request/response latency.",
+)
+@click.option(
+    "--json",
+    "json_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the results to FILE as JSON.",
+)
+@click.option("--no-load", is_flag=True, help="With --host: use quic.ko as already loaded.")
+@click.option("--result-file", hidden=True, help="(VM side) write the results here, no table.")
+@click.option(
+    "--timeout", default=3600.0, show_default=True, help="Seconds before the VM is killed."
+)
+def bench(
+    on_host,
+    nbytes,
+    aioquic_bytes,
+    sizes,
+    transports,
+    handshakes,
+    rr_count,
+    json_file,
+    no_load,
+    result_file,
+    timeout,
+) -> None:
+    from quicctl.bench.run import Options
+
+    opts = Options(
+        bytes=nbytes,
+        aioquic_bytes=aioquic_bytes,
+        sizes=sizes,
+        transports=transports,
+        handshakes=handshakes,
+        rr_count=rr_count,
+        load=not no_load,
+    )
+    if no_load and not on_host:
+        raise QuicctlError("--no-load applies to --host only (the VM always loads the build)")
+    if on_host:
+        import time
+
+        from quicctl.bench import run
+
+        t0 = time.monotonic()
+
+        def progress(msg: str) -> None:
+            click.echo(f"quicctl bench: [{time.monotonic() - t0:6.1f} s] {msg}", err=True)
+
+        doc = run.run(opts, progress=progress)
+        if result_file:
+            Path(result_file).write_text(json.dumps(doc))
+            return
+    else:
+        doc = _in_vm(opts, timeout)
+    _output(doc, json_file)
+
+
+def _in_vm(opts, timeout: float) -> dict:
+    from quicctl import kbuild, vm
+    from quicctl.bench import datapath
+    from quicctl.paths import BUILD_DIR
+
+    kernel = vm.packaged_kernel(None)
+    click.echo(f"quicctl bench: building quic.ko for {kernel.release}", err=True)
+    kbuild.build(kbuild.resolve_kernel(kernel.release))
+    datapath.binary()  # gcc on the host: much faster than in the guest
+    result = BUILD_DIR / "bench" / f"result-{uuid.uuid4().hex[:8]}.json"
+    cmd = [
+        str(Path(sys.executable).parent / "quicctl"),
+        "bench",
+        "--host",
+        "--result-file",
+        str(result),
+        "--bytes",
+        str(opts.bytes),
+        "--aioquic-bytes",
+        str(opts.aioquic_bytes),
+        "--sizes",
+        ",".join(map(str, opts.sizes)),
+        "--transports",
+        ",".join(opts.transports),
+        "--handshakes",
+        str(opts.handshakes),
+        "--rr-count",
+        str(opts.rr_count),
+    ]
+    rc = vm.run(cmd, kernel, timeout=timeout)
+    if rc or not result.exists():
+        raise QuicctlError(
+            f"the benchmark failed in the VM ({kernel.release}, exit {rc}): see its output above"
+        )
+    doc = json.loads(result.read_text())
+    result.unlink()
+    return doc
+
+
+def _output(doc: dict, json_file: str | None) -> None:
+    from rich.console import Console
+
+    console = Console()
+    for table in _table(doc):
+        console.print(table)
+    if json_file:
+        Path(json_file).write_text(json.dumps(doc, indent=2) + "\n")
+        click.echo(f"quicctl bench: results written to {json_file}", err=True)
+
+
+COMMANDS = [bench]
