@@ -40,13 +40,12 @@ from aioquic.quic import events as qe
 from quicctl import abi
 from quicctl.connection import CloseInfo, ConnectionClosed, QuicConnection
 from quicctl.errors import QuicctlError
-from quicctl.hq import Download, resolve
+from quicctl.hq import H3, H3_NO_ERROR, Download, resolve
 
-ALPN = "h3"
+ALPN = H3
+
 # RFC 9114 Section 8.1
-H3_NO_ERROR = 0x100
 H3_INTERNAL_ERROR = 0x102
-H3_REQUEST_CANCELLED = 0x10C
 
 CHUNK = 64 << 10  # file bytes per DATA frame: one round-robin turn of a response
 _RECV = 1 << 20

@@ -21,6 +21,7 @@ from quicctl.errors import QuicctlError
 
 ALPN = "hq-interop"
 H3 = "h3"
+H3_NO_ERROR = 0x100  # RFC 9114 Section 8.1: the close code of a normal HTTP/3 end
 MAX_REQUEST = 4096
 
 

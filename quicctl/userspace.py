@@ -46,7 +46,7 @@ from aioquic.tls import AlertDescription, CipherSuite
 
 from quicctl.connection import HandshakeError
 from quicctl.errors import QuicctlError
-from quicctl.hq import ALPN, H3, MAX_REQUEST, Download, parse_request, resolve
+from quicctl.hq import ALPN, H3, H3_NO_ERROR, MAX_REQUEST, Download, parse_request, resolve
 
 # IANA name -> aioquic suite; the kernel's short names (quicctl.tls.CIPHERS) are aliases.
 CIPHERS = {
@@ -166,6 +166,12 @@ def describe_close(event: events.ConnectionTerminated) -> str:
     return what + (f" ({event.reason_phrase})" if event.reason_phrase else "")
 
 
+def _clean_codes(h3: bool) -> tuple[int, ...]:
+    """Close codes of a normal end: NO_ERROR, and for HTTP/3 H3_NO_ERROR (RFC 9114 8.1),
+    the one to send last."""
+    return (QuicErrorCode.NO_ERROR, H3_NO_ERROR) if h3 else (QuicErrorCode.NO_ERROR,)
+
+
 def _idle(event: events.ConnectionTerminated) -> bool:
     """aioquic's own end of a connection that heard nothing for its idle timeout."""
     return (
@@ -233,7 +239,7 @@ class _ServerProtocol(QuicConnectionProtocol):
         if self._ended:
             return
         self._ended = True
-        if close.error_code != QuicErrorCode.NO_ERROR:
+        if close.error_code not in _clean_codes(self._h3 is not None):
             self._log(f"connection failed: {describe_close(close)}")
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
@@ -600,6 +606,10 @@ class _ClientProtocol(QuicConnectionProtocol):
         self.files.clear()
 
     @property
+    def is_h3(self) -> bool:
+        return self._h3 is not None
+
+    @property
     def ended(self) -> events.ConnectionTerminated | None:
         """Why the connection is over or closing (either side's CONNECTION_CLOSE)."""
         return self.terminated or self.closing
@@ -801,7 +811,7 @@ class _Client:
             return list(proto.downloads.values())
         finally:
             proto.close_files()
-            proto.close()
+            proto.close(error_code=_clean_codes(proto.is_h3)[-1])
             if proto.connected and proto.ended is None and proto.failure is None:
                 # linger while the CONNECTION_CLOSE may need sending again (RFC 9000 10.2.1)
                 try:
