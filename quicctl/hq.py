@@ -50,6 +50,10 @@ class HqServer:
         self.root = root.resolve()
         self.log = log
         self._stop = threading.Event()
+        if H3 in server.alpns:
+            # aioquic's h3 layer is slow to import where Python is slow: not while a client's
+            # new connection waits for its first answer
+            from quicctl import h3  # noqa: F401
 
     def serve_forever(self) -> None:
         while not self._stop.is_set():

@@ -154,6 +154,7 @@ class GtlsServer:
     def __init__(self, topo, root: Path, port: int, tmp_path: Path):
         self.topo = topo
         self.port = port
+        self.text = ""
         self.out = open(tmp_path / "gtlsserver.log", "w+")  # noqa: SIM115 - closed in close()
         self.proc = topo.popen(
             topo.server,
@@ -174,8 +175,10 @@ class GtlsServer:
         raise AssertionError(f"gtlsserver is not listening on UDP port {port}: {self.log()}")
 
     def log(self) -> str:
-        self.out.seek(0)
-        return self.out.read()[-3000:]
+        if not self.out.closed:
+            self.out.seek(0)
+            self.text = self.out.read()[-3000:]
+        return self.text
 
     def close(self) -> None:
         self.proc.terminate()
@@ -184,6 +187,7 @@ class GtlsServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log()
         self.out.close()
 
 

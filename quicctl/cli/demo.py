@@ -47,12 +47,13 @@ def server(addr, port, key, cert, root, alpn, userspace) -> None:
     except OSError as exc:
         raise QuicctlError(f"cannot listen on {addr} port {port}: {exc.strerror or exc}") from exc
     host, bound = srv.getsockname()[:2]
+    # made before `listening`: it loads the h3 layer, slow to import where Python is slow
+    files = hq.HqServer(srv, Path(root), log=lambda m: click.echo(f"quicctl server: {m}", err=True))
     click.echo(f"quicctl server: listening on {host} port {bound} (ALPN {','.join(alpn)}), "
                f"root {root}")  # fmt: skip
     sys.stdout.flush()
     try:
-        hq.HqServer(srv, Path(root), log=lambda m: click.echo(f"quicctl server: {m}", err=True)
-                    ).serve_forever()  # fmt: skip
+        files.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
@@ -90,16 +91,21 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
         results = us.fetch(addr, port, list(paths), outdir=out, cafile=cafile, insecure=insecure,
                            server_name=server_name, alpn=alpn)  # fmt: skip
     else:
+        if hq.H3 in alpn:
+            # aioquic's h3 layer imports slowly where Python is slow (a TCG guest over 9p):
+            # load it before the handshake, not while the new connection sits idle
+            from quicctl import h3
         conn = connect(addr, port, alpn=alpn, cafile=cafile, insecure=insecure,
                        server_name=server_name)  # fmt: skip
         with conn:
-            if conn.alpn == hq.H3:
-                from quicctl import h3
-
-                results = h3.fetch(conn, list(paths), out, authority=server_name or addr)
-                h3.close(conn)
-            else:
-                results = hq.fetch(conn, list(paths), out)
+            try:
+                if conn.alpn == hq.H3:
+                    results = h3.fetch(conn, list(paths), out, authority=server_name or addr)
+                    h3.close(conn)
+                else:
+                    results = hq.fetch(conn, list(paths), out)
+            except OSError as exc:  # ConnectionClosed among them
+                raise QuicctlError(f"{addr} port {port}: {exc}") from exc
     for d in results:
         if d.status is not None and d.status != 200:
             failed = True
