@@ -2,6 +2,8 @@
 
 On each bidirectional stream the client sends ``GET /path\\r\\n`` and FIN; the server answers
 with the file's bytes and FIN.  The kernel carries the connection (:mod:`quicctl.connection`).
+:class:`HqServer` serves each connection by its negotiated ALPN: hq-interop here, h3 through
+:mod:`quicctl.h3`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from quicctl.connection import ConnectionClosed, HandshakeError, QuicConnection,
 from quicctl.errors import QuicctlError
 
 ALPN = "hq-interop"
+H3 = "h3"
+H3_NO_ERROR = 0x100  # RFC 9114 Section 8.1: the close code of a normal HTTP/3 end
 MAX_REQUEST = 4096
 
 
@@ -46,6 +50,10 @@ class HqServer:
         self.root = root.resolve()
         self.log = log
         self._stop = threading.Event()
+        if H3 in server.alpns:
+            # aioquic's h3 layer is slow to import where Python is slow: not while a client's
+            # new connection waits for its first answer
+            from quicctl import h3  # noqa: F401
 
     def serve_forever(self) -> None:
         while not self._stop.is_set():
@@ -69,12 +77,20 @@ class HqServer:
             return
         with conn:
             try:
-                self._requests(conn)
+                if conn.alpn == H3:
+                    from quicctl import h3
+
+                    h3.serve_connection(conn, self.root, self._client_log(addr))
+                else:
+                    self._requests(conn)
             except ConnectionClosed as exc:
                 if not exc.clean:
                     self.log(f"client {addr[0]} port {addr[1]}: {exc}")
             except OSError as exc:
                 self.log(f"client {addr[0]} port {addr[1]}: {exc}")
+
+    def _client_log(self, addr) -> Callable[[str], None]:
+        return lambda msg: self.log(f"client {addr[0]} port {addr[1]}: {msg}")
 
     def _requests(self, conn: QuicConnection) -> None:
         pending: dict[int, bytearray] = {}
@@ -113,6 +129,7 @@ class Download:
     done: bool = False
     started: float = field(default_factory=time.monotonic)
     finished: float = 0.0
+    status: int | None = None  # HTTP status (h3); hq-interop has none
     sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     @property

@@ -1,4 +1,4 @@
-"""hq-interop over a userspace QUIC stack (aioquic), for hosts without quic.ko.
+"""hq-interop and HTTP/3 over a userspace QUIC stack (aioquic), for hosts without quic.ko.
 
 The same protocol as :mod:`quicctl.hq` (``GET /path\\r\\n`` + FIN on each client-initiated
 bidirectional stream, answered by the file's bytes + FIN, an empty answer when there is no such
@@ -10,6 +10,10 @@ backs ``quicctl server/client --userspace`` and is the independent peer of the i
                        keyfile="keys/pkey.key")
     downloads = fetch("127.0.0.1", srv.port, ["/a", "/b"], cafile="keys/ca.crt")
     srv.close()
+
+With ALPN ``h3`` the same files go over HTTP/3 (aioquic's H3Connection): GET, 200 or 404, the
+status in each Download.  The server offers whatever ALPNs it is given and serves each connection
+by the one negotiated.
 
 Each call runs its own asyncio loop, so both are plain blocking functions.  Answers are read
 from disk in chunks as the connection drains them (flow control and congestion control decide
@@ -42,7 +46,7 @@ from aioquic.tls import AlertDescription, CipherSuite
 
 from quicctl.connection import HandshakeError
 from quicctl.errors import QuicctlError
-from quicctl.hq import ALPN, MAX_REQUEST, Download, parse_request, resolve
+from quicctl.hq import ALPN, H3, H3_NO_ERROR, MAX_REQUEST, Download, parse_request, resolve
 
 # IANA name -> aioquic suite; the kernel's short names (quicctl.tls.CIPHERS) are aliases.
 CIPHERS = {
@@ -162,6 +166,12 @@ def describe_close(event: events.ConnectionTerminated) -> str:
     return what + (f" ({event.reason_phrase})" if event.reason_phrase else "")
 
 
+def _clean_codes(h3: bool) -> tuple[int, ...]:
+    """Close codes of a normal end: NO_ERROR, and for HTTP/3 H3_NO_ERROR (RFC 9114 8.1),
+    the one to send last."""
+    return (QuicErrorCode.NO_ERROR, H3_NO_ERROR) if h3 else (QuicErrorCode.NO_ERROR,)
+
+
 def _idle(event: events.ConnectionTerminated) -> bool:
     """aioquic's own end of a connection that heard nothing for its idle timeout."""
     return (
@@ -182,7 +192,23 @@ def _alert(event: events.ConnectionTerminated) -> int | None:
 @dataclass
 class _Response:
     file: IO[bytes]
-    written: int = 0
+    written: int = 0  # stream bytes queued (file bytes, plus HTTP/3 framing for h3)
+
+
+class _CountingQuic:
+    """The aioquic connection as H3Connection sees it, counting the bytes queued per stream
+    (the server's write-ahead compares them with what went on the wire)."""
+
+    def __init__(self, quic: QuicConnection) -> None:
+        self._inner = quic
+        self.queued: dict[int, int] = {}
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self._inner.send_stream_data(stream_id, data, end_stream)
+        self.queued[stream_id] = self.queued.get(stream_id, 0) + len(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
 
 
 class _ServerProtocol(QuicConnectionProtocol):
@@ -195,6 +221,8 @@ class _ServerProtocol(QuicConnectionProtocol):
         self._ended = False
         self._requests: dict[int, bytearray] = {}
         self._responses: dict[int, _Response] = {}
+        self._h3 = None  # H3Connection once the handshake chose h3
+        self._h3_quic: _CountingQuic | None = None
         hub.protocols.add(self)
 
     # -- events ---------------------------------------------------------------------------
@@ -211,14 +239,23 @@ class _ServerProtocol(QuicConnectionProtocol):
         if self._ended:
             return
         self._ended = True
-        if close.error_code != QuicErrorCode.NO_ERROR:
+        if close.error_code not in _clean_codes(self._h3 is not None):
             self._log(f"connection failed: {describe_close(close)}")
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
-        if isinstance(event, events.StreamDataReceived):
+        if self._h3 is not None and isinstance(
+            event, (events.StreamDataReceived, events.StreamReset, events.StopSendingReceived)
+        ):
+            self._on_h3(event)
+        elif isinstance(event, events.StreamDataReceived):
             self._on_data(event)
         elif isinstance(event, events.HandshakeCompleted):
             self._hub.versions.append(self._quic._version)
+            if event.alpn_protocol == H3:
+                from aioquic.h3.connection import H3Connection
+
+                self._h3_quic = _CountingQuic(self._quic)
+                self._h3 = H3Connection(self._h3_quic)
         elif isinstance(event, events.StopSendingReceived):
             self._drop(event.stream_id)  # aioquic has reset the stream already
         elif isinstance(event, events.StreamReset):
@@ -260,6 +297,45 @@ class _ServerProtocol(QuicConnectionProtocol):
                 self._log(f"stream {sid}: cannot read {target}: {exc.strerror or exc}")
         self._quic.send_stream_data(sid, b"", end_stream=True)  # hq-interop: empty answer
 
+    def _on_h3(self, event: events.QuicEvent) -> None:
+        from aioquic.h3.events import HeadersReceived
+
+        if isinstance(event, events.StopSendingReceived):
+            self._drop(event.stream_id)
+        for ev in self._h3.handle_event(event):
+            if isinstance(ev, HeadersReceived) and ev.push_id is None:
+                self._answer_h3(ev.stream_id, dict(ev.headers))
+
+    def _answer_h3(self, sid: int, headers: dict[bytes, bytes]) -> None:
+        path = headers.get(b":path", b"").decode("utf-8", "replace").split("?", 1)[0]
+        status, target = b"404", None
+        if headers.get(b":method") != b"GET":
+            status = b"405"
+        elif path.startswith("/"):
+            target = resolve(self._hub.root, path)
+        if target is not None:
+            try:
+                f = open(target, "rb")  # noqa: SIM115 - closed by _drop()
+            except OSError as exc:
+                self._log(f"stream {sid}: cannot read {target}: {exc.strerror or exc}")
+                status, target = b"500", None
+        if target is None:
+            self._h3.send_headers(
+                sid, [(b":status", status), (b"content-length", b"0")], end_stream=True
+            )
+            return
+        size = os.fstat(f.fileno()).st_size
+        self._h3.send_headers(sid, [(b":status", b"200"), (b"content-length", str(size).encode())])
+        self._responses[sid] = _Response(f, self._h3_quic.queued.get(sid, 0))
+
+    def _send_body(self, sid: int, resp: _Response, chunk: bytes, fin: bool) -> None:
+        if self._h3 is None:
+            self._quic.send_stream_data(sid, chunk, end_stream=fin)
+            resp.written += len(chunk)
+        else:
+            self._h3.send_data(sid, chunk, end_stream=fin)
+            resp.written = self._h3_quic.queued[sid]
+
     def _drop(self, sid: int) -> None:
         resp = self._responses.pop(sid, None)
         if resp is not None:
@@ -300,8 +376,7 @@ class _ServerProtocol(QuicConnectionProtocol):
                     break
                 chunk = resp.file.read(CHUNK)
                 fin = len(chunk) < CHUNK  # a short read of a regular file is its end
-                self._quic.send_stream_data(sid, chunk, end_stream=fin)
-                resp.written += len(chunk)
+                self._send_body(sid, resp, chunk, fin)
                 if fin:
                     self._drop(sid)
                     break
@@ -395,8 +470,9 @@ def serve(
     log: Log | None = None,
     versions: list[int] | None = None,
 ) -> None:
-    """Serve the files under ``root`` over hq-interop on UDP ``host``:``port`` (0: any port)
-    until ``stop`` is set or Ctrl-C; many connections at once, each request on its stream.
+    """Serve the files under ``root`` over hq-interop and/or h3 (``alpn``: each connection by
+    the one it negotiated) on UDP ``host``:``port`` (0: any port) until ``stop`` is set or
+    Ctrl-C; many connections at once, each request on its stream.
 
     ``on_listening(port)`` is called once the socket is bound.  ``keylog``: append TLS secrets
     in NSS key log format to this file (default: $SSLKEYLOGFILE).  ``log`` gets one line per
@@ -507,6 +583,7 @@ class _ClientProtocol(QuicConnectionProtocol):
         self.closing: events.ConnectionTerminated | None = None
         self.failure: QuicctlError | OSError | None = None
         self.changed = asyncio.Event()
+        self._h3 = None  # H3Connection once the handshake chose h3
 
     def request(self, path: str, outdir: Path | None) -> None:
         sid = self._quic.get_next_available_stream_id()
@@ -515,12 +592,22 @@ class _ClientProtocol(QuicConnectionProtocol):
         self.left += 1
         if out:
             self.files[sid] = open(out, "wb")  # noqa: SIM115 - closed by close_files()
-        self._quic.send_stream_data(sid, f"GET {path}\r\n".encode(), end_stream=True)
+        if self._h3 is not None:
+            from quicctl.h3 import request_headers
+
+            authority = self._quic.configuration.server_name or ""
+            self._h3.send_headers(sid, request_headers(authority, path), end_stream=True)
+        else:
+            self._quic.send_stream_data(sid, f"GET {path}\r\n".encode(), end_stream=True)
 
     def close_files(self) -> None:
         for f in self.files.values():
             f.close()
         self.files.clear()
+
+    @property
+    def is_h3(self) -> bool:
+        return self._h3 is not None
 
     @property
     def ended(self) -> events.ConnectionTerminated | None:
@@ -552,6 +639,14 @@ class _ClientProtocol(QuicConnectionProtocol):
     def quic_event_received(self, event: events.QuicEvent) -> None:
         if isinstance(event, events.HandshakeCompleted):
             self.connected = True
+            if event.alpn_protocol == H3:
+                from aioquic.h3.connection import H3Connection
+
+                self._h3 = H3Connection(self._quic)
+        elif self._h3 is not None and isinstance(
+            event, (events.StreamDataReceived, events.StreamReset)
+        ):
+            self._on_h3(event)
         elif isinstance(event, events.StreamDataReceived):
             self._on_data(event)
         elif isinstance(event, events.StreamReset):
@@ -569,21 +664,39 @@ class _ClientProtocol(QuicConnectionProtocol):
             self.failure = QuicctlError(msg)
 
     def _on_data(self, event: events.StreamDataReceived) -> None:
-        d = self.downloads.get(event.stream_id)
+        self._body(event.stream_id, event.data, event.end_stream)
+
+    def _body(self, sid: int, data: bytes, end: bool) -> None:
+        d = self.downloads.get(sid)
         if d is None:
-            self._fail(f"data on stream {event.stream_id}, which no request opened")
+            self._fail(f"data on stream {sid}, which no request opened")
             return
-        data = event.data
         d.size += len(data)
         d.sha256.update(data)
-        f = self.files.get(event.stream_id)
+        f = self.files.get(sid)
         if f is not None:
             f.write(data)
         if self.progress:
             self.progress(d, len(data))
-        if event.end_stream and not d.done:
+        if end and not d.done:
             d.done, d.finished = True, time.monotonic()
             self.left -= 1
+
+    def _on_h3(self, event: events.QuicEvent) -> None:
+        from aioquic.h3.events import DataReceived, HeadersReceived
+
+        if isinstance(event, events.StreamReset) and event.stream_id in self.downloads:
+            path = self.downloads[event.stream_id].path
+            self._fail(f"the server reset the answer to {path} (error 0x{event.error_code:x})")
+        for ev in self._h3.handle_event(event):
+            if isinstance(ev, DataReceived) and ev.push_id is None:
+                self._body(ev.stream_id, ev.data, ev.stream_ended)
+            elif isinstance(ev, HeadersReceived) and ev.push_id is None:
+                d = self.downloads.get(ev.stream_id)
+                if d is not None and d.status is None:
+                    status = dict(ev.headers).get(b":status", b"")
+                    d.status = int(status) if status.isdigit() else 0
+                self._body(ev.stream_id, b"", ev.stream_ended)
 
     async def until(self, cond: Callable[[], bool], timeout: float) -> bool:
         """Wait for ``cond()`` or a failure; False when ``timeout`` passed with no change."""
@@ -698,7 +811,7 @@ class _Client:
             return list(proto.downloads.values())
         finally:
             proto.close_files()
-            proto.close()
+            proto.close(error_code=_clean_codes(proto.is_h3)[-1])
             if proto.connected and proto.ended is None and proto.failure is None:
                 # linger while the CONNECTION_CLOSE may need sending again (RFC 9000 10.2.1)
                 try:

@@ -1,4 +1,4 @@
-"""`quicctl server`, `quicctl client` (hq-interop over the kernel) and `quicctl demo`."""
+"""`quicctl server`, `quicctl client` (hq-interop or HTTP/3 over the kernel) and `quicctl demo`."""
 
 from __future__ import annotations
 
@@ -17,18 +17,22 @@ from quicctl.errors import QuicctlError
 @click.argument("cert", type=click.Path(exists=True, dir_okay=False))
 @click.option("--root", "root", type=click.Path(exists=True, file_okay=False), default=".",
               show_default=True, help="Directory whose files are served.")  # fmt: skip
-@click.option("--alpn", default="hq-interop", show_default=True)
+@click.option("--alpn", default="h3,hq-interop", show_default=True,
+              help="Protocols offered, comma-separated: h3 and/or hq-interop.")  # fmt: skip
 @click.option("--userspace", is_flag=True, help="Use aioquic instead of the kernel module.")
 def server(addr, port, key, cert, root, alpn, userspace) -> None:
-    """Serve files under --root over hq-interop until stopped."""
+    """Serve files under --root over HTTP/3 and hq-interop (by each connection's ALPN)."""
     from quicctl import hq
     from quicctl.connection import QuicServer
+
+    alpn = _alpns(alpn)
 
     if userspace:
         from quicctl import userspace as us
 
         def listening(bound: int) -> None:
-            click.echo(f"quicctl server: listening on {addr} port {bound} (aioquic, ALPN {alpn})")
+            click.echo(f"quicctl server: listening on {addr} port {bound} (aioquic, ALPN "
+                       f"{','.join(alpn)})")  # fmt: skip
             sys.stdout.flush()
 
         try:
@@ -43,11 +47,13 @@ def server(addr, port, key, cert, root, alpn, userspace) -> None:
     except OSError as exc:
         raise QuicctlError(f"cannot listen on {addr} port {port}: {exc.strerror or exc}") from exc
     host, bound = srv.getsockname()[:2]
-    click.echo(f"quicctl server: listening on {host} port {bound} (ALPN {alpn}), root {root}")
+    # made before `listening`: it loads the h3 layer, slow to import where Python is slow
+    files = hq.HqServer(srv, Path(root), log=lambda m: click.echo(f"quicctl server: {m}", err=True))
+    click.echo(f"quicctl server: listening on {host} port {bound} (ALPN {','.join(alpn)}), "
+               f"root {root}")  # fmt: skip
     sys.stdout.flush()
     try:
-        hq.HqServer(srv, Path(root), log=lambda m: click.echo(f"quicctl server: {m}", err=True)
-                    ).serve_forever()  # fmt: skip
+        files.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
@@ -60,15 +66,19 @@ def server(addr, port, key, cert, root, alpn, userspace) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="CA to verify with.")
 @click.option("--insecure", is_flag=True, help="Do not verify the server certificate.")
-@click.option("--alpn", default="hq-interop", show_default=True)
+@click.option("--alpn", default="hq-interop", show_default=True,
+              help="hq-interop or h3 (HTTP/3); comma-separated to offer several.")  # fmt: skip
 @click.option("--server-name", help="Name to verify and send as SNI (default: ADDR).")
 @click.option("-o", "outdir", type=click.Path(file_okay=False), help="Save the files here.")
 @click.option("--userspace", is_flag=True, help="Use aioquic instead of the kernel module.")
 def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, userspace) -> None:
-    """Download each PATH on its own stream of one connection; prints SHA-256 and throughput."""
+    """Download each PATH on its own stream of one connection; prints SHA-256 and throughput.
+
+    Exits with 1 when any answer is missing, empty (hq-interop) or not HTTP 200 (h3)."""
     from quicctl import hq
     from quicctl.connection import connect
 
+    alpn = _alpns(alpn)
     if not cafile and not insecure:
         raise QuicctlError("give --cafile FILE to verify the server, or --insecure")
     out = Path(outdir) if outdir else None
@@ -81,12 +91,27 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
         results = us.fetch(addr, port, list(paths), outdir=out, cafile=cafile, insecure=insecure,
                            server_name=server_name, alpn=alpn)  # fmt: skip
     else:
+        if hq.H3 in alpn:
+            # aioquic's h3 layer imports slowly where Python is slow (a TCG guest over 9p):
+            # load it before the handshake, not while the new connection sits idle
+            from quicctl import h3
         conn = connect(addr, port, alpn=alpn, cafile=cafile, insecure=insecure,
                        server_name=server_name)  # fmt: skip
         with conn:
-            results = hq.fetch(conn, list(paths), out)
+            try:
+                if conn.alpn == hq.H3:
+                    results = h3.fetch(conn, list(paths), out, authority=server_name or addr)
+                    h3.close(conn)
+                else:
+                    results = hq.fetch(conn, list(paths), out)
+            except OSError as exc:  # ConnectionClosed among them
+                raise QuicctlError(f"{addr} port {port}: {exc}") from exc
     for d in results:
-        if d.size == 0:
+        if d.status is not None and d.status != 200:
+            failed = True
+            click.echo(f"{d.path}: HTTP status {d.status}", err=True)
+            continue
+        if d.status is None and d.size == 0:
             failed = True
             click.echo(f"{d.path}: empty answer (not found on the server?)", err=True)
             continue
@@ -102,6 +127,13 @@ def demo(size, no_load) -> None:
     from quicctl import demo as demolib
 
     sys.exit(demolib.run(size=size, load=not no_load, echo=click.echo))
+
+
+def _alpns(value: str) -> list[str]:
+    alpns = [a.strip() for a in value.split(",") if a.strip()]
+    if not alpns:
+        raise QuicctlError(f"--alpn {value!r}: give at least one protocol (h3, hq-interop)")
+    return alpns
 
 
 COMMANDS = [server, client, demo]

@@ -40,19 +40,33 @@ static void quic_input_peer(struct sk_buff *skb, union quic_addr *a)
 						  inet6_iif(skb));
 }
 
-/* RFC 9000 Sections 17.2 and 17.3: where the Destination ID is. */
-static bool quic_input_dcid(const struct sk_buff *skb, const u8 **dcid,
+/*
+ * RFC 9000 Sections 17.2 and 17.3: where the Destination ID is.  The bytes
+ * read here are pulled into the linear area first: a datagram segmented by
+ * UDP from a GSO packet (a peer sending with UDP_SEGMENT over veth, say)
+ * keeps its payload in page fragments.
+ */
+static bool quic_input_dcid(struct sk_buff *skb, const u8 **dcid,
 			    u8 *len, bool *initial)
 {
-	const u8 *p = skb->data;
+	const u8 *p;
 	u32 version;
 
 	*initial = false;
-	if (!(p[0] & QUIC_HDR_LONG)) {
-		*dcid = p + 1;
+	if (!pskb_may_pull(skb, 1))
+		return false;
+	if (!(skb->data[0] & QUIC_HDR_LONG)) {
+		if (skb->len <= 1 + QUIC_CONN_ID_DEF_LEN ||
+		    !pskb_may_pull(skb, 1 + QUIC_CONN_ID_DEF_LEN))
+			return false;
+		*dcid = skb->data + 1;
 		*len = QUIC_CONN_ID_DEF_LEN;
-		return skb->len > 1 + QUIC_CONN_ID_DEF_LEN;
+		return true;
 	}
+	/* quic_udp_hdr_valid() checked the length against the DCID length */
+	if (!pskb_may_pull(skb, 6) || !pskb_may_pull(skb, 6 + skb->data[5]))
+		return false;
+	p = skb->data;
 	version = (p[1] << 24) | (p[2] << 16) | (p[3] << 8) | p[4];
 	*dcid = p + 6;
 	*len = p[5];
