@@ -1650,11 +1650,17 @@ static void quic_send_blocked(struct sock *sk, struct quic_stream *s)
 	quic_output_flush(sk);
 }
 
+/*
+ * The wait releases the socket lock, and the stream may be reset and freed
+ * meanwhile: it is looked up again by ID.
+ */
 static bool quic_send_ready(struct sock *sk, void *arg)
 {
 	struct quic_send_ctx *ctx = arg;
 
-	if (ctx->stream->send.state >= QUIC_STREAM_SEND_STATE_SENT)
+	ctx->stream = quic_stream_find(sk, ctx->id);
+	if (!ctx->stream ||
+	    ctx->stream->send.state >= QUIC_STREAM_SEND_STATE_SENT)
 		return true;	/* reset meanwhile: sendmsg fails */
 	return quic_send_window(sk, ctx->stream) > 0;
 }
@@ -1739,13 +1745,15 @@ static int __quic_send_stream(struct sock *sk, struct msghdr *msg,
 	err = quic_send_stream_get(sk, &ctx, &timeo);
 	if (err)
 		return err;
+	ctx.id = ctx.stream->id;
 	for (;;) {
 		win = quic_send_window(sk, ctx.stream);
 		if (!win && len - copied) {
 			quic_send_blocked(sk, ctx.stream);
 			err = quic_wait(sk, &timeo, quic_send_ready, &ctx);
-			if (!err && ctx.stream->send.state >=
-				    QUIC_STREAM_SEND_STATE_SENT)
+			ctx.stream = quic_stream_find(sk, ctx.id);
+			if (!err && (!ctx.stream || ctx.stream->send.state >=
+						    QUIC_STREAM_SEND_STATE_SENT))
 				err = -EINVAL;
 			if (err == -EAGAIN && si->has_stream &&
 			    READ_ONCE(sk->sk_wmem_queued) < sk->sk_sndbuf)
