@@ -282,8 +282,12 @@ def connect(
     sock_type: int = socket.SOCK_DGRAM,
     timeout: float = 30.0,
     bind: tuple | None = None,
+    transport_params: dict[str, int] | None = None,
 ) -> QuicConnection:
-    """Connect to a QUIC server through the kernel and run the TLS handshake."""
+    """Connect to a QUIC server through the kernel and run the TLS handshake.
+
+    ``transport_params``: fields of ``struct quic_transport_param`` to advertise instead of the
+    kernel's defaults (e.g. ``{"max_data": 65536, "max_stream_data_bidi_local": 16384}``)."""
     fam, addr = _resolve(host, port, family)
     alpns = [alpn] if isinstance(alpn, str) else list(alpn)
     sock = socket.socket(fam, sock_type, IPPROTO_QUIC)
@@ -291,6 +295,8 @@ def connect(
     def start() -> QuicTls:
         _subscribe_close(sock)
         abi.setsockopt(sock, "ALPN", ",".join(alpns))
+        if transport_params:
+            abi.setsockopt(sock, "TRANSPORT_PARAM", **transport_params)
         if bind:
             sock.bind(bind)
         sock.connect(addr)
@@ -347,6 +353,7 @@ class QuicServer:
         backlog: int = 128,
         sock_type: int = socket.SOCK_DGRAM,
         reuseport: bool = False,
+        transport_params: dict[str, int] | None = None,
     ) -> None:
         self.alpns = [alpn] if isinstance(alpn, str) else list(alpn)
         self.certfile, self.keyfile, self.cafile = certfile, keyfile, cafile
@@ -362,6 +369,8 @@ class QuicServer:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             _subscribe_close(self.sock)
             abi.setsockopt(self.sock, "ALPN", ",".join(self.alpns))
+            if transport_params:  # accept() copies them to each connection
+                abi.setsockopt(self.sock, "TRANSPORT_PARAM", **transport_params)
             self.sock.bind(addr)
             self.sock.listen(backlog)
         except BaseException:

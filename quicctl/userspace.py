@@ -131,13 +131,19 @@ def _open_keylog(keylog: str | os.PathLike | None) -> IO[str] | None:
 
 
 def _configuration(
-    *, is_client: bool, alpn: str | Iterable[str], ciphers, keylog_file: IO[str] | None
+    *,
+    is_client: bool,
+    alpn: str | Iterable[str],
+    ciphers,
+    keylog_file: IO[str] | None,
+    max_data: int = MAX_DATA,
+    max_stream_data: int = MAX_STREAM_DATA,
 ) -> QuicConfiguration:
     config = QuicConfiguration(
         is_client=is_client,
         alpn_protocols=_alpns(alpn),
-        max_data=MAX_DATA,
-        max_stream_data=MAX_STREAM_DATA,
+        max_data=max_data,
+        max_stream_data=max_stream_data,
         secrets_log_file=keylog_file,
     )
     config.cipher_suites = cipher_suites(ciphers)
@@ -835,6 +841,8 @@ def fetch(
     keylog: str | os.PathLike | None = None,
     timeout: float = 60,
     progress: Callable[[Download, int], None] | None = None,
+    max_data: int = MAX_DATA,
+    max_stream_data: int = MAX_STREAM_DATA,
 ) -> list[Download]:
     """Download every path on its own stream of one connection to ``host``:``port``.
 
@@ -842,7 +850,9 @@ def fetch(
     size 0.  The server certificate is verified against ``cafile`` (system CAs when None) for
     ``server_name`` (default ``host``) unless ``insecure``.  ``timeout`` bounds the handshake
     and any pause of the transfer.  ``keylog``: append TLS secrets in NSS key log format to
-    this file (default: $SSLKEYLOGFILE).  Raises HandshakeError or QuicctlError.
+    this file (default: $SSLKEYLOGFILE).  ``max_data``/``max_stream_data``: the receive windows
+    advertised (initial_max_data, initial_max_stream_data_*).  Raises HandshakeError or
+    QuicctlError.
     """
     paths = list(paths)
     if cafile is not None and not os.path.isfile(cafile):
@@ -851,7 +861,14 @@ def fetch(
         outdir = Path(outdir)
     keylog_file = _open_keylog(keylog)
     try:
-        config = _configuration(is_client=True, alpn=alpn, ciphers=ciphers, keylog_file=keylog_file)
+        config = _configuration(
+            is_client=True,
+            alpn=alpn,
+            ciphers=ciphers,
+            keylog_file=keylog_file,
+            max_data=max_data,
+            max_stream_data=max_stream_data,
+        )
         config.server_name = server_name or host
         config.verify_mode = ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED
         if cafile is not None:

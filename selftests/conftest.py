@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,35 @@ def clean_path(topo):
     yield topo
     for ns in (topo.server, topo.client):
         topo.clear_qdisc(ns)
+
+
+def kernel_listener(topo, host: str = "::", **kw):
+    """A quicctl.QuicServer over quic.ko in the server namespace (test keys, any port)."""
+    from quicctl.connection import QuicServer
+    from quicctl.netns import enter
+    from quicctl.paths import KEYS
+
+    kw.setdefault("alpn", "hq-interop")
+    with enter(topo.server):
+        return QuicServer(
+            host, 0, certfile=str(KEYS / "cert.crt"), keyfile=str(KEYS / "pkey.key"), **kw
+        )
+
+
+class KernelHqServer:
+    """quicctl's hq-interop server over quic.ko, in a thread in the server namespace.
+    Keywords go to QuicServer (ciphers, transport_params, alpn)."""
+
+    def __init__(self, topo, root: Path, **kw):
+        from quicctl.hq import HqServer
+
+        self.srv = kernel_listener(topo, **kw)
+        self.port = self.srv.getsockname()[1]
+        self.log: list[str] = []
+        self.hq = HqServer(self.srv, root, log=self.log.append)
+        self.thread = threading.Thread(target=self.hq.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.hq.stop()
+        self.thread.join(10)

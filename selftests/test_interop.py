@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
-from conftest import scaled
+from conftest import KernelHqServer, scaled
 
 from quicctl.paths import KEYS
 
@@ -29,34 +27,6 @@ def www(tmp_path_factory):
     for i in range(10):
         digests[f"s{i}"] = make_file(root / f"s{i}", 1000 + i, seed=100 + i)
     return root, digests
-
-
-class KernelHqServer:
-    """quicctl's hq-interop server over quic.ko, in a thread in the server namespace."""
-
-    def __init__(self, topo, root: Path, ciphers=None):
-        from quicctl.connection import QuicServer
-        from quicctl.hq import HqServer
-        from quicctl.netns import enter
-
-        with enter(topo.server):
-            self.srv = QuicServer(
-                "::",
-                0,
-                alpn="hq-interop",
-                certfile=str(KEYS / "cert.crt"),
-                keyfile=str(KEYS / "pkey.key"),
-                ciphers=ciphers,
-            )
-        self.port = self.srv.getsockname()[1]
-        self.log: list[str] = []
-        self.hq = HqServer(self.srv, root, log=self.log.append)
-        self.thread = threading.Thread(target=self.hq.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.hq.stop()
-        self.thread.join(10)
 
 
 def _kernel_connect(topo, addr: str, port: int, **kw):

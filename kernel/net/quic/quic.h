@@ -95,18 +95,20 @@ struct quic_udp_sock;
  * struct quic_flow - connection flow control (RFC 9000 Section 4.1)
  * @send_max: the peer's limit (initial_max_data, MAX_DATA)
  * @send_queued: stream bytes queued by sendmsg (all within @send_max)
+ * @send_blocked: 1 + the limit a DATA_BLOCKED was sent for (0: none)
  * @recv_max: our limit as last advertised
  * @recv_highest: sum over streams of the highest offset received
- * @recv_read: stream bytes read by the application
- * @recv_window: our window, local max_data
+ * @recv_read: stream bytes read by the application, or dropped by a reset
+ * @rwnd: our window, from local max_data, auto-tuned
  */
 struct quic_flow {
 	u64 send_max;
 	u64 send_queued;
+	u64 send_blocked;
 	u64 recv_max;
 	u64 recv_highest;
 	u64 recv_read;
-	u64 recv_window;
+	struct quic_rwnd rwnd;
 };
 
 /**

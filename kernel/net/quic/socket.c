@@ -1385,13 +1385,18 @@ int quic_inet_getname(struct socket *sock, struct sockaddr *uaddr, int peer)
 	return len;
 }
 
-/* Send space: socket buffer and the connection's flow control window. */
+/*
+ * Send space: socket buffer and the connection's flow control window, and
+ * the window of the stream that stopped the last sendmsg, if any.
+ */
 static bool quic_send_space(struct sock *sk)
 {
-	struct quic_flow *f = &quic_sk(sk)->flow;
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_flow *f = &qs->flow;
 
 	return READ_ONCE(sk->sk_wmem_queued) < READ_ONCE(sk->sk_sndbuf) &&
-	       READ_ONCE(f->send_max) > READ_ONCE(f->send_queued);
+	       READ_ONCE(f->send_max) > READ_ONCE(f->send_queued) &&
+	       READ_ONCE(qs->streams.send_blocked) < 0;
 }
 
 /*
@@ -1446,9 +1451,17 @@ out:
 	sk->sk_data_ready(sk);
 }
 
-/* Charge a received item to the socket (sk_rmem_alloc). */
+/*
+ * Charge a received item to the socket (sk_rmem_alloc), within sk_rcvbuf
+ * and the protocol's memory limits (quic_mem, quic_rmem).
+ */
 bool quic_rcv_charge(struct sock *sk, struct sk_buff *skb)
 {
+	unsigned int rmem = atomic_read(&sk->sk_rmem_alloc);
+
+	/* One item always fits, so that a small SO_RCVBUF cannot stall. */
+	if (rmem && rmem + skb->truesize > (unsigned int)READ_ONCE(sk->sk_rcvbuf))
+		return false;
 	if (!sk_rmem_schedule(sk, skb, skb->truesize))
 		return false;
 	skb_set_owner_r(skb, sk);
@@ -1628,11 +1641,26 @@ static u64 quic_send_window(struct sock *sk, struct quic_stream *s)
 	return min(win, f->send_max - f->send_queued);
 }
 
+/* Flow control, not the buffer, stops us: tell the peer (RFC 9000 4.1). */
+static void quic_send_blocked(struct sock *sk, struct quic_stream *s)
+{
+	if (READ_ONCE(sk->sk_wmem_queued) >= READ_ONCE(sk->sk_sndbuf))
+		return;
+	quic_stream_send_blocked(sk, s);
+	quic_output_flush(sk);
+}
+
+/*
+ * The wait releases the socket lock, and the stream may be reset and freed
+ * meanwhile: it is looked up again by ID.
+ */
 static bool quic_send_ready(struct sock *sk, void *arg)
 {
 	struct quic_send_ctx *ctx = arg;
 
-	if (ctx->stream->send.state >= QUIC_STREAM_SEND_STATE_SENT)
+	ctx->stream = quic_stream_find(sk, ctx->id);
+	if (!ctx->stream ||
+	    ctx->stream->send.state >= QUIC_STREAM_SEND_STATE_SENT)
 		return true;	/* reset meanwhile: sendmsg fails */
 	return quic_send_window(sk, ctx->stream) > 0;
 }
@@ -1657,6 +1685,7 @@ static int quic_send_stream_get(struct sock *sk, struct quic_send_ctx *ctx,
 	ctx->stream = quic_stream_send_get(sk, ctx->id, ctx->flags, &err);
 	if (err != -EAGAIN)
 		return err;
+	quic_output_flush(sk);	/* STREAMS_BLOCKED */
 	if (ctx->flags & MSG_QUIC_STREAM_DONTWAIT)
 		return -EAGAIN;
 	err = quic_wait(sk, timeo, quic_stream_open_ready, ctx);
@@ -1681,6 +1710,8 @@ static int quic_send_frame(struct sock *sk, struct quic_stream *s,
 	f->wmem = 1;
 	sk_wmem_queued_add(sk, f->len);
 	list_add_tail(&f->list, &qs->stream_outq);
+	if (qs->streams.send_blocked >= 0)
+		WRITE_ONCE(qs->streams.send_blocked, -1);
 	s->send.offset += n;
 	qs->flow.send_queued += n;
 	if (s->send.state == QUIC_STREAM_SEND_STATE_READY)
@@ -1714,12 +1745,15 @@ static int __quic_send_stream(struct sock *sk, struct msghdr *msg,
 	err = quic_send_stream_get(sk, &ctx, &timeo);
 	if (err)
 		return err;
+	ctx.id = ctx.stream->id;
 	for (;;) {
 		win = quic_send_window(sk, ctx.stream);
 		if (!win && len - copied) {
+			quic_send_blocked(sk, ctx.stream);
 			err = quic_wait(sk, &timeo, quic_send_ready, &ctx);
-			if (!err && ctx.stream->send.state >=
-				    QUIC_STREAM_SEND_STATE_SENT)
+			ctx.stream = quic_stream_find(sk, ctx.id);
+			if (!err && (!ctx.stream || ctx.stream->send.state >=
+						    QUIC_STREAM_SEND_STATE_SENT))
 				err = -EINVAL;
 			if (err == -EAGAIN && si->has_stream &&
 			    READ_ONCE(sk->sk_wmem_queued) < sk->sk_sndbuf)

@@ -26,6 +26,7 @@ void quic_stream_table_init(struct quic_stream_table *t)
 	for (i = 0; i < ARRAY_SIZE(t->head); i++)
 		INIT_HLIST_HEAD(&t->head[i]);
 	t->active = -1;
+	t->send_blocked = -1;
 }
 
 void quic_stream_table_free(struct sock *sk)
@@ -43,6 +44,7 @@ void quic_stream_table_free(struct sock *sk)
 		}
 	}
 	t->active = -1;
+	t->send_blocked = -1;
 }
 
 struct quic_stream *quic_stream_find(struct sock *sk, s64 id)
@@ -63,6 +65,27 @@ bool quic_stream_local(struct sock *sk, s64 id)
 	return quic_stream_is_server(id) == !!quic_sk(sk)->is_serv;
 }
 
+/* A stream that was opened and is gone already (ABI reference: ENOSTR). */
+static bool quic_stream_gone(struct sock *sk, s64 id)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	bool uni = quic_stream_is_uni(id);
+	u64 n = (u64)id >> 2;
+
+	if (id < 0)
+		return false;
+	return n < (quic_stream_local(sk, id) ? t->next_local[uni] :
+						t->next_peer[uni]);
+}
+
+static void quic_stream_unblock(struct sock *sk, s64 id)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+
+	if (t->send_blocked == id)
+		WRITE_ONCE(t->send_blocked, -1);
+}
+
 /*
  * RFC 9000 Section 3: a stream whose sending part is acknowledged (or
  * reset and the reset acknowledged) and whose receiving part was read to
@@ -74,7 +97,7 @@ static void quic_stream_maybe_free(struct sock *sk, struct quic_stream *s)
 	bool local = quic_stream_local(sk, s->id), uni = quic_stream_is_uni(s->id);
 	bool send_done = s->send.state == QUIC_STREAM_SEND_STATE_RECVD ||
 			 s->send.state == QUIC_STREAM_SEND_STATE_RESET_RECVD;
-	bool recv_done = s->recv.state == QUIC_STREAM_RECV_STATE_READ;
+	bool recv_done = s->recv.state >= QUIC_STREAM_RECV_STATE_READ;
 
 	if (uni && !local)
 		send_done = true;
@@ -84,6 +107,7 @@ static void quic_stream_maybe_free(struct sock *sk, struct quic_stream *s)
 		return;
 	if (quic_sk(sk)->streams.active == s->id)
 		quic_sk(sk)->streams.active = -1;
+	quic_stream_unblock(sk, s->id);
 	hlist_del(&s->node);
 	skb_queue_purge(&s->recv.ooo);
 	kfree(s);
@@ -106,7 +130,7 @@ static void quic_stream_limits(struct sock *sk, struct quic_stream *s)
 		s->send.max = r->max_stream_data_bidi_local;
 		s->recv.max = l->max_stream_data_bidi_remote;
 	}
-	s->recv.window = s->recv.max;
+	s->recv.rwnd.window = s->recv.max;
 }
 
 static struct quic_stream *quic_stream_create(struct sock *sk, s64 id)
@@ -151,6 +175,26 @@ s64 quic_stream_next_id(struct sock *sk, bool uni)
 	return (s64)(qs->streams.next_local[uni] << 2) | type;
 }
 
+/*
+ * RFC 9000 Sections 4.6 and 19.14: STREAMS_BLOCKED when the peer's limit
+ * stops us from opening a stream, once per limit.  The reference sends it
+ * only with MSG_QUIC_STREAM_SNDBLOCK; RFC 9000 says a sender SHOULD, and
+ * it breaks no program, so it goes out always.
+ */
+static void quic_stream_streams_blocked(struct sock *sk, bool uni)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	u64 max = t->max_local[uni];
+
+	if (t->blocked[uni] == max + 1)
+		return;
+	if (!__quic_frame_ctrl(sk, QUIC_SPACE_APP,
+			       uni ? QUIC_FRAME_STREAMS_BLOCKED_UNI :
+				     QUIC_FRAME_STREAMS_BLOCKED_BIDI,
+			       &max, 1, NULL, 0))
+		t->blocked[uni] = max + 1;
+}
+
 static int quic_stream_local_open(struct sock *sk, s64 id, u32 flags,
 				  struct quic_stream **sp)
 {
@@ -168,6 +212,7 @@ static int quic_stream_local_open(struct sock *sk, s64 id, u32 flags,
 		if (!t->max_local[uni] &&
 		    !quic_crypto_send_ready(&qs->crypto[QUIC_CRYPTO_APP]))
 			return -EINVAL;
+		quic_stream_streams_blocked(sk, uni);
 		return -EAGAIN;
 	}
 	*sp = quic_stream_open_upto(sk, id, &t->next_local[uni]);
@@ -294,7 +339,7 @@ void quic_stream_set_limits(struct sock *sk)
 	t->max_peer[1] = qs->local_tp.max_streams_uni;
 	qs->flow.send_max = max(qs->flow.send_max, qs->remote_tp.max_data);
 	qs->flow.recv_max = qs->local_tp.max_data;
-	qs->flow.recv_window = qs->local_tp.max_data;
+	qs->flow.rwnd.window = qs->local_tp.max_data;
 
 	for (i = 0; i < ARRAY_SIZE(t->head); i++) {
 		hlist_for_each_entry(s, &t->head[i], node) {
@@ -365,6 +410,22 @@ static void quic_stream_deliver(struct sock *sk, struct quic_stream *s)
 		quic_stream_recvd(sk, s);
 }
 
+/* Out-of-order data already held for [@off, @end): a duplicate. */
+static bool quic_stream_ooo_has(struct quic_stream *s, u64 off, u64 end)
+{
+	struct sk_buff *p;
+
+	skb_queue_walk(&s->recv.ooo, p) {
+		u64 start = *(u64 *)p->cb;
+
+		if (start > off)
+			break;
+		if (start + p->len >= end)
+			return true;
+	}
+	return false;
+}
+
 static void quic_stream_ooo_add(struct quic_stream *s, struct sk_buff *skb,
 				u64 off)
 {
@@ -417,6 +478,7 @@ static struct sk_buff *quic_stream_skb(struct sock *sk, const u8 *data,
 		return NULL;
 	skb_put_data(skb, data, len);
 	if (!quic_rcv_charge(sk, skb)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RCVBUFDROP);
 		kfree_skb(skb);
 		return NULL;
 	}
@@ -482,7 +544,16 @@ int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
 		len -= s->recv.offset - off;
 		off = s->recv.offset;
 	}
+	if (off > s->recv.offset && quic_stream_ooo_has(s, off, end))
+		return 0;	/* retransmitted: the memory is held once */
 	skb = quic_stream_skb(sk, data, len);
+	if (!skb && off == s->recv.offset && !skb_queue_empty(&s->recv.ooo)) {
+		/* In-order data goes first: drop what lies beyond, as TCP
+		 * prunes its out-of-order queue; it is sent again.
+		 */
+		skb_queue_purge(&s->recv.ooo);
+		skb = quic_stream_skb(sk, data, len);
+	}
 	if (!skb)
 		return -ENOMEM;
 	if (off > s->recv.offset) {
@@ -513,33 +584,112 @@ static void quic_stream_peer_done(struct sock *sk, struct quic_stream *s)
 	t->done_peer[uni]++;
 	limit = uni ? qs->local_tp.max_streams_uni : qs->local_tp.max_streams_bidi;
 	max = t->done_peer[uni] + limit;
-	if (max <= t->max_peer[uni])
+	/* Credit in batches of half the limit, not one frame per stream. */
+	if (max < t->max_peer[uni] + DIV_ROUND_UP(limit, 2))
 		return;
 	t->max_peer[uni] = max;
 	__quic_frame_ctrl(sk, QUIC_SPACE_APP, uni ? QUIC_FRAME_MAX_STREAMS_UNI :
 			  QUIC_FRAME_MAX_STREAMS_BIDI, &max, 1, NULL, 0);
 }
 
-/* Reading returns flow control credit (RFC 9000 Section 4.2). */
+/*
+ * The most a receive window may grow to: a quarter of the receive buffer
+ * (QUIC_RMEM_PER_WINDOW), which may itself grow up to quic_rmem[2] unless
+ * SO_RCVBUF fixed it.
+ */
+static u64 quic_rwnd_limit(struct sock *sk)
+{
+	int buf = READ_ONCE(sk->sk_rcvbuf);
+
+	if (!(sk->sk_userlocks & SOCK_RCVBUF_LOCK))
+		buf = max(buf, READ_ONCE(sysctl_quic_rmem[2]));
+	return (u64)buf / QUIC_RMEM_PER_WINDOW;
+}
+
+/*
+ * Receive-window auto-tuning, after TCP's dynamic right-sizing
+ * (tcp_rcv_space_adjust()): once per smoothed RTT, the bytes the
+ * application read in that RTT estimate the bandwidth-delay product.  When
+ * it read more than half the window, the window grows to twice that, so
+ * that flow control does not limit a sender the reader keeps up with
+ * (RFC 9000 Section 4.2).  Return: the window grew.
+ */
+static bool quic_rwnd_adjust(struct sock *sk, struct quic_rwnd *w, u64 read,
+			     u64 limit)
+{
+	u64 now = quic_now(), copied;
+
+	if (!w->epoch_time || read < w->epoch_read) {
+		w->epoch_time = now;
+		w->epoch_read = read;
+		return false;
+	}
+	if (now - w->epoch_time < quic_sk(sk)->cong.smoothed_rtt)
+		return false;
+	copied = read - w->epoch_read;
+	w->epoch_time = now;
+	w->epoch_read = read;
+	if (2 * copied <= w->window || w->window >= limit)
+		return false;
+	w->window = min(2 * copied, limit);
+	return true;
+}
+
+/* The connection window grew: the receive buffer follows (4 x window). */
+static void quic_rwnd_rcvbuf(struct sock *sk, u64 window)
+{
+	u64 buf = window * QUIC_RMEM_PER_WINDOW;
+
+	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK)
+		return;
+	if (buf > (u64)READ_ONCE(sk->sk_rcvbuf))
+		WRITE_ONCE(sk->sk_rcvbuf, (int)min_t(u64, buf, INT_MAX));
+}
+
+/*
+ * RFC 9000 Section 4.2: credit goes back as the application reads, once
+ * half the window is used, so that the sender is not stalled waiting.
+ */
+static void quic_flow_read(struct sock *sk, u64 len)
+{
+	struct quic_flow *f = &quic_sk(sk)->flow;
+
+	f->recv_read += len;
+	if (quic_rwnd_adjust(sk, &f->rwnd, f->recv_read, quic_rwnd_limit(sk)))
+		quic_rwnd_rcvbuf(sk, f->rwnd.window);
+	if (f->recv_max - f->recv_read >= f->rwnd.window / 2)
+		return;
+	f->recv_max = f->recv_read + f->rwnd.window;
+	__quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_MAX_DATA,
+			  &f->recv_max, 1, NULL, 0);
+}
+
+/**
+ * quic_stream_read - the application read stream data
+ * @sk: the socket
+ * @s: the stream
+ * @len: bytes read
+ *
+ * Reading returns flow control credit (RFC 9000 Section 4.2): stream
+ * windows grow like the connection's, within the connection window.
+ */
 void quic_stream_read(struct sock *sk, struct quic_stream *s, u32 len)
 {
 	struct quic_flow *f = &quic_sk(sk)->flow;
 	u64 v[2];
 
 	s->recv.read += len;
-	f->recv_read += len;
-	if (!s->recv.fin && s->recv.max - s->recv.read < s->recv.window / 2) {
-		s->recv.max = s->recv.read + s->recv.window;
+	quic_rwnd_adjust(sk, &s->recv.rwnd, s->recv.read,
+			 max(f->rwnd.window, s->recv.rwnd.window));
+	if (!s->recv.fin &&
+	    s->recv.max - s->recv.read < s->recv.rwnd.window / 2) {
+		s->recv.max = s->recv.read + s->recv.rwnd.window;
 		v[0] = s->id;
 		v[1] = s->recv.max;
 		__quic_frame_ctrl(sk, QUIC_SPACE_APP,
 				  QUIC_FRAME_MAX_STREAM_DATA, v, 2, NULL, 0);
 	}
-	if (f->recv_max - f->recv_read < f->recv_window / 2) {
-		f->recv_max = f->recv_read + f->recv_window;
-		__quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_MAX_DATA,
-				  &f->recv_max, 1, NULL, 0);
-	}
+	quic_flow_read(sk, len);
 }
 
 void quic_stream_fin_read(struct sock *sk, struct quic_stream *s)
@@ -553,6 +703,41 @@ void quic_stream_fin_read(struct sock *sk, struct quic_stream *s)
 	quic_stream_maybe_free(sk, s);
 }
 
+/* The stream's own flow control window is used up (RFC 9000 Section 4.1). */
+bool quic_stream_window_closed(struct quic_stream *s)
+{
+	return s->send.offset >= s->send.max;
+}
+
+/**
+ * quic_stream_send_blocked - sendmsg cannot go on for flow control
+ * @sk: the socket
+ * @s: the stream it writes to
+ *
+ * RFC 9000 Sections 4.1, 19.12 and 19.13: STREAM_DATA_BLOCKED and
+ * DATA_BLOCKED for the limits that stop us, once per limit.  The reference
+ * sends them only with MSG_QUIC_STREAM_SNDBLOCK; RFC 9000 says a sender
+ * SHOULD, and it breaks no program, so they go out always.
+ */
+void quic_stream_send_blocked(struct sock *sk, struct quic_stream *s)
+{
+	struct quic_flow *f = &quic_sk(sk)->flow;
+	u64 v[2] = { s->id, s->send.max };
+
+	if (quic_stream_window_closed(s)) {
+		WRITE_ONCE(quic_sk(sk)->streams.send_blocked, s->id);
+		if (s->send.blocked != s->send.max + 1 &&
+		    !__quic_frame_ctrl(sk, QUIC_SPACE_APP,
+				       QUIC_FRAME_STREAM_DATA_BLOCKED, v, 2,
+				       NULL, 0))
+			s->send.blocked = s->send.max + 1;
+	}
+	if (f->send_queued >= f->send_max && f->send_blocked != f->send_max + 1 &&
+	    !__quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_DATA_BLOCKED,
+			       &f->send_max, 1, NULL, 0))
+		f->send_blocked = f->send_max + 1;
+}
+
 /* The FIN was queued by sendmsg: the sending part is finished. */
 void quic_stream_send_fin(struct sock *sk, struct quic_stream *s)
 {
@@ -561,6 +746,7 @@ void quic_stream_send_fin(struct sock *sk, struct quic_stream *s)
 	s->send.state = QUIC_STREAM_SEND_STATE_SENT;
 	if (t->active == s->id)
 		t->active = -1;
+	quic_stream_unblock(sk, s->id);
 	quic_stream_peer_done(sk, s);
 }
 
@@ -599,7 +785,33 @@ void quic_stream_reset_acked(struct sock *sk, s64 id)
 	quic_stream_maybe_free(sk, s);
 }
 
-/* RFC 9000 Section 19.4: RESET_STREAM. */
+/* Stream data of @id waiting in the receive queue is dropped. */
+static void quic_stream_rcvq_purge(struct sock *sk, s64 id)
+{
+	struct sk_buff_head *q = &sk->sk_receive_queue, tmp;
+	struct sk_buff *skb, *n;
+	unsigned long flags;
+
+	__skb_queue_head_init(&tmp);
+	spin_lock_irqsave(&q->lock, flags);
+	skb_queue_walk_safe(q, skb, n) {
+		if (QUIC_ITEM_CB(skb)->kind == QUIC_ITEM_STREAM &&
+		    QUIC_ITEM_CB(skb)->stream_id == id) {
+			__skb_unlink(skb, q);
+			__skb_queue_tail(&tmp, skb);
+		}
+	}
+	spin_unlock_irqrestore(&q->lock, flags);
+	__skb_queue_purge(&tmp);
+}
+
+/*
+ * RFC 9000 Section 19.4: RESET_STREAM.  Its final size counts against the
+ * limits like data (Section 4.5).  Data not yet read is dropped and its
+ * credit returned to the connection; the stream then needs nothing more
+ * from the application (Section 3.2: "Reset Read").  Once all data is
+ * queued ("Data Recvd") the reset is ignored and the data delivered.
+ */
 int quic_stream_reset_recv(struct sock *sk, s64 id, u32 errcode, u64 finalsz)
 {
 	struct quic_stream *s;
@@ -613,13 +825,21 @@ int quic_stream_reset_recv(struct sock *sk, s64 id, u32 errcode, u64 finalsz)
 		err = quic_stream_flow_check(sk, s, finalsz);
 	if (err)
 		return err;
-	if (s->recv.state >= QUIC_STREAM_RECV_STATE_RESET_RECVD)
+	if (s->recv.state >= QUIC_STREAM_RECV_STATE_RECVD)
 		return 0;
 	s->recv.fin = 1;
 	s->recv.finalsz = finalsz;
 	s->recv.state = QUIC_STREAM_RECV_STATE_RESET_RECVD;
 	skb_queue_purge(&s->recv.ooo);
+	quic_stream_rcvq_purge(sk, id);
+	quic_flow_read(sk, finalsz - s->recv.read);
+	s->recv.read = finalsz;
+	s->recv.offset = finalsz;
 	quic_stream_event(sk, id, s->recv.state, errcode, finalsz);
+	if (quic_sk(sk)->streams.active == id && quic_stream_is_uni(id))
+		quic_sk(sk)->streams.active = -1;
+	quic_stream_peer_done(sk, s);
+	quic_stream_maybe_free(sk, s);
 	return 0;
 }
 
@@ -651,6 +871,8 @@ static int __quic_stream_reset(struct sock *sk, struct quic_stream *s,
 	s->send.state = QUIC_STREAM_SEND_STATE_RESET_SENT;
 	if (quic_sk(sk)->streams.active == s->id)
 		quic_sk(sk)->streams.active = -1;
+	quic_stream_unblock(sk, s->id);
+	sk->sk_write_space(sk);	/* a sendmsg waiting on it fails now */
 	quic_stream_peer_done(sk, s);
 	return 0;
 }
@@ -684,6 +906,7 @@ int quic_stream_max_data_recv(struct sock *sk, s64 id, u64 max)
 	if (!s || max <= s->send.max)
 		return err;
 	s->send.max = max;
+	quic_stream_unblock(sk, id);
 	quic_event_queue(sk, QUIC_EVENT_STREAM_MAX_DATA, &ev, sizeof(ev));
 	sk->sk_write_space(sk);
 	return 0;
@@ -734,12 +957,8 @@ int quic_stream_reset(struct sock *sk, s64 id, u32 errcode)
 {
 	struct quic_stream *s = quic_stream_find(sk, id);
 
-	if (!s) {
-		if (id >= 0 && quic_stream_local(sk, id) &&
-		    ((u64)id >> 2) < quic_sk(sk)->streams.next_local[quic_stream_is_uni(id)])
-			return -ENOSTR;
-		return -EINVAL;
-	}
+	if (!s)
+		return quic_stream_gone(sk, id) ? -ENOSTR : -EINVAL;
 	if (!quic_stream_local(sk, id) && quic_stream_is_uni(id))
 		return -EINVAL;
 	if (s->send.state >= QUIC_STREAM_SEND_STATE_RECVD)
@@ -755,7 +974,7 @@ int quic_stream_stop_sending(struct sock *sk, s64 id, u32 errcode)
 	int err;
 
 	if (!s)
-		return -EINVAL;
+		return quic_stream_gone(sk, id) ? -ENOSTR : -EINVAL;
 	if (quic_stream_local(sk, id) && quic_stream_is_uni(id))
 		return -EINVAL;
 	if (s->recv.state >= QUIC_STREAM_RECV_STATE_RECVD)

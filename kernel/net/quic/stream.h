@@ -19,6 +19,25 @@ struct sock;
 
 #define QUIC_STREAM_HT_BITS	6
 
+/*
+ * Receive memory per byte of window: sk_rcvbuf is 4 x max_data (ABI
+ * reference Section 1.14), which covers the skb overhead of MSS-sized
+ * frames (truesize about twice the data) with room for events.
+ */
+#define QUIC_RMEM_PER_WINDOW	4
+
+/**
+ * struct quic_rwnd - a receive window and its auto-tuning
+ * @window: credit granted beyond the bytes read (grows, never shrinks)
+ * @epoch_time: start of the current measurement, us (0: none yet)
+ * @epoch_read: bytes read when it started
+ */
+struct quic_rwnd {
+	u64 window;
+	u64 epoch_time;
+	u64 epoch_read;
+};
+
 /* RFC 9000 Section 2.1: the two low bits of a stream ID. */
 static inline bool quic_stream_is_uni(s64 id)
 {
@@ -35,12 +54,14 @@ static inline bool quic_stream_is_server(s64 id)
  * @node: quic_stream_table.head[]
  * @id: stream ID
  * @send: send side: @offset bytes queued, @max the peer's limit,
- *	@acked bytes acknowledged, @state (QUIC_STREAM_SEND_STATE_*),
- *	@errcode of the RESET_STREAM we sent, @stop_sent STOP_SENDING sent,
- *	@fin_acked the frame with the FIN was acknowledged
+ *	@acked bytes acknowledged, @blocked 1 + the limit a
+ *	STREAM_DATA_BLOCKED was sent for (0: none), @state
+ *	(QUIC_STREAM_SEND_STATE_*), @errcode of the RESET_STREAM we sent,
+ *	@stop_sent STOP_SENDING sent, @fin_acked the frame with the FIN was
+ *	acknowledged
  * @recv: receive side: @offset bytes queued for reading in order,
  *	@highest offset seen (flow control), @read bytes read, @max our
- *	limit, @window its size, @finalsz once known, @ooo out of order data,
+ *	limit, @rwnd its window, @finalsz once known, @ooo out of order data,
  *	@state (QUIC_STREAM_RECV_STATE_*), @fin FIN is known, @highest_seen
  *	data was seen (RECV event sent)
  * @done: a peer stream whose closing was credited (MAX_STREAMS)
@@ -52,6 +73,7 @@ struct quic_stream {
 		u64 offset;
 		u64 max;
 		u64 acked;
+		u64 blocked;
 		u32 errcode;
 		u8 state;
 		u8 stop_sent:1;
@@ -62,7 +84,7 @@ struct quic_stream {
 		u64 highest;
 		u64 read;
 		u64 max;
-		u64 window;
+		struct quic_rwnd rwnd;
 		u64 finalsz;
 		struct sk_buff_head ooo;
 		u8 state;
@@ -80,7 +102,10 @@ struct quic_stream {
  * @next_peer: number of peer streams opened, [0] bidi, [1] uni
  * @max_peer: our limit as a stream count, [0] bidi, [1] uni
  * @done_peer: peer streams finished (credit for MAX_STREAMS)
+ * @blocked: 1 + the limit a STREAMS_BLOCKED was sent for (0: none)
  * @active: stream used by sendmsg with stream_id -1, or -1
+ * @send_blocked: stream whose own window stopped the last sendmsg, or -1;
+ *	poll() reports no EPOLLOUT meanwhile
  */
 struct quic_stream_table {
 	struct hlist_head head[1 << QUIC_STREAM_HT_BITS];
@@ -89,7 +114,9 @@ struct quic_stream_table {
 	u64 next_peer[2];
 	u64 max_peer[2];
 	u64 done_peer[2];
+	u64 blocked[2];
 	s64 active;
+	s64 send_blocked;
 };
 
 void quic_stream_table_init(struct quic_stream_table *t);
@@ -106,6 +133,8 @@ int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
 void quic_stream_read(struct sock *sk, struct quic_stream *s, u32 len);
 void quic_stream_fin_read(struct sock *sk, struct quic_stream *s);
 void quic_stream_send_fin(struct sock *sk, struct quic_stream *s);
+void quic_stream_send_blocked(struct sock *sk, struct quic_stream *s);
+bool quic_stream_window_closed(struct quic_stream *s);
 int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
 			   u32 len, bool fin);
 int quic_stream_blocked_recv(struct sock *sk, s64 id);

@@ -70,7 +70,11 @@ enum quic_msg_flags {
 	MSG_QUIC_STREAM_UNI		= MSG_CONFIRM,		/* 0x800 */
 	/* stream_flags (send, STREAM_OPEN): EAGAIN instead of waiting for MAX_STREAMS credit */
 	MSG_QUIC_STREAM_DONTWAIT	= MSG_WAITFORONE,	/* 0x10000 */
-	/* stream_flags (send, STREAM_OPEN): send *_BLOCKED frames when blocked */
+	/* stream_flags (send, STREAM_OPEN): send *_BLOCKED frames when blocked.  Accepted for
+	 * compatibility: this implementation sends STREAMS_BLOCKED, DATA_BLOCKED and
+	 * STREAM_DATA_BLOCKED whenever it is blocked (once per limit), as RFC 9000 Section 4.1
+	 * recommends, with or without this flag.
+	 */
 	MSG_QUIC_STREAM_SNDBLOCK	= MSG_ERRQUEUE,		/* 0x2000 */
 	/* sendmsg flags argument: send an unreliable DATAGRAM frame; recvmsg msg_flags */
 	MSG_QUIC_DATAGRAM		= MSG_RST,		/* 0x1000 */

@@ -1,0 +1,751 @@
+"""Flow control and streams (RFC 9000 Sections 2-4), modelled on the QUIC interop runner.
+
+Each case runs against the kernel itself and against aioquic: transfers with small initial
+windows (receive-window auto-tuning), 2,000 streams on one connection under a stream limit,
+RESET_STREAM / STOP_SENDING both ways, hostile peers (aioquic driven sans-I/O from this thread,
+with frames of our choosing added to its 1-RTT packets) that must be closed with the RFC's
+error code, and bounded memory when a peer or the local application does not read.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import struct
+import termios
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import KernelHqServer, kernel_listener
+
+from quicctl.paths import KEYS
+
+ALPN = "quicctl-test"
+SERVER_NAME = "server.quic.test"
+MB = 1000 * 1000
+SIZES = {"two": 2 * MB, "three": 3 * MB, "five": 5 * MB}
+MANY = 2000
+# The client starts small (interop runner "transfer"): 64 KB connection, 16 KB per stream.
+SMALL_TP = {
+    "max_data": 65536,
+    "max_stream_data_bidi_local": 16384,
+    "max_stream_data_bidi_remote": 16384,
+    "max_stream_data_uni": 16384,
+}
+_UPDATE = struct.Struct("=qB3xIQ")  # struct quic_stream_update (24 bytes)
+
+
+@pytest.fixture(scope="module")
+def www(tmp_path_factory):
+    from quicctl.hq import make_file
+
+    root = tmp_path_factory.mktemp("www")
+    digests = {name: make_file(root / name, size, seed=size) for name, size in SIZES.items()}
+    many = root / "m"
+    many.mkdir()
+    for i in range(MANY):
+        digests[f"m/{i}"] = make_file(many / str(i), 100 + i % 200, seed=i)
+    return root, digests
+
+
+def _check(downloads, digests, names) -> None:
+    got = {d.path.strip("/"): d for d in downloads}
+    assert len(got) == len(names)
+    for name in names:
+        assert got[name].done, f"/{name} not finished"
+        assert got[name].sha256.hexdigest() == digests[name], f"/{name} hash differs"
+
+
+# -- kernel endpoints ---------------------------------------------------------------------
+
+
+def _kernel_connect(topo, port: int, alpn="hq-interop", **kw):
+    from quicctl.connection import connect
+    from quicctl.netns import enter
+
+    with enter(topo.client):
+        return connect(
+            topo.server_v4,
+            port,
+            alpn=alpn,
+            cafile=str(KEYS / "ca.crt"),
+            server_name=SERVER_NAME,
+            timeout=120,
+            **kw,
+        )
+
+
+class KernelAccept:
+    """A kernel listener in the server namespace; accept() runs in a thread (the handshake
+    needs the client to make progress meanwhile).  ``events`` are subscribed on the listener,
+    which accept() copies to the connection."""
+
+    def __init__(self, topo, transport_params=None, events=()):
+        from quicctl import abi
+
+        self.srv = kernel_listener(topo, "0.0.0.0", alpn=ALPN, transport_params=transport_params)
+        for ev in events:
+            abi.setsockopt(self.srv.sock, "EVENT", type=ev, on=1)
+        self.port = self.srv.getsockname()[1]
+        self.conn = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        try:
+            self.conn = self.srv.accept(timeout=120)
+        except BaseException as exc:  # reported by wait()
+            self.error = exc
+
+    def wait(self):
+        self.thread.join(150)
+        assert self.error is None, self.error
+        assert self.conn is not None, "the server accepted no connection"
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.srv.close()
+
+
+def _inq(sock) -> int:
+    """SIOCINQ: receive memory in use (ABI reference Section 6.5)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+
+
+def _conns(ns: str) -> list[dict[str, int]]:
+    """The rows of /proc/net/quic/conns in namespace ``ns``, numeric columns only."""
+    from quicctl.netns import enter
+
+    with enter(ns):
+        lines = Path("/proc/thread-self/net/quic/conns").read_text().splitlines()
+    head = lines[0].split("\t")
+    rows = [dict(zip(head, line.split("\t"), strict=True)) for line in lines[1:]]
+    keys = ("STATE", "TX_QUEUE", "RX_QUEUE", "SNDBUF", "RCVBUF", "INODE")
+    return [{k: int(r[k]) for k in keys} for r in rows]
+
+
+def _conns_row(sock, ns: str) -> dict[str, int] | None:
+    """The socket's /proc/net/quic/conns row."""
+    ino = os.fstat(sock.fileno()).st_ino
+    return next((r for r in _conns(ns) if r["INODE"] == ino), None)
+
+
+def _established(ns: str) -> list[dict[str, int]]:
+    return [r for r in _conns(ns) if r["STATE"] == 1]
+
+
+def _subscribe(sock, *events: int) -> None:
+    from quicctl import abi
+
+    for ev in events:
+        abi.setsockopt(sock, "EVENT", type=ev, on=1)
+
+
+class KernelReader:
+    """Reads a kernel connection without blocking: stream bytes per stream, FINs, and
+    STREAM_UPDATE / CONNECTION_CLOSE events."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.data: dict[int, bytearray] = {}
+        self.fin: set[int] = set()
+        self.updates: list[tuple[int, int, int, int]] = []  # id, state, errcode, finalsz
+        self.close: tuple[int, int] | None = None
+
+    def poll(self) -> None:
+        from quicctl import abi
+
+        while True:
+            try:
+                data, anc, flags, _ = self.sock.recvmsg(
+                    1 << 20, socket.CMSG_SPACE(16), socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return
+            if flags & abi.MSG_QUIC_NOTIFICATION:
+                if data[0] == abi.QUIC_EVENT_STREAM_UPDATE:
+                    self.updates.append(_UPDATE.unpack(data[1 : 1 + _UPDATE.size]))
+                elif data[0] == abi.QUIC_EVENT_CONNECTION_CLOSE:
+                    code, frame = struct.unpack("=IB", data[1:6])
+                    self.close = (code, frame)
+                    return
+                continue
+            for lvl, typ, payload in anc:
+                if lvl == abi.SOL_QUIC and typ == abi.QUIC_STREAM_INFO:
+                    sid, sflags = struct.unpack("=qI4x", payload.ljust(16, b"\0")[:16])
+                    self.data.setdefault(sid, bytearray()).extend(data)
+                    if sflags & abi.MSG_QUIC_STREAM_FIN:
+                        self.fin.add(sid)
+
+    def update(self, sid: int, state: int) -> tuple[int, int, int, int] | None:
+        for u in self.updates:
+            if u[0] == sid and u[1] == state:
+                return u
+        return None
+
+
+def _until(cond: Callable[[], bool], what: str, timeout: float = 60, step=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if step is not None:
+            step()
+        else:
+            time.sleep(0.02)
+
+
+# -- aioquic, driven sans-I/O from the test's thread ------------------------------------
+
+
+def _varint(v: int) -> bytes:
+    if v < 1 << 6:
+        return bytes([v])
+    if v < 1 << 14:
+        return (v | 0x4000).to_bytes(2, "big")
+    if v < 1 << 30:
+        return (v | 0x80000000).to_bytes(4, "big")
+    return (v | 0xC000000000000000).to_bytes(8, "big")
+
+
+def _frame(ftype: int, *fields: int, data: bytes = b"") -> tuple[int, bytes]:
+    return ftype, b"".join(_varint(f) for f in fields) + data
+
+
+def _peer_class():
+    """aioquic's QuicConnection with hooks: frames to add to the next 1-RTT packet, credit
+    (MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS) that can be withheld, and the *_BLOCKED frames
+    received counted."""
+    from aioquic.quic.connection import QuicConnection
+
+    class Peer(QuicConnection):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.inject: list[tuple[int, bytes]] = []
+            self.withhold_credit = False
+            self.blocked_frames: dict[int, int] = {}
+
+        def _write_connection_limits(self, builder, space) -> None:
+            while self.inject:
+                ftype, payload = self.inject[0]
+                buf = builder.start_frame(ftype, capacity=len(payload) + 8)
+                buf.push_bytes(payload)
+                self.inject.pop(0)
+            if not self.withhold_credit:
+                super()._write_connection_limits(builder=builder, space=space)
+
+        def _write_stream_limits(self, builder, space, stream) -> None:
+            if not self.withhold_credit:
+                super()._write_stream_limits(builder=builder, space=space, stream=stream)
+
+        def _count(self, frame_type: int) -> None:
+            self.blocked_frames[frame_type] = self.blocked_frames.get(frame_type, 0) + 1
+
+        def _handle_data_blocked_frame(self, context, frame_type, buf) -> None:
+            self._count(frame_type)
+            super()._handle_data_blocked_frame(context, frame_type, buf)
+
+        def _handle_stream_data_blocked_frame(self, context, frame_type, buf) -> None:
+            self._count(frame_type)
+            super()._handle_stream_data_blocked_frame(context, frame_type, buf)
+
+        def _handle_streams_blocked_frame(self, context, frame_type, buf) -> None:
+            self._count(frame_type)
+            super()._handle_streams_blocked_frame(context, frame_type, buf)
+
+    return Peer
+
+
+class AioPeer:
+    """An aioquic client in the client namespace, stepped by :meth:`pump`."""
+
+    def __init__(self, topo, port: int, alpn: str = ALPN, **config_kw):
+        from aioquic.quic.configuration import QuicConfiguration
+
+        from quicctl.netns import enter
+
+        self.addr = (topo.server_v4, port)
+        with enter(topo.client):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.connect(self.addr)
+        config = QuicConfiguration(is_client=True, alpn_protocols=[alpn], **config_kw)
+        config.server_name = SERVER_NAME
+        config.load_verify_locations(cafile=str(KEYS / "ca.crt"))
+        self.quic = _peer_class()(configuration=config)
+        self.quic.connect(self.addr, now=time.monotonic())
+        self.events: list = []
+        self.data: dict[int, bytearray] = {}
+        self.fin: set[int] = set()
+        self.connected = False
+
+    def pump(self, wait: float = 0.01) -> None:
+        from aioquic.quic import events
+
+        now = time.monotonic()
+        for data, _ in self.quic.datagrams_to_send(now=now):
+            self.sock.send(data)
+        timer = self.quic.get_timer()
+        wait = wait if timer is None else max(0.0, min(wait, timer - now))
+        self.sock.settimeout(wait or 0.001)
+        try:
+            while True:
+                self.quic.receive_datagram(self.sock.recv(65536), self.addr, time.monotonic())
+                self.sock.settimeout(0.001)
+        except (TimeoutError, BlockingIOError):
+            pass
+        if timer is not None and time.monotonic() >= timer:
+            self.quic.handle_timer(now=time.monotonic())
+        while (ev := self.quic.next_event()) is not None:
+            self.events.append(ev)
+            if isinstance(ev, events.HandshakeCompleted):
+                self.connected = True
+            elif isinstance(ev, events.StreamDataReceived):
+                self.data.setdefault(ev.stream_id, bytearray()).extend(ev.data)
+                if ev.end_stream:
+                    self.fin.add(ev.stream_id)
+        for data, _ in self.quic.datagrams_to_send(now=time.monotonic()):
+            self.sock.send(data)
+
+    def until(self, cond: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        _until(cond, what, timeout, step=self.pump)
+
+    @property
+    def closed(self):
+        """The CONNECTION_CLOSE received (aioquic reports it only after draining)."""
+        return getattr(self.quic, "_close_event", None)
+
+    def event(self, cls, stream_id: int):
+        for ev in self.events:
+            if isinstance(ev, cls) and ev.stream_id == stream_id:
+                return ev
+        return None
+
+    def close(self) -> None:
+        self.quic.close()
+        for _ in range(5):
+            self.pump(0.01)
+        self.sock.close()
+
+
+# -- transfer with small windows ----------------------------------------------------------
+
+
+def _hq_server(topo, kind: str, root: Path, transport_params=None):
+    """An hq-interop server in the server namespace: quic.ko ("kernel") or aioquic (whose
+    stream limit is its own, 128)."""
+    from quicctl import userspace
+    from quicctl.netns import enter
+
+    if kind == "kernel":
+        return KernelHqServer(topo, root, transport_params=transport_params)
+    with enter(topo.server):
+        return userspace.ServerThread(
+            "0.0.0.0", 0, root=root, certfile=str(KEYS / "cert.crt"),
+            keyfile=str(KEYS / "pkey.key"),
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("server", ["kernel", "aioquic"])
+def test_transfer_small_windows_kernel_client(quic_module, clean_path, topo, www, server):
+    """2, 3 and 5 MB from a client advertising 64 KB / 16 KB: the windows grow as the client
+    reads (auto-tuning, visible as a larger receive buffer) and the hashes match."""
+    from quicctl import hq
+
+    root, digests = www
+    srv = _hq_server(topo, server, root)
+    try:
+        with _kernel_connect(topo, srv.port, transport_params=SMALL_TP) as conn:
+            start = _conns_row(conn.sock, topo.client)
+            assert start is not None and start["RCVBUF"] == 4 * SMALL_TP["max_data"]
+            downloads = hq.fetch(conn, ["/two", "/three", "/five"], None)
+            end = _conns_row(conn.sock, topo.client)
+        _check(downloads, digests, ["two", "three", "five"])
+        print(f"receive buffer {start['RCVBUF']} -> {end['RCVBUF']} bytes")
+        assert end["RCVBUF"] > start["RCVBUF"], "the receive window never grew"
+    finally:
+        srv.close()
+
+
+def test_transfer_small_windows_aioquic_client(quic_module, clean_path, topo, www):
+    """aioquic starting with 64 KB / 16 KB windows downloads from the kernel server."""
+    from quicctl import userspace
+    from quicctl.netns import enter
+
+    root, digests = www
+    srv = KernelHqServer(topo, root)
+    try:
+        with enter(topo.client):
+            downloads = userspace.fetch(
+                topo.server_v4, srv.port, ["/two", "/three", "/five"],
+                cafile=str(KEYS / "ca.crt"), server_name=SERVER_NAME, timeout=120,
+                max_data=SMALL_TP["max_data"], max_stream_data=SMALL_TP["max_stream_data_uni"],
+            )  # fmt: skip
+        _check(downloads, digests, ["two", "three", "five"])
+    finally:
+        srv.close()
+    assert not srv.log, srv.log
+
+
+# -- multiplexing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pair", ["kernel-kernel", "kernel-aioquic", "aioquic-kernel"])
+def test_multiplexing_2000_streams(quic_module, clean_path, topo, www, pair):
+    """2,000 files on one connection; the server allows 100 (kernel) or 128 (aioquic)
+    concurrent streams, so the client waits for MAX_STREAMS many times."""
+    from quicctl import hq, userspace
+    from quicctl.netns import enter
+
+    root, digests = www
+    names = [f"m/{i}" for i in range(MANY)]
+    paths = ["/" + n for n in names]
+    client, server = pair.split("-")
+    srv = _hq_server(topo, server, root, transport_params={"max_streams_bidi": 100})
+    port = srv.port
+    try:
+        if client == "kernel":
+            with _kernel_connect(topo, port) as conn:
+                assert 0 < _peer_max_streams(conn) <= 1000
+                downloads = hq.fetch(conn, paths, None)
+        else:
+            with enter(topo.client):
+                downloads = userspace.fetch(
+                    topo.server_v4, port, paths, cafile=str(KEYS / "ca.crt"),
+                    server_name=SERVER_NAME, timeout=120,
+                )  # fmt: skip
+        _check(downloads, digests, names)
+    finally:
+        srv.close()
+
+
+def _peer_max_streams(conn) -> int:
+    from quicctl import abi
+
+    return abi.getsockopt(conn.sock, "TRANSPORT_PARAM", remote=1)["max_streams_bidi"]
+
+
+# -- RESET_STREAM and STOP_SENDING --------------------------------------------------------
+
+
+def test_reset_and_stop_sending_kernel_to_kernel(quic_module, clean_path, topo):
+    from quicctl import abi
+
+    ev = abi.QUIC_EVENT_STREAM_UPDATE
+    acc = KernelAccept(topo, events=[ev])
+    try:
+        c = _kernel_connect(topo, acc.port, alpn=ALPN)
+        s = acc.wait()
+        _subscribe(c.sock, ev)
+        cr, sr = KernelReader(c.sock), KernelReader(s.sock)
+
+        # RESET_STREAM: the server learns code and final size, the client the ack.
+        sid = c.open_stream()
+        c.send(b"a" * 1000, sid)
+        _until(lambda: sr.poll() or len(sr.data.get(sid, b"")) == 1000, "1000 bytes")
+        abi.setsockopt(c.sock, "STREAM_RESET", stream_id=sid, errcode=0x42)
+        state = abi.QUIC_STREAM_RECV_STATE_RESET_RECVD
+        _until(lambda: sr.poll() or sr.update(sid, state), "RESET_RECVD on the server")
+        assert sr.update(sid, state)[2:] == (0x42, 1000)
+        state = abi.QUIC_STREAM_SEND_STATE_RESET_RECVD
+        _until(lambda: cr.poll() or cr.update(sid, state), "our reset acknowledged")
+        assert cr.update(sid, state)[2:] == (0x42, 1000)
+        with pytest.raises(OSError) as e:  # send state RESET_RECVD >= RECVD
+            abi.setsockopt(c.sock, "STREAM_RESET", stream_id=sid, errcode=1)
+        assert e.value.errno == errno.EINVAL
+        with pytest.raises(OSError) as e:  # the stream is reset
+            c.send(b"more", sid)
+        assert e.value.errno == errno.EINVAL
+
+        # STOP_SENDING: the server's kernel answers with RESET_STREAM.
+        sid = c.open_stream()
+        c.send(b"req", sid)
+        _until(lambda: sr.poll() or sr.data.get(sid) == b"req", "the request")
+        s.send(b"b" * 100, sid)
+        _until(lambda: cr.poll() or len(cr.data.get(sid, b"")) == 100, "100 bytes")
+        # A second STOP_SENDING is EAGAIN until the peer's RESET_STREAM arrives (then it is
+        # EINVAL): a path delay keeps the answer away meanwhile.
+        topo.netem(topo.client, "delay 1s")
+        abi.setsockopt(c.sock, "STREAM_STOP_SENDING", stream_id=sid, errcode=0x77)
+        with pytest.raises(OSError) as e:
+            abi.setsockopt(c.sock, "STREAM_STOP_SENDING", stream_id=sid, errcode=0x77)
+        topo.clear_qdisc(topo.client)
+        assert e.value.errno == errno.EAGAIN
+        state = abi.QUIC_STREAM_SEND_STATE_RESET_SENT
+        _until(lambda: sr.poll() or sr.update(sid, state), "RESET_SENT on the server")
+        assert sr.update(sid, state)[2:] == (0x77, 100)
+        state = abi.QUIC_STREAM_RECV_STATE_RESET_RECVD
+        _until(lambda: cr.poll() or cr.update(sid, state), "the server's RESET_STREAM")
+        assert cr.update(sid, state)[2:] == (0x77, 100)
+
+        # errnos: a stream not opened yet is EINVAL, one closed and freed is ENOSTR.
+        with pytest.raises(OSError) as e:
+            abi.setsockopt(c.sock, "STREAM_RESET", stream_id=sid + 400, errcode=1)
+        assert e.value.errno == errno.EINVAL
+        sid = c.open_stream()
+        c.send(b"x", sid, fin=True)
+        _until(lambda: sr.poll() or sid in sr.fin, "the FIN")
+        s.send(b"y", sid, fin=True)
+        _until(lambda: cr.poll() or sid in cr.fin, "the answer")
+
+        def gone() -> bool:
+            try:
+                abi.setsockopt(c.sock, "STREAM_STOP_SENDING", stream_id=sid, errcode=1)
+            except OSError as exc:
+                assert exc.errno in (errno.EINVAL, errno.ENOSTR), exc
+                return exc.errno == errno.ENOSTR
+            raise AssertionError("STOP_SENDING accepted on a finished stream")
+
+        _until(gone, "the stream to be freed (ENOSTR)")
+        assert cr.close is None and sr.close is None
+        c.close()
+    finally:
+        acc.close()
+
+
+def _aio_send(peer: AioPeer, reader: KernelReader, data: bytes, step) -> int:
+    """aioquic opens a stream and sends ``data`` (no FIN); returns once the kernel read it."""
+    sid = peer.quic.get_next_available_stream_id()
+    peer.quic.send_stream_data(sid, data)
+    _until(lambda: reader.data.get(sid) == data, "the data on the kernel side", step=step)
+    return sid
+
+
+def test_reset_and_stop_sending_kernel_and_aioquic(quic_module, clean_path, topo):
+    """aioquic client <-> kernel server: each side's RESET_STREAM and STOP_SENDING reach the
+    other (aioquic reports StreamReset / StopSendingReceived, the kernel STREAM_UPDATE)."""
+    from aioquic.quic import events
+
+    from quicctl import abi
+
+    acc = KernelAccept(topo, events=[abi.QUIC_EVENT_STREAM_UPDATE])
+    peer = AioPeer(topo, acc.port)
+    try:
+        peer.until(lambda: peer.connected and not acc.thread.is_alive(), "the handshake")
+        s = acc.wait()
+        sr = KernelReader(s.sock)
+
+        def step() -> None:
+            peer.pump()
+            sr.poll()
+
+        # aioquic resets: the kernel reports RESET_RECVD with code and final size.
+        sid = _aio_send(peer, sr, b"a" * 1000, step)
+        peer.quic.reset_stream(sid, 0x42)
+        state = abi.QUIC_STREAM_RECV_STATE_RESET_RECVD
+        _until(lambda: sr.update(sid, state), "RESET_RECVD", step=step)
+        assert sr.update(sid, state)[2:] == (0x42, 1000)
+
+        # aioquic stops our sending: the kernel resets, aioquic sees StreamReset.
+        sid = _aio_send(peer, sr, b"req", step)
+        s.send(b"b" * 100, sid)
+        _until(lambda: len(peer.data.get(sid, b"")) == 100, "100 bytes", step=step)
+        peer.quic.stop_stream(sid, 0x77)
+        _until(lambda: peer.event(events.StreamReset, sid), "StreamReset", step=step)
+        assert peer.event(events.StreamReset, sid).error_code == 0x77
+        state = abi.QUIC_STREAM_SEND_STATE_RESET_SENT
+        _until(lambda: sr.update(sid, state), "RESET_SENT", step=step)
+        assert sr.update(sid, state)[2:] == (0x77, 100)
+
+        # The kernel's socket options: aioquic sees StreamReset and StopSendingReceived.
+        sid = _aio_send(peer, sr, b"req", step)
+        abi.setsockopt(s.sock, "STREAM_RESET", stream_id=sid, errcode=0x55)
+        abi.setsockopt(s.sock, "STREAM_STOP_SENDING", stream_id=sid, errcode=0x66)
+        _until(lambda: peer.event(events.StreamReset, sid), "StreamReset", step=step)
+        _until(lambda: peer.event(events.StopSendingReceived, sid), "STOP_SENDING", step=step)
+        assert peer.event(events.StreamReset, sid).error_code == 0x55
+        assert peer.event(events.StopSendingReceived, sid).error_code == 0x66
+        assert peer.closed is None and sr.close is None
+    finally:
+        peer.close()
+        acc.close()
+
+
+# -- hostile peers ------------------------------------------------------------------------
+
+QUIC_FRAME_STREAM = 0x08
+OFF, LEN, FIN = 0x04, 0x02, 0x01
+HOSTILE = {
+    # data beyond the stream's credit (16 KB)
+    "stream_flow_control": (
+        {"max_stream_data_bidi_remote": 16384},
+        [_frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 16380, 10, data=b"x" * 10)],
+        0x03,
+        QUIC_FRAME_STREAM | OFF | LEN,
+    ),
+    # within the stream's credit, beyond the connection's (64 KB)
+    "connection_flow_control": (
+        {"max_data": 65536, "max_stream_data_bidi_remote": 1 << 20},
+        [
+            _frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 40000, 10, data=b"x" * 10),
+            _frame(QUIC_FRAME_STREAM | OFF | LEN, 4, 30000, 10, data=b"x" * 10),
+        ],
+        0x03,
+        QUIC_FRAME_STREAM | OFF | LEN,
+    ),
+    # a bidi stream beyond MAX_STREAMS (10 allowed: IDs 0..36)
+    "stream_limit_bidi": (
+        {"max_streams_bidi": 10},
+        [_frame(QUIC_FRAME_STREAM | LEN, 40, 1, data=b"x")],
+        0x04,
+        QUIC_FRAME_STREAM | LEN,
+    ),
+    "stream_limit_uni": (
+        {"max_streams_uni": 10},
+        [_frame(QUIC_FRAME_STREAM | LEN, 42, 1, data=b"x")],
+        0x04,
+        QUIC_FRAME_STREAM | LEN,
+    ),
+    # data on the server's unidirectional stream 3, which only the server sends on
+    "stream_state": (
+        {},
+        [_frame(QUIC_FRAME_STREAM | LEN, 3, 1, data=b"x")],
+        0x05,
+        QUIC_FRAME_STREAM | LEN,
+    ),
+    # MAX_STREAM_DATA for the client's unidirectional stream 2: receive-only for the server
+    "stream_state_max_stream_data": ({}, [_frame(0x11, 2, 1000)], 0x05, 0x11),
+    # FIN at 5, then data up to 8
+    "final_size_data": (
+        {},
+        [
+            _frame(QUIC_FRAME_STREAM | LEN | FIN, 0, 5, data=b"hello"),
+            _frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 5, 3, data=b"abc"),
+        ],
+        0x06,
+        QUIC_FRAME_STREAM | OFF | LEN,
+    ),
+    # FIN at 5, then RESET_STREAM with final size 3
+    "final_size_reset": (
+        {},
+        [_frame(QUIC_FRAME_STREAM | LEN | FIN, 0, 5, data=b"hello"), _frame(0x04, 0, 0, 3)],
+        0x06,
+        0x04,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_peer_closed_with_rfc_error(quic_module, clean_path, topo, case):
+    """Frames that break RFC 9000's stream and flow-control rules close the connection with
+    the error code of Section 20.1 and the offending frame type; both ends learn it."""
+    tp, frames, code, ftype = HOSTILE[case]
+    acc = KernelAccept(topo, transport_params=tp or None)
+    peer = AioPeer(topo, acc.port)
+    try:
+        peer.until(lambda: peer.connected and not acc.thread.is_alive(), "the handshake")
+        s = acc.wait()
+        sr = KernelReader(s.sock)
+        peer.quic.inject = list(frames)
+
+        def step() -> None:
+            peer.pump()
+            sr.poll()
+
+        _until(lambda: peer.closed is not None and sr.close, "the close", step=step)
+        assert (peer.closed.error_code, peer.closed.frame_type) == (code, ftype)
+        assert sr.close == (code, ftype)
+        info = s.close_info()
+        assert (info.errcode, info.frame) == (code, ftype)
+    finally:
+        peer.close()
+        acc.close()
+
+
+# -- bounded resources --------------------------------------------------------------------
+
+
+def _settle(measure: Callable[[], int], timeout: float = 90) -> int:
+    """The value once it stopped changing for 2 s (the sender blocked), within timeout."""
+    deadline = time.monotonic() + timeout
+    last, since = measure(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = measure()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= 2:
+            return now
+    raise AssertionError(f"still changing after {timeout:g} s: {last}")
+
+
+def test_local_reader_that_never_reads_is_bounded(quic_module, clean_path, topo, www):
+    """A kernel client requests 4 x 2 MB and does not read: what it holds stays within its
+    window and receive buffer, the server's queue within its send buffer, and once it reads
+    everything arrives intact."""
+    root, digests = www
+    tp = {"max_data": 262144, "max_stream_data_bidi_local": 131072}
+    srv = KernelHqServer(topo, root)
+    try:
+        with _kernel_connect(topo, srv.port, transport_params=tp) as conn:
+            sids = []
+            for _ in range(4):
+                sid = conn.open_stream()
+                conn.send(b"GET /two\r\n", sid, fin=True)
+                sids.append(sid)
+            held = _settle(lambda: _inq(conn.sock))
+            row = _conns_row(conn.sock, topo.client)
+            print(f"client holds {held} bytes, conns row {row}")
+            assert 0 < held <= row["RCVBUF"] == 4 * tp["max_data"]
+            assert row["STATE"] == 1
+            srows = _established(topo.server)
+            assert srows and all(r["TX_QUEUE"] <= _wmem_bound() for r in srows), srows
+            got: dict[int, bytearray] = {}
+            done: set[int] = set()
+            while done != set(sids):
+                sid, data, fin = conn.recv(1 << 20)
+                got.setdefault(sid, bytearray()).extend(data)
+                if fin:
+                    done.add(sid)
+        import hashlib
+
+        for sid in sids:
+            assert hashlib.sha256(got[sid]).hexdigest() == digests["two"]
+    finally:
+        srv.close()
+
+
+def _wmem_bound() -> int:
+    """What a connection may queue for sending: sk_sndbuf is at most quic_wmem[2], and a
+    sendmsg may pass it by one frame."""
+    return int(Path("/proc/sys/net/quic/quic_wmem").read_text().split()[2]) + 2048
+
+
+def test_peer_opening_streams_and_never_reading_is_bounded(quic_module, clean_path, topo, www):
+    """aioquic opens 50 streams, asks for 5 MB on each and never grants more credit: the
+    kernel server blocks (and says so with DATA_BLOCKED / STREAM_DATA_BLOCKED), its queue
+    stays within its send buffer, and the connection stays up and closes cleanly."""
+    root, _ = www
+    srv = KernelHqServer(topo, root, alpn=ALPN)
+    peer = AioPeer(topo, srv.port, max_data=65536, max_stream_data=65536)
+    try:
+        peer.until(lambda: peer.connected, "the handshake")
+        peer.quic.withhold_credit = True
+        for _ in range(50):
+            sid = peer.quic.get_next_available_stream_id()
+            peer.quic.send_stream_data(sid, b"GET /five\r\n", end_stream=True)
+        peer.until(
+            lambda: {0x14, 0x15} <= set(peer.quic.blocked_frames),
+            "DATA_BLOCKED and STREAM_DATA_BLOCKED from the kernel",
+            120,
+        )
+        received = sum(len(d) for d in peer.data.values())
+        assert received == 65536  # all the credit, and not a byte more
+        rows = _established(topo.server)
+        assert len(rows) == 1, rows
+        assert rows[0]["TX_QUEUE"] <= _wmem_bound(), rows
+        for _ in range(50):
+            peer.pump(0.02)
+        assert peer.closed is None, "the kernel closed a connection that was only slow"
+        assert len(_established(topo.server)) == 1
+        print(f"blocked frames seen: {peer.quic.blocked_frames}, server row {rows[0]}")
+    finally:
+        peer.close()
+        srv.close()
+    _until(lambda: not _established(topo.server), "the server close")
