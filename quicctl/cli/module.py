@@ -245,10 +245,34 @@ def _snmp_table(counters: dict):
     return table
 
 
+def _conns_table(conns: list[dict]):
+    """RTT and congestion state per connection (/proc/net/quic/cong), RTTs in ms."""
+    from rich.table import Table
+
+    table = Table(
+        "local", "peer", "state", "algo", "srtt ms", "min_rtt ms", "rttvar ms", "cwnd",
+        "ssthresh", "in flight", "lost", "pacing Mbit/s", box=None, pad_edge=False,
+    )  # fmt: skip
+    for col in table.columns[4:]:
+        col.justify = "right"
+    states = {1: "established", 3: "establishing", 7: "closed"}
+    for c in conns:
+        table.add_row(
+            str(c["LOCAL_ADDRESS"]), str(c["REMOTE_ADDRESS"]),
+            states.get(int(c["STATE"]), str(c["STATE"])), str(c["ALGO"]),
+            f"{int(c['SRTT']) / 1000:.2f}", f"{int(c['MIN_RTT']) / 1000:.2f}",
+            f"{int(c['RTTVAR']) / 1000:.2f}", str(c["CWND"]),
+            "-" if int(c["SSTHRESH"]) < 0 else str(c["SSTHRESH"]), str(c["IN_FLIGHT"]),
+            str(c["LOST"]), f"{int(c['PACING_RATE']) * 8 / 1e6:.1f}",
+        )  # fmt: skip
+    return table
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def status(as_json: bool) -> None:
-    """Show the module's state, its build and its SNMP counters (/proc/net/quic/snmp)."""
+    """Show the module's state, its build, its SNMP counters (/proc/net/quic/snmp) and the
+    RTT and congestion state of each connection of this namespace (/proc/net/quic/cong)."""
     from quicctl import kmod
 
     info = kmod.status()
@@ -260,6 +284,9 @@ def status(as_json: bool) -> None:
     if info["snmp"]:
         console.print()
         console.print(_snmp_table(info["snmp"]))
+    if info["connections"]:
+        console.print()
+        console.print(_conns_table(info["connections"]))
 
 
 COMMANDS = [build, load, unload, debug, dkms, status]
