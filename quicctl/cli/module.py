@@ -250,19 +250,18 @@ def _conns_table(conns: list[dict]):
     from rich.table import Table
 
     table = Table(
-        "local", "peer", "state", "algo", "srtt ms", "min_rtt ms", "rttvar ms", "cwnd",
-        "ssthresh", "in flight", "lost", "pacing Mbit/s", box=None, pad_edge=False,
+        "local", "peer", "algo", "srtt", "min_rtt", "rttvar", "cwnd", "in flight", "lost",
+        "Mbit/s", box=None, pad_edge=False, title="connections (RTTs in ms, paced Mbit/s)",
     )  # fmt: skip
-    for col in table.columns[4:]:
+    for col in table.columns:
+        col.overflow = "fold"
+    for col in table.columns[3:]:
         col.justify = "right"
-    states = {1: "established", 3: "establishing", 7: "closed"}
     for c in conns:
         table.add_row(
-            str(c["LOCAL_ADDRESS"]), str(c["REMOTE_ADDRESS"]),
-            states.get(int(c["STATE"]), str(c["STATE"])), str(c["ALGO"]),
-            f"{int(c['SRTT']) / 1000:.2f}", f"{int(c['MIN_RTT']) / 1000:.2f}",
-            f"{int(c['RTTVAR']) / 1000:.2f}", str(c["CWND"]),
-            "-" if int(c["SSTHRESH"]) < 0 else str(c["SSTHRESH"]), str(c["IN_FLIGHT"]),
+            str(c["LOCAL_ADDRESS"]), str(c["REMOTE_ADDRESS"]), str(c["ALGO"]),
+            f"{int(c['SRTT']) / 1000:.1f}", f"{int(c['MIN_RTT']) / 1000:.1f}",
+            f"{int(c['RTTVAR']) / 1000:.1f}", str(c["CWND"]), str(c["IN_FLIGHT"]),
             str(c["LOST"]), f"{int(c['PACING_RATE']) * 8 / 1e6:.1f}",
         )  # fmt: skip
     return table
