@@ -335,6 +335,35 @@ def snmp(system: System | None = None) -> dict[str, int]:
     return counters
 
 
+# Integer columns of /proc/net/quic/cong; the others (SOCK, LOCAL_ADDRESS, ...) stay strings.
+CONG_INT_FIELDS = frozenset(
+    "STATE SRTT MIN_RTT RTTVAR LATEST_RTT CWND SSTHRESH IN_FLIGHT LOST PTO_COUNT "
+    "PACING_RATE".split()
+)
+
+
+def connections(system: System | None = None) -> list[dict[str, str | int]]:
+    """``/proc/net/quic/cong``: one dict per connection, keyed by the header's column names.
+
+    RTTs are in microseconds, windows in bytes, PACING_RATE in bytes per second, SSTHRESH -1
+    while unset.  Empty if the module is not loaded.
+    """
+    text = _read(_sys(system).proc / "net" / "quic" / "cong")
+    lines = (text or "").splitlines()
+    if not lines:
+        return []
+    names = lines[0].split("\t")
+    rows: list[dict[str, str | int]] = []
+    for line in lines[1:]:
+        values = line.split("\t")
+        if len(values) != len(names):
+            continue
+        rows.append(
+            {n: int(v) if n in CONG_INT_FIELDS else v for n, v in zip(names, values, strict=True)}
+        )
+    return rows
+
+
 def status(system: System | None = None) -> dict:
     """What a user wants to know about the module; works whether or not it is loaded."""
     s = _sys(system)
@@ -366,6 +395,7 @@ def status(system: System | None = None) -> dict:
         if loaded and built_srcversion
         else None,
         "snmp": snmp(s) if loaded else {},
+        "connections": connections(s) if loaded else [],
     }
 
 

@@ -457,6 +457,28 @@ def test_status_json_parses_the_snmp_file(fake_kernel):
     assert table.exit_code == 0 and "QuicPktInvHdrDrop" in table.stdout, show(table)
 
 
+def test_status_shows_connections(fake_kernel):
+    """/proc/net/quic/cong: one dict per connection in --json, a table row otherwise."""
+    fake_kernel.module("quic", initstate="live", version="0.1.0", srcversion="ABC", refcnt="2")
+    cong = fake_kernel.proc / "net" / "quic" / "cong"
+    cong.parent.mkdir(parents=True)
+    header = (
+        "SOCK STATE LOCAL_ADDRESS REMOTE_ADDRESS ALGO SRTT MIN_RTT RTTVAR LATEST_RTT CWND "
+        "SSTHRESH IN_FLIGHT LOST PTO_COUNT PACING_RATE"
+    ).split()
+    row = ["00000000deadbeef", "1", "10.99.0.1:4433", "10.99.0.2:40000", "cubic", "201500",
+           "200100", "1500", "202000", "250000", "-1", "120000", "7", "0", "1562500"]  # fmt: skip
+    cong.write_text("\t".join(header) + "\n" + "\t".join(row) + "\n")
+    result = invoke(["status", "--json"])
+    assert result.exit_code == 0, show(result)
+    (conn,) = json.loads(result.stdout)["connections"]
+    assert conn["ALGO"] == "cubic" and conn["SRTT"] == 201500 and conn["SSTHRESH"] == -1
+    assert conn["REMOTE_ADDRESS"] == "10.99.0.2:40000" and conn["LOST"] == 7
+    table = invoke(["status"])
+    assert table.exit_code == 0, show(table)
+    assert "cubic" in table.stdout and "201.5" in table.stdout, show(table)
+
+
 def test_status_json_real_module(request):
     if not IN_VM:
         pytest.fail("needs quic loaded: runs in the VM (quicctl test)")

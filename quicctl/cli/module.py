@@ -245,10 +245,33 @@ def _snmp_table(counters: dict):
     return table
 
 
+def _conns_table(conns: list[dict]):
+    """RTT and congestion state per connection (/proc/net/quic/cong), RTTs in ms."""
+    from rich.table import Table
+
+    table = Table(
+        "local", "peer", "algo", "srtt", "min_rtt", "rttvar", "cwnd", "in flight", "lost",
+        "Mbit/s", box=None, pad_edge=False, title="connections (RTTs in ms, paced Mbit/s)",
+    )  # fmt: skip
+    for col in table.columns:
+        col.overflow = "fold"
+    for col in table.columns[3:]:
+        col.justify = "right"
+    for c in conns:
+        table.add_row(
+            str(c["LOCAL_ADDRESS"]), str(c["REMOTE_ADDRESS"]), str(c["ALGO"]),
+            f"{int(c['SRTT']) / 1000:.1f}", f"{int(c['MIN_RTT']) / 1000:.1f}",
+            f"{int(c['RTTVAR']) / 1000:.1f}", str(c["CWND"]), str(c["IN_FLIGHT"]),
+            str(c["LOST"]), f"{int(c['PACING_RATE']) * 8 / 1e6:.1f}",
+        )  # fmt: skip
+    return table
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 def status(as_json: bool) -> None:
-    """Show the module's state, its build and its SNMP counters (/proc/net/quic/snmp)."""
+    """Show the module's state, its build, its SNMP counters (/proc/net/quic/snmp) and the
+    RTT and congestion state of each connection of this namespace (/proc/net/quic/cong)."""
     from quicctl import kmod
 
     info = kmod.status()
@@ -260,6 +283,9 @@ def status(as_json: bool) -> None:
     if info["snmp"]:
         console.print()
         console.print(_snmp_table(info["snmp"]))
+    if info["connections"]:
+        console.print()
+        console.print(_conns_table(info["connections"]))
 
 
 COMMANDS = [build, load, unload, debug, dkms, status]

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * QUIC: RTT estimation (RFC 9002 Section 5) and congestion control
- * (RFC 9002 Section 7, NewReno).  Times are in microseconds.
+ * QUIC: RTT estimation (RFC 9002 Section 5), congestion control (RFC 9002
+ * Section 7: NewReno; RFC 9438: CUBIC), HyStart++ in slow start (RFC 9406)
+ * and pacing (RFC 9002 Section 7.7).  Times are in microseconds, windows
+ * in bytes.  All of it runs under the socket lock; cong.c has no other
+ * dependency, so that the KUnit tests drive it directly.
  */
 
 #ifndef __NET_QUIC_CONG_H
@@ -12,21 +15,85 @@
 #define QUIC_MIN_CWND_PKTS	2	/* RFC 9002 Section 7.2 */
 #define QUIC_INIT_CWND_PKTS	10	/* RFC 9002 Section 7.2 */
 #define QUIC_GRANULARITY	1000	/* kGranularity, us */
+#define QUIC_PERSISTENT_CONG	3	/* kPersistentCongestionThreshold */
+#define QUIC_PACKET_THRESHOLD	3	/* kPacketThreshold, RFC 9002 6.1.1 */
+
+/* enum quic_cong_algo of the ABI (config congestion_control_algo). */
+#define QUIC_CONG_RENO		0
+#define QUIC_CONG_CUBIC		1
+
+/* RFC 9406 Section 4.3 constants. */
+#define QUIC_HS_MIN_RTT_THRESH	4000	/* us */
+#define QUIC_HS_MAX_RTT_THRESH	16000	/* us */
+#define QUIC_HS_MIN_RTT_DIVISOR	8
+#define QUIC_HS_N_RTT_SAMPLE	8
+#define QUIC_HS_CSS_GROWTH_DIV	4
+#define QUIC_HS_CSS_ROUNDS	5
+
+/**
+ * struct quic_hystart - HyStart++ state (RFC 9406 Section 4.2)
+ * @window_end: packet number that ends the current round, -1 before one
+ * @last_round_min: lastRoundMinRTT, U32_MAX if none
+ * @cur_round_min: currentRoundMinRTT, U32_MAX if none
+ * @css_baseline: cssBaselineMinRtt, U32_MAX if none
+ * @samples: rttSampleCount of the round
+ * @css_rounds: rounds spent in Conservative Slow Start
+ * @in_css: in Conservative Slow Start
+ * @done: slow start was left once: later slow starts are standard
+ */
+struct quic_hystart {
+	s64 window_end;
+	u32 last_round_min;
+	u32 cur_round_min;
+	u32 css_baseline;
+	u16 samples;
+	u8 css_rounds;
+	u8 in_css:1;
+	u8 done:1;
+};
+
+/**
+ * struct quic_cubic - CUBIC state (RFC 9438 Section 4), in bytes
+ * @epoch_start: start of the congestion avoidance stage, 0 if not begun
+ * @w_max: W_max, the window before the last reduction
+ * @cwnd_prior: the window when ssthresh was last set
+ * @k: K, time for W_cubic to come back to @w_max (us)
+ * @w_est: W_est, the Reno-friendly estimate
+ * @est_frac: fraction of a byte of @w_est (numerator over 17 * cwnd)
+ */
+struct quic_cubic {
+	u64 epoch_start;
+	u32 w_max;
+	u32 cwnd_prior;
+	u32 k;
+	u32 w_est;
+	u64 est_frac;
+};
 
 /**
  * struct quic_cong - RTT and congestion state of the path
  * @latest_rtt: latest RTT sample
- * @min_rtt: minimum RTT seen
+ * @min_rtt: minimum RTT seen, U32_MAX before a sample
  * @smoothed_rtt: smoothed RTT
  * @rttvar: RTT variation
  * @max_ack_delay: peer's max_ack_delay
+ * @first_rtt_time: when the first RTT sample was taken (RFC 9002 7.6.2)
  * @cwnd: congestion window, bytes
  * @ssthresh: slow start threshold, bytes
  * @in_flight: bytes in flight
  * @mss: max datagram size
+ * @acked_acc: bytes acknowledged toward the next NewReno increase
  * @recovery_start: start of the current recovery period, 0 if none
+ * @lost_pkts: packets declared lost
+ * @last_sent_pn: highest 1-RTT packet number sent (HyStart++ rounds)
+ * @pace_time: when @pace_tokens was last refilled
+ * @pace_tokens: bytes that may be sent now (RFC 9002 Section 7.7)
+ * @hs: HyStart++ state
+ * @cubic: CUBIC state
  * @pto_count: consecutive PTOs (RFC 9002 Section 6.2.1)
+ * @algo: QUIC_CONG_RENO or QUIC_CONG_CUBIC
  * @has_sample: an RTT sample was taken
+ * @app_limited: the sender did not fill the window (RFC 9002 Section 7.8)
  */
 struct quic_cong {
 	u32 latest_rtt;
@@ -34,25 +101,45 @@ struct quic_cong {
 	u32 smoothed_rtt;
 	u32 rttvar;
 	u32 max_ack_delay;
+	u64 first_rtt_time;
 	u32 cwnd;
 	u32 ssthresh;
 	u32 in_flight;
 	u32 mss;
+	u32 acked_acc;
 	u64 recovery_start;
+	u64 lost_pkts;
+	s64 last_sent_pn;
+	u64 pace_time;
+	s64 pace_tokens;
+	struct quic_hystart hs;
+	struct quic_cubic cubic;
 	u8 pto_count;
+	u8 algo;
 	u8 has_sample:1;
+	u8 app_limited:1;
 };
 
-void quic_cong_init(struct quic_cong *c, u32 mss, u32 init_rtt);
+void quic_cong_init(struct quic_cong *c, u32 mss, u32 init_rtt, u8 algo);
 void quic_cong_rtt_sample(struct quic_cong *c, u32 rtt, u32 ack_delay,
-			  bool confirmed);
+			  bool confirmed, u64 now);
 u32 quic_cong_pto(const struct quic_cong *c, bool app);
 u32 quic_cong_loss_delay(const struct quic_cong *c);
-void quic_cong_on_sent(struct quic_cong *c, u32 bytes);
-void quic_cong_on_acked(struct quic_cong *c, u32 bytes, u64 sent_time);
-void quic_cong_on_lost(struct quic_cong *c, u32 bytes, u64 sent_time,
-		       u64 now);
+void quic_cong_on_sent(struct quic_cong *c, u32 bytes, s64 pn, u64 now);
+void quic_cong_on_acked(struct quic_cong *c, u32 bytes, s64 pn,
+			u64 sent_time, u64 now);
+void quic_cong_on_lost(struct quic_cong *c, u32 bytes);
+void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now);
+bool quic_cong_persistent(const struct quic_cong *c, u64 first_time,
+			  u64 last_time);
+void quic_cong_collapse(struct quic_cong *c);
 void quic_cong_on_discard(struct quic_cong *c, u32 bytes);
 bool quic_cong_can_send(const struct quic_cong *c, u32 bytes);
+u64 quic_cong_pace_rate(const struct quic_cong *c);
+u32 quic_cong_pace_wait(struct quic_cong *c, u32 bytes, u64 now,
+			u32 tick);
+u32 quic_cong_cubic_k(u32 w_max, u32 cwnd, u32 mss);
+u32 quic_cong_cubic_w(const struct quic_cong *c, u64 t);
+const char *quic_cong_name(u8 algo);
 
 #endif /* __NET_QUIC_CONG_H */

@@ -194,6 +194,12 @@ static bool quic_ranges_has(const struct quic_pn_range *r, int n, s64 pn)
 	return false;
 }
 
+/* The packet number the congestion controller sees: 1-RTT only. */
+static s64 quic_cong_pn(u8 space, s64 pn)
+{
+	return space == QUIC_SPACE_APP ? pn : -1;
+}
+
 /**
  * quic_ack_process - an ACK frame (RFC 9002 Appendix A.7)
  * @sk: the socket
@@ -202,6 +208,12 @@ static bool quic_ranges_has(const struct quic_pn_range *r, int n, s64 pn)
  * @delay: ACK Delay field, still scaled by the peer's exponent
  * @ranges: acknowledged ranges, highest first
  * @n: number of @ranges
+ *
+ * In the order of Appendix A.7: the newly acknowledged packets leave the
+ * sent list, the RTT is sampled when the largest of them is the Largest
+ * Acknowledged (Section 5.1), losses are detected, and only then does the
+ * congestion controller see the acknowledged packets, so that those sent
+ * before a recovery period that starts now do not grow the window.
  */
 void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 		      const struct quic_pn_range *ranges, int n)
@@ -210,25 +222,29 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 	struct quic_pnspace *s = &qs->space[space];
 	struct quic_sent_pkt *pkt, *tmp;
 	u64 now = quic_now(), sent_time = 0;
-	bool acked = false, rtt = false;
+	bool rtt = false, prev_acked = false;
+	LIST_HEAD(acked);
 
 	if ((s64)largest > s->largest_acked)
 		s->largest_acked = largest;
 	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
-		if (pkt->pn > (s64)largest)
-			break;
-		if (!quic_ranges_has(ranges, n, pkt->pn))
+		if (pkt->pn > (s64)largest || !quic_ranges_has(ranges, n, pkt->pn)) {
+			/* Section 7.6.2: no persistent congestion across it. */
+			if (prev_acked)
+				pkt->ack_gap = 1;
+			prev_acked = false;
+			if (pkt->pn > (s64)largest)
+				break;
 			continue;
-		list_del(&pkt->list);
-		acked = true;
+		}
+		list_move_tail(&pkt->list, &acked);
+		prev_acked = true;
 		if (pkt->pn == (s64)largest) {
 			rtt = true;
 			sent_time = pkt->time;
 		}
-		quic_cong_on_acked(&qs->cong, pkt->size, pkt->time);
-		quic_sent_pkt_acked(sk, pkt);
 	}
-	if (!acked)
+	if (list_empty(&acked))
 		return;
 	if (rtt) {
 		u32 sample = min_t(u64, now - sent_time, U32_MAX);
@@ -237,9 +253,15 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 			delay << qs->ack_delay_exponent : 0;
 		quic_cong_rtt_sample(&qs->cong, sample,
 				     (u32)min_t(u64, delay, U32_MAX),
-				     qs->handshake_confirmed);
+				     qs->handshake_confirmed, now);
 	}
 	quic_loss_detect(sk, space, now);
+	list_for_each_entry_safe(pkt, tmp, &acked, list) {
+		list_del(&pkt->list);
+		quic_cong_on_acked(&qs->cong, pkt->size,
+				   quic_cong_pn(space, pkt->pn), pkt->time, now);
+		quic_sent_pkt_acked(sk, pkt);
+	}
 	/* RFC 9002 Section 6.2.1: a client keeps backing off until the
 	 * server has validated its address.
 	 */
@@ -276,14 +298,22 @@ static void quic_frames_requeue(struct sock *sk, struct list_head *frames,
  * @space: packet number space
  * @now: current time (us)
  *
- * Packet threshold 3 (kPacketThreshold) or time threshold 9/8 RTT.
+ * Packet threshold 3 (kPacketThreshold) or time threshold 9/8 RTT
+ * (Appendix A.10).  The lost frames, not the packets, are queued again.
+ * Then one congestion event for the last lost packet (Appendix B.8), and
+ * persistent congestion when lost packets with no acknowledgment between
+ * them span its duration (Section 7.6).  Lost packets are always a prefix
+ * of the sent list: later packets were sent later and are nearer to the
+ * largest acknowledged.
  */
 void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_pnspace *s = &qs->space[space];
 	u64 delay = quic_cong_loss_delay(&qs->cong);
+	u64 last = 0, run_first = 0, run_last = 0;
 	struct quic_sent_pkt *pkt, *tmp;
+	bool persistent = false;
 	LIST_HEAD(lost);
 
 	s->loss_time = 0;
@@ -291,9 +321,15 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 		if (pkt->pn > s->largest_acked)
 			break;
 		if (pkt->time + delay <= now ||
-		    s->largest_acked >= pkt->pn + 3) {
+		    s->largest_acked >= pkt->pn + QUIC_PACKET_THRESHOLD) {
 			list_del(&pkt->list);
-			quic_cong_on_lost(&qs->cong, pkt->size, pkt->time, now);
+			quic_cong_on_lost(&qs->cong, pkt->size);
+			last = pkt->time;
+			if (!run_first || pkt->ack_gap)
+				run_first = pkt->time;
+			run_last = pkt->time;
+			if (quic_cong_persistent(&qs->cong, run_first, run_last))
+				persistent = true;
 			quic_frames_requeue(sk, &pkt->frames, &lost);
 			quic_sent_pkt_free(pkt);
 			continue;
@@ -302,6 +338,11 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 			s->loss_time = pkt->time + delay;
 	}
 	list_splice(&lost, &s->outq);
+	if (!last)
+		return;
+	quic_cong_event(&qs->cong, last, now);
+	if (persistent)
+		quic_cong_collapse(&qs->cong);
 }
 
 static bool quic_space_in_flight(struct quic_sock *qs, u8 space)
@@ -372,6 +413,13 @@ void quic_loss_set_timer(struct sock *sk)
 
 	if (quic_is_closed(sk))
 		return;
+	/* A server blocked by the anti-amplification limit could not send
+	 * a probe: the client's next datagram re-arms the timer.
+	 */
+	if (qs->is_serv && !quic_path_room(sk)) {
+		quic_timer_stop(sk, QUIC_TIMER_LOSS);
+		return;
+	}
 	deadline = quic_loss_deadline(sk, &space, &pto);
 	if (!deadline && quic_loss_anti_deadlock(sk, &space))
 		deadline = now + quic_cong_pto(&qs->cong, false) *

@@ -39,7 +39,9 @@ struct quic_dgram {
 	struct sk_buff *skb;
 	u32 room;
 	struct quic_out_pkt pkts[QUIC_DGRAM_PKTS];
+	u32 pace_wait;
 	u8 n;
+	u8 blocked:1;
 	u8 close:1;
 	u8 close_app:1;
 	u8 discard_initial:1;
@@ -157,6 +159,33 @@ static void quic_out_ack_sent(struct sock *sk, struct quic_pnspace *s)
 	s->ack_deadline = 0;
 }
 
+/*
+ * May frames go out in @space now?  The congestion window first; then, in
+ * the Application Data space, pacing (RFC 9002 Section 7.7).  Initial and
+ * Handshake packets, probes and ACK-only packets are never paced, so the
+ * handshake and acknowledgments are not held back.
+ */
+static bool quic_out_allowed(struct sock *sk, struct quic_dgram *d, u8 space)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u32 wait;
+
+	if (!quic_cong_can_send(&qs->cong, qs->path.mss)) {
+		d->blocked = 1;
+		return false;
+	}
+	if (space != QUIC_SPACE_APP)
+		return true;
+	/* The timer waits whole jiffies, and one more (quic_timer_reset()). */
+	wait = quic_cong_pace_wait(&qs->cong, qs->path.mss, quic_now(),
+				   jiffies_to_usecs(2));
+	if (!wait)
+		return true;
+	d->blocked = 1;
+	d->pace_wait = wait;
+	return false;
+}
+
 /* What the packet of @space would carry; false if nothing. */
 static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
 			    bool *ack, bool *frames)
@@ -170,8 +199,7 @@ static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
 		return space == d->close_space;
 	*frames = !list_empty(&s->outq) ||
 		  (space == QUIC_SPACE_APP && !list_empty(&qs->stream_outq));
-	if (*frames && !s->probe &&
-	    !quic_cong_can_send(&qs->cong, qs->path.mss))
+	if (*frames && !s->probe && !quic_out_allowed(sk, d, space))
 		*frames = false;
 	*ack = s->ack_pending && (s->ack_immediate || *frames || s->probe);
 	return *ack || *frames || s->probe;
@@ -308,7 +336,9 @@ static int quic_out_finish(struct sock *sk, struct quic_dgram *d)
 			op->sent->time = now;
 			op->sent->size = op->len;
 			list_add_tail(&op->sent->list, &s->sent);
-			quic_cong_on_sent(&qs->cong, op->len);
+			quic_cong_on_sent(&qs->cong, op->len,
+					  op->space == QUIC_SPACE_APP ? op->pn : -1,
+					  now);
 			s->last_sent_time = now;
 		}
 		err = quic_crypto_encrypt(&qs->crypto[op->space], pkt, op->len,
@@ -394,6 +424,26 @@ static void quic_out_sndbuf(struct sock *sk)
 	WRITE_ONCE(sk->sk_sndbuf, (int)buf);
 }
 
+/*
+ * After a flush: when pacing held frames back, the pace timer sends them;
+ * when the flush stopped at its datagram limit, it continues in a tick.
+ * RFC 9002 Section 7.8: the window does not grow while the sender leaves
+ * it mostly unused; it is not application limited while the window or
+ * pacing holds data back.
+ */
+static void quic_out_pace_timer(struct sock *sk, struct quic_dgram *d,
+				bool more)
+{
+	struct quic_cong *c = &quic_sk(sk)->cong;
+
+	if (d->blocked)
+		c->app_limited = 0;
+	else if (!more)
+		c->app_limited = c->in_flight < c->cwnd / 2;
+	if (d->pace_wait || more)
+		quic_timer_reset(sk, QUIC_TIMER_PACE, d->pace_wait);
+}
+
 /**
  * quic_output_flush - send what is queued, as far as limits allow
  * @sk: the socket, locked
@@ -408,6 +458,7 @@ void quic_output_flush(struct sock *sk)
 	for (i = 0; i < QUIC_FLUSH_MAX; i++)
 		if (quic_out_dgram(sk, &d) <= 0)
 			break;
+	quic_out_pace_timer(sk, &d, i == QUIC_FLUSH_MAX);
 	quic_out_sndbuf(sk);
 	quic_loss_set_timer(sk);
 }
@@ -430,7 +481,11 @@ void quic_output_probe(struct sock *sk, u8 space)
 			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RETRANS);
 		list_splice_init(&oldest->frames, &s->outq);
 	}
-	s->probe = 1;
+	/* Section 6.2.4: two probes in 1-RTT, where one lost probe would
+	 * cost another backoff; Initial and Handshake keep to one for the
+	 * server's anti-amplification limit.
+	 */
+	s->probe = space == QUIC_SPACE_APP ? 2 : 1;
 	quic_output_flush(sk);
 	s->probe = 0;
 }

@@ -38,6 +38,8 @@ struct quic_pn_range {
  * @pn: packet number
  * @time: when it was sent (us)
  * @size: bytes counted in flight (RFC 9002 Section 2)
+ * @ack_gap: an ack-eliciting packet sent between this one and the one
+ *	before it in @list was acknowledged (RFC 9002 Section 7.6.2)
  */
 struct quic_sent_pkt {
 	struct list_head list;
@@ -45,6 +47,7 @@ struct quic_sent_pkt {
 	s64 pn;
 	u64 time;
 	u16 size;
+	u8 ack_gap:1;
 };
 
 /**

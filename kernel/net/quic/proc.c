@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * QUIC: /proc/net/quic/{snmp,conns,eps} (ABI reference Section 6.1).
+ * QUIC: /proc/net/quic/{snmp,conns,eps} (ABI reference Section 6.1) and
+ * /proc/net/quic/cong, the RTT and congestion state of each connection.
  *
  * The files are per network namespace.  conns and eps walk quic_net.socks
  * under quic_net.lock; a socket is unhashed under that lock before it is
@@ -108,6 +109,49 @@ static int quic_conns_seq_show(struct seq_file *seq, void *v)
 	return 0;
 }
 
+/*
+ * One line per connection: RTT estimates (RFC 9002 Section 5) in us, the
+ * window, ssthresh and bytes in flight in bytes, packets declared lost,
+ * consecutive PTOs, pacing rate in bytes per second and the algorithm.  A
+ * snapshot read without the socket lock, as conns.
+ */
+static void quic_cong_show_one(struct seq_file *seq, struct quic_sock *qs)
+{
+	const struct quic_cong *c = &qs->cong;
+	struct sock *sk = &qs->inet.sk;
+	u32 min_rtt = READ_ONCE(c->min_rtt);
+
+	seq_printf(seq, "%pK\t%d\t", sk, quic_state(sk));
+	quic_seq_addr(seq, &qs->local);
+	quic_seq_addr(seq, &qs->peer);
+	seq_printf(seq, "%s\t%u\t%u\t%u\t%u\t%u\t%d\t%u\t%llu\t%u\t%llu\n",
+		   quic_cong_name(READ_ONCE(c->algo)),
+		   READ_ONCE(c->smoothed_rtt),
+		   min_rtt == U32_MAX ? 0 : min_rtt, READ_ONCE(c->rttvar),
+		   READ_ONCE(c->latest_rtt), READ_ONCE(c->cwnd),
+		   READ_ONCE(c->ssthresh) == U32_MAX ? -1 :
+		   (int)min_t(u32, READ_ONCE(c->ssthresh), INT_MAX),
+		   READ_ONCE(c->in_flight), READ_ONCE(c->lost_pkts),
+		   READ_ONCE(c->pto_count), quic_cong_pace_rate(c));
+}
+
+static int quic_cong_seq_show(struct seq_file *seq, void *v)
+{
+	struct quic_net *qn = quic_net(seq_file_single_net(seq));
+	struct quic_sock *qs;
+
+	seq_puts(seq, "SOCK\tSTATE\tLOCAL_ADDRESS\tREMOTE_ADDRESS\tALGO\t"
+		 "SRTT\tMIN_RTT\tRTTVAR\tLATEST_RTT\tCWND\tSSTHRESH\t"
+		 "IN_FLIGHT\tLOST\tPTO_COUNT\tPACING_RATE\n");
+	mutex_lock(&qn->lock);
+	hlist_for_each_entry(qs, &qn->socks, node) {
+		if (!quic_is_listen(&qs->inet.sk))
+			quic_cong_show_one(seq, qs);
+	}
+	mutex_unlock(&qn->lock);
+	return 0;
+}
+
 static void quic_eps_show_one(struct seq_file *seq, struct quic_sock *qs)
 {
 	struct sock *sk = &qs->inet.sk;
@@ -146,7 +190,9 @@ int quic_proc_init(struct net *net)
 	    !proc_create_net_single("conns", 0444, qn->proc_dir,
 				    quic_conns_seq_show, NULL) ||
 	    !proc_create_net_single("eps", 0444, qn->proc_dir,
-				    quic_eps_seq_show, NULL)) {
+				    quic_eps_seq_show, NULL) ||
+	    !proc_create_net_single("cong", 0444, qn->proc_dir,
+				    quic_cong_seq_show, NULL)) {
 		quic_proc_exit(net);
 		return -ENOMEM;
 	}

@@ -1033,7 +1033,8 @@ static void quic_conn_limits_init(struct sock *sk)
 	quic_stream_set_limits(sk);
 	qs->idle_timeout = qs->local_tp.max_idle_timeout;
 	quic_cong_init(&qs->cong, qs->path.mss,
-		       qs->config.initial_smoothed_rtt);
+		       qs->config.initial_smoothed_rtt,
+		       qs->config.congestion_control_algo);
 	quic_conn_id_set_limit(&qs->dest, qs->local_tp.active_connection_id_limit);
 }
 
@@ -2360,6 +2361,8 @@ static int __quic_set_config(struct sock *sk, void *kopt, unsigned int len)
 	quic_set_u32(&dst->initial_smoothed_rtt, c->initial_smoothed_rtt);
 	quic_set_u32(&dst->payload_cipher_type, c->payload_cipher_type);
 	quic_set_u8(&dst->congestion_control_algo, c->congestion_control_algo);
+	/* Also for a connection that already started (accept()ed). */
+	quic_sk(sk)->cong.algo = dst->congestion_control_algo;
 	quic_set_flag(&dst->validate_peer_address, c->validate_peer_address);
 	quic_set_flag(&dst->stream_data_nodelay, c->stream_data_nodelay);
 	quic_set_u8(&dst->receive_session_ticket, c->receive_session_ticket);

@@ -67,11 +67,18 @@ static void quic_timer_ping_work(struct sock *sk)
 				 qs->config.keepalive_probe_interval);
 }
 
+/* RFC 9002 Section 7.7: the pacing rate allows more now. */
+static void quic_timer_pace_work(struct sock *sk)
+{
+	quic_output_flush(sk);
+}
+
 static const quic_timer_fn quic_timer_fns[QUIC_TIMER_MAX] = {
 	[QUIC_TIMER_LOSS] = quic_timer_loss_work,
 	[QUIC_TIMER_ACK] = quic_timer_ack_work,
 	[QUIC_TIMER_IDLE] = quic_timer_idle_work,
 	[QUIC_TIMER_PING] = quic_timer_ping_work,
+	[QUIC_TIMER_PACE] = quic_timer_pace_work,
 };
 
 static void quic_timer_fire(struct sock *sk, u8 id)
@@ -115,6 +122,13 @@ static void quic_timer_ping(struct timer_list *t)
 	quic_timer_fire(&qs->inet.sk, QUIC_TIMER_PING);
 }
 
+static void quic_timer_pace(struct timer_list *t)
+{
+	struct quic_sock *qs = from_timer(qs, t, timers[QUIC_TIMER_PACE]);
+
+	quic_timer_fire(&qs->inet.sk, QUIC_TIMER_PACE);
+}
+
 void quic_timers_init(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
@@ -123,6 +137,7 @@ void quic_timers_init(struct sock *sk)
 	timer_setup(&qs->timers[QUIC_TIMER_ACK], quic_timer_ack, 0);
 	timer_setup(&qs->timers[QUIC_TIMER_IDLE], quic_timer_idle, 0);
 	timer_setup(&qs->timers[QUIC_TIMER_PING], quic_timer_ping, 0);
+	timer_setup(&qs->timers[QUIC_TIMER_PACE], quic_timer_pace, 0);
 }
 
 /* Process context: waits for running handlers. */

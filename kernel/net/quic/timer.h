@@ -18,6 +18,7 @@ enum quic_timer_id {
 	QUIC_TIMER_ACK,		/* delayed ACK (RFC 9000 Section 13.2.1) */
 	QUIC_TIMER_IDLE,	/* idle timeout (RFC 9000 Section 10.1) */
 	QUIC_TIMER_PING,	/* keep-alive (RFC 9000 Section 10.1.2) */
+	QUIC_TIMER_PACE,	/* pacing (RFC 9002 Section 7.7) */
 	QUIC_TIMER_MAX
 };
 

@@ -1,0 +1,341 @@
+"""Loss recovery and congestion control (RFC 9002, RFC 9438, RFC 9406) on impaired paths.
+
+Modelled on the QUIC interop runner's cases: a kernel server sends a file to a kernel client
+across the veth pair while tc netem, tc tbf or nftables impair the path; the file must arrive
+intact.  The server is the sender, so its congestion controller (QUIC_SOCKOPT_CONFIG
+congestion_control_algo, inherited by accepted sockets) is the one under test.  While the data
+flows, /proc/net/quic/cong of the server's namespace is sampled to check the RTT estimates and
+the window the kernel reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from quicctl.paths import KEYS
+
+ALPN = "quicctl-recovery"
+ALGOS = {"reno": 0, "cubic": 1}
+MSS_MIN = 1200
+
+
+class Sender:
+    """Accepts one connection; answers the first stream it reads with ``data`` and FIN."""
+
+    def __init__(self, topo, algo: str, data: bytes):
+        from quicctl import QuicServer, abi
+        from quicctl.netns import enter
+
+        self.errors: list[BaseException] = []
+        self.data = data
+        self.done = threading.Event()
+        with enter(topo.server):
+            self.srv = QuicServer(
+                "0.0.0.0",
+                0,
+                alpn=ALPN,
+                certfile=str(KEYS / "cert.crt"),
+                keyfile=str(KEYS / "pkey.key"),
+            )
+        if ALGOS[algo]:
+            abi.setsockopt(self.srv.sock, "CONFIG", congestion_control_algo=ALGOS[algo])
+        self.port = self.srv.getsockname()[1]
+        self.conn = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.conn = self.srv.accept(timeout=120)
+            sid, _, _ = self.conn.recv()
+            self.conn.sendall(self.data, sid, fin=True)
+            # Stay open until the client has read everything and closes.
+            try:
+                while True:
+                    self.conn.recv()
+            except (ConnectionError, OSError):
+                pass
+        except BaseException as exc:  # reported by the test
+            self.errors.append(exc)
+        finally:
+            self.done.set()
+
+    def close(self) -> None:
+        self.srv.close()
+        if self.conn:
+            self.conn.close()
+        self.thread.join(30)
+
+
+class CongMonitor:
+    """Samples the server namespace's /proc/net/quic/cong every ``period`` seconds."""
+
+    def __init__(self, topo, period: float = 0.25):
+        self.topo = topo
+        self.period = period
+        self.samples: list[dict] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from quicctl import kmod
+        from quicctl.netns import enter
+
+        # /proc/thread-self/net follows this thread's namespace (/proc/net is the process's).
+        system = kmod.System(proc=Path("/proc/thread-self"))
+        with enter(self.topo.server):
+            while not self.stop.is_set():
+                for row in kmod.connections(system):
+                    if row["STATE"] == 1:
+                        self.samples.append(row)
+                self.stop.wait(self.period)
+
+    def finish(self) -> list[dict]:
+        self.stop.set()
+        self.thread.join(30)
+        return self.samples
+
+
+def _download(
+    topo, port: int, size: int, progress: threading.Event | None = None
+) -> tuple[bytes, float]:
+    """Request the file; returns it and the seconds from the request to its last byte.
+    ``progress`` is set once a tenth of the file arrived."""
+    from quicctl import connect
+    from quicctl.netns import enter
+
+    with enter(topo.client):
+        conn = connect(
+            topo.server_v4,
+            port,
+            alpn=ALPN,
+            cafile=str(KEYS / "ca.crt"),
+            server_name="server.quic.test",
+            timeout=120,
+        )
+    with conn:
+        sid = conn.open_stream()
+        start = time.monotonic()
+        conn.send(b"GET", sid, fin=True)
+        got = bytearray()
+        while True:
+            rsid, data, fin = conn.recv(1 << 20)
+            assert rsid == sid, f"data on unexpected stream {rsid}"
+            got += data
+            if progress and len(got) >= size // 10:
+                progress.set()
+            if fin:
+                break
+        elapsed = time.monotonic() - start
+    assert len(got) == size, f"received {len(got)} of {size} bytes"
+    return bytes(got), elapsed
+
+
+def _transfer(topo, algo: str, size: int) -> tuple[float, list[dict]]:
+    """One download of ``size`` random bytes, checked by hash; (seconds, /proc samples)."""
+    data = os.urandom(size)
+    sender = Sender(topo, algo, data)
+    monitor = CongMonitor(topo)
+    try:
+        got, elapsed = _download(topo, sender.port, size)
+        assert sender.done.wait(60), "server did not see the connection end"
+    finally:
+        samples = monitor.finish()
+        sender.close()
+    assert not sender.errors, sender.errors
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), "file corrupted"
+    return elapsed, samples
+
+
+def _check_samples(samples: list[dict], algo: str, min_rtt_floor: int = 0) -> dict:
+    """The per-connection proc values are sane; returns the last sample."""
+    assert samples, "/proc/net/quic/cong never listed the connection"
+    for s in samples:
+        assert s["ALGO"] == algo, s
+        assert s["CWND"] >= 2 * MSS_MIN, s
+        assert 0 < s["MIN_RTT"] <= s["LATEST_RTT"], s
+        assert s["MIN_RTT"] >= min_rtt_floor, s
+        assert s["SRTT"] > 0 and s["RTTVAR"] >= 0, s
+        assert s["PACING_RATE"] > 0, s
+    return samples[-1]
+
+
+def _timeline(samples: list[dict], every: int = 4) -> str:
+    """Every ``every``-th sample: window, ssthresh, bytes in flight, srtt, losses."""
+    return "\n".join(
+        f"    cwnd {s['CWND']:>8} ssthresh {s['SSTHRESH']:>8} in_flight {s['IN_FLIGHT']:>8} "
+        f"srtt {s['SRTT'] / 1000:7.1f} ms lost {s['LOST']:>5} pto {s['PTO_COUNT']}"
+        for s in samples[::every]
+    )
+
+
+def _netem(topo, spec_server: str, spec_client: str | None = None) -> None:
+    topo.netem(topo.server, spec_server)
+    topo.netem(topo.client, spec_client or spec_server)
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_transfer_loss_2pct(quic_module, clean_path, topo, algo):
+    """transferloss: 2% of the packets lost in each direction; the lost frames are resent."""
+    retrans = _server_retrans(topo)
+    _netem(topo, "loss 2%")
+    _, samples = _transfer(topo, algo, 3 * 1000 * 1000)
+    last = _check_samples(samples, algo)
+    assert last["LOST"] > 0, f"no packet declared lost under 2% loss: {last}"
+    assert _server_retrans(topo) > retrans, "lost frames were not queued again"
+
+
+def _server_retrans(topo) -> int:
+    """QuicFrmRetrans of the server's namespace (frames of lost packets queued again)."""
+    out = topo.run(topo.server, ["cat", "/proc/net/quic/snmp"], capture_output=True,
+                   text=True, check=True).stdout  # fmt: skip
+    for line in out.splitlines():
+        name, _, value = line.partition("\t")
+        if name.strip() == "QuicFrmRetrans":
+            return int(value)
+    raise AssertionError(f"no QuicFrmRetrans in /proc/net/quic/snmp:\n{out}")
+
+
+def test_transfer_reordering(quic_module, clean_path, topo):
+    """reordering: a quarter of the packets overtake the others by 10 ms."""
+    _netem(topo, "delay 10ms reorder 75% 50%", "delay 5ms")
+    _, samples = _transfer(topo, "cubic", 3 * 1000 * 1000)
+    _check_samples(samples, "cubic", min_rtt_floor=5000)
+
+
+def test_transfer_duplication(quic_module, clean_path, topo):
+    """duplication: 5% of the packets arrive twice, each direction."""
+    _netem(topo, "duplicate 5%")
+    _, samples = _transfer(topo, "reno", 3 * 1000 * 1000)
+    _check_samples(samples, "reno")
+
+
+BOTTLENECK_BPS = 10 * 1000 * 1000
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_bottleneck_10mbit_200ms(quic_module, clean_path, topo, algo, capsys):
+    """A 10 Mbit/s tbf bottleneck (a BDP of buffer) with a 200 ms RTT (netem on the ACK path).
+
+    The goodput (file bytes over the time from request to last byte, slow start included) is
+    reported with the window's timeline and the qdisc and SNMP drop counters, not asserted: in
+    this CPU-starved TCG guest it was 16-47% of the link (not reliably >= 80%).  The RTT
+    estimates in /proc must see the 200 ms path, and the file must arrive intact.
+    """
+    dev = topo.dev(topo.server)
+    bdp = BOTTLENECK_BPS // 8 * 200 // 1000
+    r = topo.run(
+        topo.server,
+        ["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", "10mbit",
+         "burst", "15000", "limit", str(bdp)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, f"tc tbf on {dev}: {r.stderr.strip()}"
+    topo.netem(topo.client, "delay 200ms limit 10000")
+    size = 8 * 1000 * 1000
+    elapsed, samples = _transfer(topo, algo, size)
+    goodput = size * 8 / elapsed
+    last = _check_samples(samples, algo, min_rtt_floor=195000)
+    assert last["SRTT"] >= 195000, last
+    with capsys.disabled():
+        print(
+            f"\n  bottleneck {algo}: {size} bytes in {elapsed:.2f} s, goodput "
+            f"{goodput / 1e6:.2f} Mbit/s ({100 * goodput / BOTTLENECK_BPS:.0f}% of 10 Mbit/s); "
+            f"min_rtt {last['MIN_RTT'] / 1000:.1f} ms, srtt {last['SRTT'] / 1000:.1f} ms, "
+            f"cwnd {last['CWND']}, lost {last['LOST']}"
+        )
+        print(_timeline(samples))
+        for ns in (topo.server, topo.client):
+            for cmd in (["tc", "-s", "qdisc", "show", "dev", topo.dev(ns)],
+                        ["grep", "-E", "Drop|Retrans", "/proc/net/quic/snmp"]):  # fmt: skip
+                print(topo.run(ns, cmd, capture_output=True, text=True).stdout)
+    # The shaping is in place: the transfer took at least the link's time.
+    assert elapsed >= size * 8 / BOTTLENECK_BPS * 0.95, "faster than the bottleneck?"
+
+
+class Blackhole:
+    """nftables in the server namespace drops all UDP, 5 s on, 2 s off, from start()."""
+
+    def __init__(self, topo, on: float = 5.0, off: float = 2.0):
+        self.topo, self.on, self.off = topo, on, off
+        self.cycles = 0
+        self.stop = threading.Event()
+        self._nft(
+            "add table inet quicbh\n"
+            "add chain inet quicbh in { type filter hook input priority 0; }\n"
+            "add chain inet quicbh out { type filter hook output priority 0; }\n"
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _nft(self, script: str) -> None:
+        r = self.topo.run(self.topo.server, ["nft", "-f", "-"], input=script,
+                          capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 0, f"nft failed: {r.stderr.strip()}\n{script}"
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self._nft(
+                "add rule inet quicbh in meta l4proto udp drop\n"
+                "add rule inet quicbh out meta l4proto udp drop\n"
+            )
+            self.cycles += 1
+            self.stop.wait(self.on)
+            self._nft("flush chain inet quicbh in\nflush chain inet quicbh out\n")
+            self.stop.wait(self.off)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(30)
+        self._nft("delete table inet quicbh\n")
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_blackhole_10mb(quic_module, clean_path, topo, algo):
+    """A 10 MB transfer survives a path that goes black 5 s of every 7 (PTO with backoff,
+    then persistent congestion once the path is back)."""
+    data = os.urandom(10 * 1000 * 1000)
+    # A 20 Mbit/s link: the transfer lasts long enough for the blackholes.
+    topo.netem(topo.server, "delay 5ms rate 20mbit")
+    hole = Blackhole(topo)
+    sender = Sender(topo, algo, data)
+    monitor = CongMonitor(topo)
+    progress = threading.Event()
+    try:
+        result: dict = {}
+
+        def client() -> None:
+            try:
+                result["got"] = _download(topo, sender.port, len(data), progress)
+            except BaseException as exc:
+                result["error"] = exc
+                progress.set()
+
+        t = threading.Thread(target=client, daemon=True)
+        t.start()
+        # The path goes black once the transfer is under way (1 MB received).
+        assert progress.wait(120), "the transfer did not start"
+        hole.start()
+        t.join(480)
+        assert not t.is_alive(), "transfer did not finish in 480 s"
+        assert "error" not in result, result.get("error")
+        assert hole.cycles >= 1, "the transfer ended before the first blackhole"
+    finally:
+        hole.close()
+        samples = monitor.finish()
+        sender.close()
+    assert not sender.errors, sender.errors
+    got, _ = result["got"]
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), "file corrupted"
+    last = _check_samples(samples, algo)
+    assert last["LOST"] > 0, last
