@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import KernelHqServer
 
 from quicctl.paths import KEYS
 
@@ -62,32 +62,9 @@ def _check(downloads, digests, names) -> None:
         assert d.sha256.hexdigest() == digests[name], f"/{name}: {d.size} bytes, hash differs"
 
 
-class KernelServer:
-    """quicctl's server over quic.ko (h3 and hq-interop on one listener), in a thread in the
-    server namespace."""
-
-    def __init__(self, topo, root: Path):
-        from quicctl.connection import QuicServer
-        from quicctl.hq import HqServer
-        from quicctl.netns import enter
-
-        with enter(topo.server):
-            self.srv = QuicServer(
-                "::",
-                0,
-                alpn=["h3", "hq-interop"],
-                certfile=str(KEYS / "cert.crt"),
-                keyfile=str(KEYS / "pkey.key"),
-            )
-        self.port = self.srv.getsockname()[1]
-        self.log: list[str] = []
-        self.hq = HqServer(self.srv, root, log=self.log.append)
-        self.thread = threading.Thread(target=self.hq.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.hq.stop()
-        self.thread.join(10)
+def KernelServer(topo, root: Path) -> KernelHqServer:  # noqa: N802 (reads as the class)
+    """quicctl's server over quic.ko, h3 and hq-interop on one listener."""
+    return KernelHqServer(topo, root, alpn=["h3", "hq-interop"])
 
 
 def _kernel_connect(topo, addr: str, port: int, alpn: str = "h3"):
