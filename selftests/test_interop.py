@@ -119,8 +119,13 @@ def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path
         topo.client,
         ["tcpdump", "-U", "-i", topo.dev(topo.client), "-w", str(pcap), "udp"],
         stderr=subprocess.PIPE,
+        text=True,
     )
-    time.sleep(2)
+    # tshark decrypts only what follows the handshake's first packets: capture from the start.
+    said = []
+    while not said or "listening on" not in said[-1]:  # tcpdump says so once it captures
+        said.append(dump.stderr.readline())
+        assert said[-1], "tcpdump did not start: " + "".join(said)
     addr = topo.server_v4 if family == "ipv4" else topo.server_v6
     server = KernelHqServer(topo, root)
     try:
