@@ -283,11 +283,14 @@ def connect(
     timeout: float = 30.0,
     bind: tuple | None = None,
     transport_params: dict[str, int] | None = None,
+    config: dict[str, int] | None = None,
 ) -> QuicConnection:
     """Connect to a QUIC server through the kernel and run the TLS handshake.
 
     ``transport_params``: fields of ``struct quic_transport_param`` to advertise instead of the
-    kernel's defaults (e.g. ``{"max_data": 65536, "max_stream_data_bidi_local": 16384}``)."""
+    kernel's defaults (e.g. ``{"max_data": 65536, "max_stream_data_bidi_local": 16384}``).
+    ``config``: fields of ``struct quic_config`` (QUIC_SOCKOPT_CONFIG), set before connecting
+    (e.g. ``{"congestion_control_algo": 1}`` for CUBIC)."""
     fam, addr = _resolve(host, port, family)
     alpns = [alpn] if isinstance(alpn, str) else list(alpn)
     sock = socket.socket(fam, sock_type, IPPROTO_QUIC)
@@ -297,6 +300,8 @@ def connect(
         abi.setsockopt(sock, "ALPN", ",".join(alpns))
         if transport_params:
             abi.setsockopt(sock, "TRANSPORT_PARAM", **transport_params)
+        if config:
+            abi.setsockopt(sock, "CONFIG", **config)
         if bind:
             sock.bind(bind)
         sock.connect(addr)
@@ -354,6 +359,7 @@ class QuicServer:
         sock_type: int = socket.SOCK_DGRAM,
         reuseport: bool = False,
         transport_params: dict[str, int] | None = None,
+        config: dict[str, int] | None = None,
     ) -> None:
         self.alpns = [alpn] if isinstance(alpn, str) else list(alpn)
         self.certfile, self.keyfile, self.cafile = certfile, keyfile, cafile
@@ -371,6 +377,8 @@ class QuicServer:
             abi.setsockopt(self.sock, "ALPN", ",".join(self.alpns))
             if transport_params:  # accept() copies them to each connection
                 abi.setsockopt(self.sock, "TRANSPORT_PARAM", **transport_params)
+            if config:  # and the configuration (congestion control, ...)
+                abi.setsockopt(self.sock, "CONFIG", **config)
             self.sock.bind(addr)
             self.sock.listen(backlog)
         except BaseException:

@@ -46,6 +46,10 @@ def _cli(args: list[str]):
         (["--transports", "quic,sctp"], "unknown transport sctp"),
         (["--bytes", "0"], "positive byte count"),
         (["--no-load"], "--no-load applies to --host only"),
+        (["--bottleneck", "10 mbit"], "give a tc rate like 10mbit"),
+        (["--bottleneck", "0mbit"], "give a tc rate like 10mbit"),
+        (["--bottleneck", "10mbit", "--rtt", "0"], "--rtt"),
+        (["--bottleneck", "10mbit", "--transports", "aioquic"], "kernel transports only"),
     ],
 )
 def test_bench_option_errors(args, message):
@@ -65,6 +69,19 @@ def test_bench_sizes_parse():
         65536,
         2 << 20,
         1 << 30,
+    ]
+
+
+@pytest.mark.host
+def test_bench_rate_parse():
+    from quicctl.bench.run import parse_rate
+
+    assert [parse_rate(s) for s in ("10mbit", "500kbit", "1gbit", "2000bit", " 10Mbit ")] == [
+        10**7,
+        5 * 10**5,
+        10**9,
+        2000,
+        10**7,
     ]
 
 

@@ -9,6 +9,11 @@ per namespace; ngtcp2 as Debian's ``gtlsserver``/``gtlsclient`` (HTTP/3).
 Throughput is bytes over the sender's window (first write to the receiver's 1-byte ack; for
 ngtcp2 the whole ``gtlsclient`` run); CPU is /proc/stat's busy time of all CPUs over the same
 window (both ends live on this machine), per GB moved.
+
+With a bottleneck (:func:`bottleneck`), the veth path is shaped instead: tc tbf at the given rate
+with one bandwidth-delay product of buffer on the sender's side, netem delay on the ACK path,
+and each kernel transport (QUIC once per congestion controller) moves one file across it; the
+goodput is reported as a share of the link.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ SIZES = (1 << 10, 16 << 10, 64 << 10)
 PORTS = {"quic": 4433, "tcp": 5201, "ktls": 5202, "aioquic": 4434, "ngtcp2": 4435}
 RR_SIZE = 64
 NGTCP2_CIPHERS = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM"
+# QUIC_SOCKOPT_CONFIG congestion_control_algo (include/uapi/linux/quic.h)
+QUIC_CC = {"reno": 0, "cubic": 1}
+BOTTLENECK_WRITE = 64 << 10
+NO_KERNEL = "the bottleneck runs the kernel transports only: select quic, tcp or ktls"
 
 Progress = Callable[[str], None]
 
@@ -52,6 +61,9 @@ class Options:
     rr_count: int = 1000  # aioquic: a fifth of it
     timeout: float = 900.0  # per transfer
     load: bool = True  # load the built quic.ko (False: use the module as loaded)
+    bottleneck_bps: int | None = None  # shape the path to this rate instead (bits/s)
+    rtt_ms: int = 200  # with a bottleneck: the round-trip delay added on the ACK path
+    bottleneck_bytes: int = 8 << 20
 
 
 def _entry(transport: str, size: int, data: dict) -> dict:
@@ -70,10 +82,12 @@ def _entry(transport: str, size: int, data: dict) -> dict:
 class _Kernel:
     """Connected socket pairs over one kernel transport, handed to the C data path."""
 
-    def __init__(self, topo, opts: Options, prog: Path, transport: str):
+    def __init__(self, topo, opts: Options, prog: Path, transport: str, cc: str | None = None):
         from quicctl import netns
 
         self.topo, self.opts, self.prog, self.transport = topo, opts, prog, transport
+        # QUIC's congestion controller for the sending (client) side; None: the default.
+        self.config = {"congestion_control_algo": QUIC_CC[cc]} if cc else None
         with netns.enter(topo.server):
             if transport == "quic":
                 from quicctl.connection import QuicServer
@@ -119,6 +133,7 @@ class _Kernel:
                         alpn=ALPN,
                         cafile=str(KEYS / "ca.crt"),
                         server_name=SERVER_NAME,
+                        config=self.config,
                     )
             finally:
                 t.join()
@@ -150,10 +165,10 @@ class _Kernel:
             cli.close()
             srv.close()
 
-    def bulk(self, size: int) -> dict:
+    def bulk(self, size: int, nbytes: int | None = None) -> dict:
         from quicctl.bench import datapath
 
-        n = self.opts.bytes
+        n = nbytes or self.opts.bytes
         with self.pair() as (cli, srv):
             sent, _ = datapath.pair(
                 self.prog,
@@ -404,14 +419,87 @@ def _prepare(opts: Options, progress: Progress) -> Path | None:
     return None
 
 
+def parse_rate(text: str) -> int:
+    """A tc-style rate (``10mbit``, ``500kbit``, ``1gbit``, ``2000000bit``: SI units of bits
+    per second, as tc reads them) in bits per second; QuicctlError otherwise."""
+    units = {"gbit": 10**9, "mbit": 10**6, "kbit": 10**3, "bit": 1}
+    t = text.strip().lower()
+    for unit, mult in units.items():
+        if t.endswith(unit) and t[: -len(unit)].isdigit() and int(t[: -len(unit)]) > 0:
+            return int(t[: -len(unit)]) * mult
+    raise QuicctlError(f"bad rate {text!r}: give a tc rate like 10mbit, 500kbit or 1gbit")
+
+
+@contextmanager
+def _shaped(topo, rate_bps: int, rtt_ms: int) -> Iterator[None]:
+    """The client (the sender of bulk data) sends through tc tbf at ``rate_bps`` with one
+    bandwidth-delay product of queue; the server's ACKs wait ``rtt_ms`` in netem."""
+    bdp = max(rate_bps // 8 * rtt_ms // 1000, 2 * 15000)
+    argv = ["tc", "qdisc", "replace", "dev", topo.dev(topo.client), "root", "tbf",
+            "rate", f"{rate_bps}bit", "burst", "15000", "limit", str(bdp)]  # fmt: skip
+    try:
+        r = topo.run(topo.client, argv, capture_output=True, text=True)
+        if r.returncode:
+            raise QuicctlError(f"tc tbf on {topo.dev(topo.client)} failed: {r.stderr.strip()}")
+        topo.netem(topo.server, f"delay {rtt_ms}ms limit 100000")
+        yield
+    finally:
+        topo.clear_qdisc(topo.client)
+        topo.clear_qdisc(topo.server)
+
+
+def _tcp_cc(topo) -> str:
+    r = topo.run(topo.client, ["cat", "/proc/sys/net/ipv4/tcp_congestion_control"],
+                 capture_output=True, text=True)  # fmt: skip
+    return r.stdout.strip() or "?"
+
+
+def bottleneck(topo, opts: Options, prog: Path, progress: Progress = lambda m: None) -> dict:
+    """Each selected kernel transport (QUIC with NewReno and with CUBIC) moves
+    ``opts.bottleneck_bytes`` in 64 KB writes across the shaped path; goodput is bytes over the
+    sender's window, slow start included, and ``utilization`` its share of the rate."""
+    rate, rtt = opts.bottleneck_bps, opts.rtt_ms
+    assert rate
+    out: list[dict] = []
+    runs = [(tr, cc) for tr in opts.transports if tr in KERNEL
+            for cc in (QUIC_CC if tr == "quic" else (None,))]  # fmt: skip
+    if not runs:
+        raise QuicctlError(NO_KERNEL)
+    with _shaped(topo, rate, rtt):
+        for tr, cc in runs:
+            name = f"{tr} ({cc or _tcp_cc(topo)})"
+            progress(f"{name}: {opts.bottleneck_bytes} bytes through {rate} bit/s, RTT {rtt} ms")
+            runner = _Kernel(topo, opts, prog, tr, cc=cc)
+            try:
+                e = runner.bulk(BOTTLENECK_WRITE, opts.bottleneck_bytes)
+            finally:
+                runner.close()
+            goodput = e["bytes"] * 8 / e["seconds"]
+            e.update(
+                cc=cc or _tcp_cc(topo),
+                goodput_bps=round(goodput),
+                utilization=round(goodput / rate, 4),
+            )
+            progress(f"{name}: goodput {goodput / 1e6:.2f} Mbit/s, {100 * goodput / rate:.0f}%")
+            out.append(e)
+    return {"rate_bps": rate, "rtt_ms": rtt, "results": out}
+
+
 def run(opts: Options, progress: Progress = lambda m: None) -> dict:
-    """Run every selected measurement; returns the JSON document of `quicctl bench --json`."""
+    """Run every selected measurement; returns the JSON document of `quicctl bench --json`.
+    With ``opts.bottleneck_bps`` only the bottleneck runs (its results under ``"bottleneck"``)."""
     from quicctl.netns import Topology
 
     prog = _prepare(opts, progress)
     results: list[dict] = []
     hs: dict[str, float] = {}
     rr: dict[str, float] = {}
+    if opts.bottleneck_bps:
+        if prog is None:
+            raise QuicctlError(NO_KERNEL)
+        with Topology() as topo:
+            doc = bottleneck(topo, opts, prog, progress)
+        return {"results": results, "handshakes_per_s": hs, "rr_us": rr, "bottleneck": doc}
     with Topology() as topo:
         for tr in opts.transports:
             if tr in KERNEL:

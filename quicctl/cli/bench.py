@@ -57,8 +57,42 @@ def _transports(ctx, param, value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _rate(ctx, param, value: str | None) -> int | None:
+    from quicctl.bench.run import parse_rate
+
+    try:
+        return None if value is None else parse_rate(value)
+    except QuicctlError as exc:
+        raise click.BadParameter(str(exc).removeprefix("bad rate ")) from None
+
+
+def _bottleneck_table(doc: dict):
+    from rich.table import Table
+
+    b = doc["bottleneck"]
+    t = Table(
+        title=f"bottleneck {b['rate_bps'] / 1e6:g} Mbit/s, RTT {b['rtt_ms']} ms, one connection",
+        title_justify="left",
+    )
+    for col in ("transport", "congestion control", "Mbit/s", "of the link", "bytes", "seconds"):
+        t.add_column(col, justify="left" if col in ("transport", "congestion control") else "right")
+    for e in b["results"]:
+        t.add_row(
+            e["transport"],
+            e["cc"],
+            f"{e['goodput_bps'] / 1e6:.2f}",
+            f"{100 * e['utilization']:.0f}%",
+            str(e["bytes"]),
+            f"{e['seconds']:.2f}",
+        )
+    return (t,)
+
+
 def _table(doc: dict):
     from rich.table import Table
+
+    if doc.get("bottleneck"):
+        return _bottleneck_table(doc)
 
     t = Table(title="bulk transfer, one connection", title_justify="left")
     for col in ("transport", "write size", "Gbit/s", "CPU s/GB", "bytes", "seconds"):
@@ -104,6 +138,12 @@ kernel's tls module there, and measures between two network namespaces:
   (process start included).
 - rr_us: median round trip of a 64-byte request and its 64-byte echo on one connection
   (quic, tcp, ktls: --rr-count round trips in C; aioquic: a fifth of them in Python).
+
+With --bottleneck RATE, only this runs instead: the client's side of the veth sends through tc
+tbf at RATE (one bandwidth-delay product of queue), netem delays the ACKs by --rtt, and each
+selected kernel transport (quic once with NewReno and once with CUBIC, tcp, ktls) moves
+--bottleneck-bytes in 64 KB writes; the table gives the goodput (slow start included) and its
+share of the link, the JSON a "bottleneck" object.
 """
 
 
@@ -153,6 +193,28 @@ kernel's tls module there, and measures between two network namespaces:
     help="Round trips timed for the request/response latency.",
 )
 @click.option(
+    "--bottleneck",
+    "bottleneck_bps",
+    metavar="RATE",
+    callback=_rate,
+    help="Shape the path to RATE (tc units: 10mbit) and measure goodput only.",
+)
+@click.option(
+    "--rtt",
+    "rtt_ms",
+    type=click.IntRange(min=1, max=5000),
+    default=200,
+    show_default=True,
+    help="With --bottleneck: round-trip delay in ms, added on the ACK path.",
+)
+@click.option(
+    "--bottleneck-bytes",
+    type=_Size(),
+    default="8M",
+    show_default=True,
+    help="With --bottleneck: bytes per transfer.",
+)
+@click.option(
     "--json",
     "json_file",
     type=click.Path(dir_okay=False, writable=True),
@@ -171,6 +233,9 @@ def bench(
     transports,
     handshakes,
     rr_count,
+    bottleneck_bps,
+    rtt_ms,
+    bottleneck_bytes,
     json_file,
     no_load,
     result_file,
@@ -186,9 +251,17 @@ def bench(
         handshakes=handshakes,
         rr_count=rr_count,
         load=not no_load,
+        bottleneck_bps=bottleneck_bps,
+        rtt_ms=rtt_ms,
+        bottleneck_bytes=bottleneck_bytes,
     )
     if no_load and not on_host:
         raise QuicctlError("--no-load applies to --host only (the VM always loads the build)")
+    if bottleneck_bps:
+        from quicctl.bench.run import KERNEL, NO_KERNEL
+
+        if not set(transports) & set(KERNEL):
+            raise QuicctlError(f"--bottleneck: {NO_KERNEL}")
     if on_host:
         import time
 
@@ -237,6 +310,9 @@ def _in_vm(opts, timeout: float) -> dict:
         "--rr-count",
         str(opts.rr_count),
     ]
+    if opts.bottleneck_bps:
+        cmd += ["--bottleneck", f"{opts.bottleneck_bps}bit", "--rtt", str(opts.rtt_ms),
+                "--bottleneck-bytes", str(opts.bottleneck_bytes)]  # fmt: skip
     rc = vm.run(cmd, kernel, timeout=timeout)
     if rc or not result.exists():
         raise QuicctlError(
