@@ -68,6 +68,9 @@ class CloseInfo:
             from quicctl.tls import alert_name
 
             what = f"CRYPTO_ERROR {alert_name(self.errcode - 0x100)}"
+        elif not self.errcode and not self.frame and not self.phrase:
+            # The kernel reports its idle timeout (RFC 9000 Section 10.1) as a close of zeros.
+            what = "error 0x0 (NO_ERROR, or the idle timeout: nothing heard from the peer)"
         else:
             what = f"error 0x{self.errcode:x}"
         return what + (f" ({self.phrase})" if self.phrase else "")

@@ -351,11 +351,32 @@ static bool quic_space_in_flight(struct quic_sock *qs, u8 space)
 	       !list_empty(&qs->space[space].sent);
 }
 
+/* Probes before the idle timeout, at the least, however far backed off. */
+#define QUIC_PTO_PER_IDLE	16
+
+/*
+ * RFC 9002 Section 6.2.1: the PTO period, doubled for each consecutive PTO.
+ * The doubling stops at 1/16 of the idle timeout: a probe that comes later
+ * than the peer's idle timer (RFC 9000 Section 10.1) cannot save the
+ * connection, while one a second or two apart costs the path nothing.  So
+ * a path that comes back for a moment (5 s black, 2 s open) hears from us
+ * before the connection is lost.
+ */
+static u64 quic_loss_pto_period(struct quic_sock *qs, bool app)
+{
+	u64 pto = quic_cong_pto(&qs->cong, app);
+	u64 period = pto << min_t(u8, qs->cong.pto_count, 16);
+
+	if (!qs->idle_timeout)
+		return period;
+	return min(period, max(pto, qs->idle_timeout / QUIC_PTO_PER_IDLE));
+}
+
 /* RFC 9002 Appendix A.8: earliest loss time, or the PTO. */
 static u64 quic_loss_deadline(struct sock *sk, u8 *space, bool *pto)
 {
 	struct quic_sock *qs = quic_sk(sk);
-	u64 t, best = 0, backoff = 1ULL << min_t(u8, qs->cong.pto_count, 16);
+	u64 t, best = 0;
 	int i;
 
 	*pto = false;
@@ -377,7 +398,7 @@ static u64 quic_loss_deadline(struct sock *sk, u8 *space, bool *pto)
 		if (sp == QUIC_SPACE_APP && !qs->handshake_confirmed)
 			continue;
 		t = qs->space[sp].last_sent_time +
-		    quic_cong_pto(&qs->cong, sp == QUIC_SPACE_APP) * backoff;
+		    quic_loss_pto_period(qs, sp == QUIC_SPACE_APP);
 		if (!best || t < best) {
 			best = t;
 			*space = sp;
@@ -422,8 +443,7 @@ void quic_loss_set_timer(struct sock *sk)
 	}
 	deadline = quic_loss_deadline(sk, &space, &pto);
 	if (!deadline && quic_loss_anti_deadlock(sk, &space))
-		deadline = now + quic_cong_pto(&qs->cong, false) *
-			   (1ULL << min_t(u8, qs->cong.pto_count, 16));
+		deadline = now + quic_loss_pto_period(qs, false);
 	if (!deadline) {
 		quic_timer_stop(sk, QUIC_TIMER_LOSS);
 		return;
