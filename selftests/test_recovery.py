@@ -241,11 +241,13 @@ def test_bottleneck_10mbit_200ms(quic_module, clean_path, topo, capsys):
         bottleneck_bytes=BOTTLENECK_BYTES,
     )
     prog = datapath.binary()
+    before = {ns: _drops(topo, ns) for ns in (topo.client, topo.server)}
     monitor = CongMonitor(topo, ns=topo.client)  # the client sends
     try:
         doc = bench.bottleneck(topo, opts, prog)
     finally:
         samples = monitor.finish()
+    after = {ns: _drops(topo, ns) for ns in (topo.client, topo.server)}
     per_algo = {algo: [s for s in samples if s["ALGO"] == algo] for algo in ALGOS}
     with capsys.disabled():
         print()
@@ -253,13 +255,15 @@ def test_bottleneck_10mbit_200ms(quic_module, clean_path, topo, capsys):
             print(
                 f"  bottleneck {e['transport']} ({e['cc']}): {e['bytes']} bytes in "
                 f"{e['seconds']:.2f} s, goodput {e['goodput_bps'] / 1e6:.2f} Mbit/s "
-                f"({100 * e['utilization']:.0f}% of 10 Mbit/s)"
+                f"({100 * e['utilization']:.0f}% of 10 Mbit/s), {e['queue_drops']} dropped "
+                "by the bottleneck's queue"
             )
         for algo, rows in per_algo.items():
             print(f"  quic {algo} timeline:")
             print(_timeline(rows))
-        print(topo.run(topo.client, ["grep", "-E", "Drop|Retrans", "/proc/net/quic/snmp"],
-                       capture_output=True, text=True).stdout)  # fmt: skip
+        for ns, who in ((topo.client, "sender"), (topo.server, "receiver")):
+            delta = {k: v - before[ns].get(k, 0) for k, v in after[ns].items()}
+            print(f"  {who}: " + ", ".join(f"{k} {v}" for k, v in delta.items() if v))
     by = {(e["transport"], e["cc"]): e for e in doc["results"]}
     for e in doc["results"]:
         assert e["bytes"] == BOTTLENECK_BYTES, e
@@ -270,6 +274,24 @@ def test_bottleneck_10mbit_200ms(quic_module, clean_path, topo, capsys):
         assert ("quic", algo) in by, doc
     tcp = next(e for e in doc["results"] if e["transport"] == "tcp")
     assert tcp["utilization"] >= 0.7, f"TCP does not fill the shaped link: {tcp}"
+
+
+def _drops(topo, ns: str) -> dict[str, int]:
+    """Where packets can be lost besides the bottleneck's queue (the benchmark counts those):
+    QUIC's drop and retransmission counters and the veth's drops, in namespace ``ns``."""
+    dev = topo.dev(ns)
+    script = (
+        f"grep -E 'Drop|Retrans' /proc/net/quic/snmp; "
+        f"echo RxDropped $(cat /sys/class/net/{dev}/statistics/rx_dropped); "
+        f"echo TxDropped $(cat /sys/class/net/{dev}/statistics/tx_dropped)"
+    )
+    r = topo.run(ns, ["sh", "-c", script], capture_output=True, text=True)
+    out = {}
+    for line in r.stdout.splitlines():
+        name, _, value = line.partition(" ") if "\t" not in line else line.partition("\t")
+        if value.strip().isdigit():
+            out[name.strip()] = int(value)
+    return out
 
 
 class Blackhole:

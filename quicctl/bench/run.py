@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -448,6 +449,13 @@ def _shaped(topo, rate_bps: int, rtt_ms: int) -> Iterator[None]:
         topo.clear_qdisc(topo.server)
 
 
+def _queue_drops(topo) -> int:
+    """Packets the bottleneck's tbf has dropped so far."""
+    r = topo.run(topo.client, ["tc", "-s", "qdisc", "show", "dev", topo.dev(topo.client)],
+                 capture_output=True, text=True)  # fmt: skip
+    return sum(int(n) for n in re.findall(r"dropped (\d+)", r.stdout))
+
+
 def _tcp_cc(topo) -> str:
     r = topo.run(topo.client, ["cat", "/proc/sys/net/ipv4/tcp_congestion_control"],
                  capture_output=True, text=True)  # fmt: skip
@@ -470,6 +478,7 @@ def bottleneck(topo, opts: Options, prog: Path, progress: Progress = lambda m: N
             name = f"{tr} ({cc or _tcp_cc(topo)})"
             progress(f"{name}: {opts.bottleneck_bytes} bytes through {rate} bit/s, RTT {rtt} ms")
             runner = _Kernel(topo, opts, prog, tr, cc=cc)
+            drops = _queue_drops(topo)
             try:
                 e = runner.bulk(BOTTLENECK_WRITE, opts.bottleneck_bytes)
             finally:
@@ -479,6 +488,7 @@ def bottleneck(topo, opts: Options, prog: Path, progress: Progress = lambda m: N
                 cc=cc or _tcp_cc(topo),
                 goodput_bps=round(goodput),
                 utilization=round(goodput / rate, 4),
+                queue_drops=_queue_drops(topo) - drops,
             )
             progress(f"{name}: goodput {goodput / 1e6:.2f} Mbit/s, {100 * goodput / rate:.0f}%")
             out.append(e)

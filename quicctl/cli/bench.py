@@ -74,7 +74,8 @@ def _bottleneck_table(doc: dict):
         title=f"bottleneck {b['rate_bps'] / 1e6:g} Mbit/s, RTT {b['rtt_ms']} ms, one connection",
         title_justify="left",
     )
-    for col in ("transport", "congestion control", "Mbit/s", "of the link", "bytes", "seconds"):
+    cols = ("transport", "congestion control", "Mbit/s", "of the link", "queue drops", "seconds")
+    for col in cols:
         t.add_column(col, justify="left" if col in ("transport", "congestion control") else "right")
     for e in b["results"]:
         t.add_row(
@@ -82,7 +83,7 @@ def _bottleneck_table(doc: dict):
             e["cc"],
             f"{e['goodput_bps'] / 1e6:.2f}",
             f"{100 * e['utilization']:.0f}%",
-            str(e["bytes"]),
+            str(e["queue_drops"]),
             f"{e['seconds']:.2f}",
         )
     return (t,)
