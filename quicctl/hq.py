@@ -45,8 +45,15 @@ def resolve(root: Path, path: str) -> Path | None:
 class HqServer:
     """Serves files under ``root`` to every connection, one thread per connection."""
 
-    def __init__(self, server: QuicServer, root: Path, log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        server: QuicServer,
+        root: Path,
+        log: Callable[[str], None] = print,
+        handshake_timeout: float = 30.0,
+    ):
         self.server = server
+        self.handshake_timeout = handshake_timeout
         self.root = root.resolve()
         self.log = log
         self._stop = threading.Event()
@@ -71,7 +78,7 @@ class HqServer:
 
     def _connection(self, sock, addr) -> None:
         try:
-            conn = self.server.handshake(sock)
+            conn = self.server.handshake(sock, self.handshake_timeout)
         except HandshakeError as exc:
             self.log(f"client {addr[0]} port {addr[1]}: {exc}")
             return

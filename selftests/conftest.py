@@ -138,10 +138,19 @@ def quic_module(dev_module_installed) -> Path:
     return dev_module_installed
 
 
-def snmp(netns_pid: int | None = None) -> dict[str, int]:
+def snmp(netns_pid: int | None = None, ns: str | None = None) -> dict[str, int]:
+    """/proc/net/quic/snmp of this process, of process ``netns_pid``'s namespace, or of the
+    named namespace ``ns``."""
     path = Path(f"/proc/{netns_pid}/net/quic/snmp") if netns_pid else Path("/proc/net/quic/snmp")
+    if ns is not None:
+        from quicctl.netns import enter
+
+        with enter(ns):  # /proc/thread-self/net follows this thread's namespace
+            text = Path("/proc/thread-self/net/quic/snmp").read_text()
+    else:
+        text = path.read_text()
     out = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         name, _, value = line.partition("\t")
         out[name.strip()] = int(value)
     return out
@@ -181,18 +190,40 @@ def kernel_listener(topo, host: str = "::", **kw):
 
 class KernelHqServer:
     """quicctl's hq-interop server over quic.ko, in a thread in the server namespace.
-    Keywords go to QuicServer (ciphers, transport_params, alpn)."""
+    Keywords go to QuicServer (ciphers, transport_params, alpn); ``handshake_timeout`` bounds
+    each connection's handshake on the server side."""
 
-    def __init__(self, topo, root: Path, **kw):
+    def __init__(self, topo, root: Path, handshake_timeout: float = 30.0, **kw):
         from quicctl.hq import HqServer
 
         self.srv = kernel_listener(topo, **kw)
         self.port = self.srv.getsockname()[1]
         self.log: list[str] = []
-        self.hq = HqServer(self.srv, root, log=self.log.append)
+        self.hq = HqServer(self.srv, root, log=self.log.append, handshake_timeout=handshake_timeout)
         self.thread = threading.Thread(target=self.hq.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
         self.hq.stop()
         self.thread.join(10)
+
+
+def hq_server(topo, kind: str, root: Path, **kernel_kw):
+    """An hq-interop server in the server namespace with ``.port``, ``.log`` (a line per failed
+    connection or request) and ``.close()``: quic.ko ("kernel": a KernelHqServer, keywords go
+    to it) or aioquic ("aioquic": quicctl.userspace.ServerThread, with its own limits, e.g.
+    128 streams)."""
+    if kind == "kernel":
+        return KernelHqServer(topo, root, **kernel_kw)
+    from quicctl import userspace
+    from quicctl.netns import enter
+    from quicctl.paths import KEYS
+
+    log: list[str] = []
+    with enter(topo.server):
+        srv = userspace.ServerThread(
+            "0.0.0.0", 0, root=root, certfile=str(KEYS / "cert.crt"),
+            keyfile=str(KEYS / "pkey.key"), log=log.append,
+        )  # fmt: skip
+    srv.log = log  # type: ignore[attr-defined]
+    return srv

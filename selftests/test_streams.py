@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import KernelHqServer, kernel_listener
+from conftest import KernelHqServer, hq_server, kernel_listener
 
 from quicctl.paths import KEYS
 
@@ -337,21 +337,6 @@ class AioPeer:
 # -- transfer with small windows ----------------------------------------------------------
 
 
-def _hq_server(topo, kind: str, root: Path, transport_params=None):
-    """An hq-interop server in the server namespace: quic.ko ("kernel") or aioquic (whose
-    stream limit is its own, 128)."""
-    from quicctl import userspace
-    from quicctl.netns import enter
-
-    if kind == "kernel":
-        return KernelHqServer(topo, root, transport_params=transport_params)
-    with enter(topo.server):
-        return userspace.ServerThread(
-            "0.0.0.0", 0, root=root, certfile=str(KEYS / "cert.crt"),
-            keyfile=str(KEYS / "pkey.key"),
-        )  # fmt: skip
-
-
 @pytest.mark.parametrize("server", ["kernel", "aioquic"])
 def test_transfer_small_windows_kernel_client(quic_module, clean_path, topo, www, server):
     """2, 3 and 5 MB from a client advertising 64 KB / 16 KB: the windows grow as the client
@@ -359,7 +344,7 @@ def test_transfer_small_windows_kernel_client(quic_module, clean_path, topo, www
     from quicctl import hq
 
     root, digests = www
-    srv = _hq_server(topo, server, root)
+    srv = hq_server(topo, server, root)
     try:
         with _kernel_connect(topo, srv.port, transport_params=SMALL_TP) as conn:
             start = _conns_row(conn.sock, topo.client)
@@ -407,7 +392,7 @@ def test_multiplexing_2000_streams(quic_module, clean_path, topo, www, pair):
     names = [f"m/{i}" for i in range(MANY)]
     paths = ["/" + n for n in names]
     client, server = pair.split("-")
-    srv = _hq_server(topo, server, root, transport_params={"max_streams_bidi": 100})
+    srv = hq_server(topo, server, root, transport_params={"max_streams_bidi": 100})
     port = srv.port
     try:
         if client == "kernel":
