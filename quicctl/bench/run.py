@@ -403,13 +403,22 @@ class _Ngtcp2:
         return [entry], hs, None
 
 
+def _ktls_available() -> bool:
+    """The "tls" TCP ULP is registered: tls loaded, or built in (the debug kernel, which has no
+    /lib/modules for modprobe to look in)."""
+    try:
+        return "tls" in Path("/proc/sys/net/ipv4/tcp_available_ulp").read_text().split()
+    except OSError:
+        return False
+
+
 def _prepare(opts: Options, progress: Progress) -> Path | None:
     from quicctl import kmod
 
     if "quic" in opts.transports and opts.load:
         res = kmod.load()
         progress(f"quic.ko {res.version or ''} {res.action} (srcversion {res.srcversion})")
-    if "ktls" in opts.transports:
+    if "ktls" in opts.transports and not _ktls_available():
         r = subprocess.run(["modprobe", "tls"], capture_output=True, text=True)
         if r.returncode:
             raise QuicctlError(f"cannot load the kernel's tls module for kTLS: {r.stderr.strip()}")
