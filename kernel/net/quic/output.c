@@ -464,30 +464,59 @@ void quic_output_flush(struct sock *sk)
 }
 
 /*
- * RFC 9002 Section 6.2.4: a probe packet in @space, ignoring the window.
- * It carries the oldest unacknowledged frames again, or a PING.
+ * The frames a probe carries again: those of the oldest sent packet that
+ * still has any.  Not simply the oldest packet: once a probe took its
+ * frames, it stays in the sent list without any until it is acknowledged
+ * or declared lost, and every later probe would be a bare PING.  Under
+ * heavy loss (RFC 9002 Section 6.2.4) a lost ServerHello was then only
+ * sent again after a PING, its acknowledgment and loss detection all got
+ * through, not by the probes themselves.
+ */
+static void quic_output_probe_load(struct sock *sk, u8 space)
+{
+	struct quic_pnspace *s = &quic_sk(sk)->space[space];
+	struct quic_sent_pkt *pkt;
+
+	s->probe = space == QUIC_SPACE_APP ? 2 : 1;
+	if (!list_empty(&s->outq))
+		return;
+	list_for_each_entry(pkt, &s->sent, list) {
+		if (list_empty(&pkt->frames))
+			continue;
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RETRANS);
+		list_splice_init(&pkt->frames, &s->outq);
+		return;
+	}
+}
+
+/*
+ * RFC 9002 Section 6.2.4: a probe packet in @space, ignoring the window,
+ * with the oldest unacknowledged frames again, or a PING.  Two probes in
+ * 1-RTT, where one lost probe would cost another backoff; Initial and
+ * Handshake keep to one for the server's anti-amplification limit.  A
+ * probe in Initial or Handshake also probes the other of the two when it
+ * has packets in flight ("SHOULD send ack-eliciting packets from other
+ * packet number spaces with in-flight data, coalescing packets if
+ * possible"): a server's ServerHello and the rest of its flight go out
+ * together, in one datagram when they fit.
  */
 void quic_output_probe(struct sock *sk, u8 space)
 {
 	struct quic_sock *qs = quic_sk(sk);
-	struct quic_pnspace *s = &qs->space[space];
-	struct quic_sent_pkt *oldest;
+	u8 other = space == QUIC_SPACE_INITIAL ? QUIC_SPACE_HANDSHAKE :
+						 QUIC_SPACE_INITIAL;
+	struct quic_pnspace *o = &qs->space[other];
+	int i;
 
-	if (!quic_is_connected(sk) || s->discarded)
+	if (!quic_is_connected(sk) || qs->space[space].discarded)
 		return;
-	if (list_empty(&s->outq) && !list_empty(&s->sent)) {
-		oldest = list_first_entry(&s->sent, struct quic_sent_pkt, list);
-		if (!list_empty(&oldest->frames))
-			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RETRANS);
-		list_splice_init(&oldest->frames, &s->outq);
-	}
-	/* Section 6.2.4: two probes in 1-RTT, where one lost probe would
-	 * cost another backoff; Initial and Handshake keep to one for the
-	 * server's anti-amplification limit.
-	 */
-	s->probe = space == QUIC_SPACE_APP ? 2 : 1;
+	quic_output_probe_load(sk, space);
+	if (space != QUIC_SPACE_APP && !o->discarded && !list_empty(&o->sent) &&
+	    quic_crypto_send_ready(&qs->crypto[other]))
+		quic_output_probe_load(sk, other);
 	quic_output_flush(sk);
-	s->probe = 0;
+	for (i = 0; i < QUIC_SPACE_MAX; i++)
+		qs->space[i].probe = 0;
 }
 
 /**
