@@ -175,6 +175,23 @@ def clean_path(topo):
         topo.clear_qdisc(ns)
 
 
+SERVER_NAME = "server.quic.test"  # in keys/cert.crt
+
+
+def kernel_connect(topo, addr: str, port: int, alpn="hq-interop", **kw):
+    """A quic.ko client connection from the client namespace, verified against keys/ca.crt
+    (``kw`` goes to quicctl.connect; the handshake may take 120 s in the slow guest)."""
+    from quicctl.connection import connect
+    from quicctl.netns import enter
+    from quicctl.paths import KEYS
+
+    kw.setdefault("timeout", 120)
+    with enter(topo.client):
+        return connect(
+            addr, port, alpn=alpn, cafile=str(KEYS / "ca.crt"), server_name=SERVER_NAME, **kw
+        )
+
+
 def kernel_listener(topo, host: str = "::", **kw):
     """A quicctl.QuicServer over quic.ko in the server namespace (test keys, any port)."""
     from quicctl.connection import QuicServer

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KernelHqServer
+from conftest import SERVER_NAME, KernelHqServer, kernel_connect
 
 from quicctl.paths import KEYS
 
-SERVER_NAME = "server.quic.test"
 BIG = 3 * 1000 * 1000
 SMALL = [f"s{i}" for i in range(6)]
 GTLS_PORT = 4460
@@ -65,17 +64,6 @@ def _check(downloads, digests, names) -> None:
 def KernelServer(topo, root: Path) -> KernelHqServer:  # noqa: N802 (reads as the class)
     """quicctl's server over quic.ko, h3 and hq-interop on one listener."""
     return KernelHqServer(topo, root, alpn=["h3", "hq-interop"])
-
-
-def _kernel_connect(topo, addr: str, port: int, alpn: str = "h3"):
-    from quicctl.connection import connect
-    from quicctl.netns import enter
-
-    with enter(topo.client):
-        return connect(
-            addr, port, alpn=alpn, cafile=str(KEYS / "ca.crt"), server_name=SERVER_NAME,
-            timeout=120,
-        )  # fmt: skip
 
 
 def _tool(name: str) -> str:
@@ -211,7 +199,7 @@ def test_kernel_h3_both_ends(quic_module, clean_path, topo, www):
     root, digests = www
     server = KernelServer(topo, root)
     try:
-        with _kernel_connect(topo, topo.server_v6, server.port) as conn:
+        with kernel_connect(topo, topo.server_v6, server.port, alpn="h3") as conn:
             assert conn.alpn == "h3"
             downloads = h3.fetch(conn, ["/big", *(f"/{n}" for n in SMALL), "/nope"], None,
                                  authority=SERVER_NAME)  # fmt: skip
@@ -219,7 +207,7 @@ def test_kernel_h3_both_ends(quic_module, clean_path, topo, www):
         _check(downloads, digests, ["big", *SMALL])
         nope = downloads[-1]
         assert nope.done and nope.status == 404 and nope.size == 0
-        with _kernel_connect(topo, topo.server_v4, server.port, alpn="hq-interop") as conn:
+        with kernel_connect(topo, topo.server_v4, server.port) as conn:
             assert conn.alpn == "hq-interop"
             got = hq.fetch(conn, ["/s1", "/s2"], None)
         assert [d.sha256.hexdigest() for d in got] == [digests["s1"], digests["s2"]]
@@ -259,7 +247,7 @@ def test_kernel_h3_client_to_aioquic_server(quic_module, clean_path, topo, www):
             keyfile=str(KEYS / "pkey.key"), alpn=["h3"], log=log.append,
         )  # fmt: skip
     try:
-        with _kernel_connect(topo, topo.server_v6, server.port) as conn:
+        with kernel_connect(topo, topo.server_v6, server.port, alpn="h3") as conn:
             downloads = h3.fetch(conn, ["/big", "/s5", "/s0"], None, authority=SERVER_NAME)
             h3.close(conn)
         _check(downloads, digests, ["big", "s5", "s0"])

@@ -8,11 +8,10 @@ import subprocess
 import time
 
 import pytest
-from conftest import KernelHqServer, scaled
+from conftest import SERVER_NAME, KernelHqServer, kernel_connect, scaled
 
 from quicctl.paths import KEYS
 
-SERVER_NAME = "server.quic.test"
 FIVE_MB = scaled(5 * 1000 * 1000)
 QUIC_VERSION_V2 = 0x6B3343CF
 
@@ -27,23 +26,6 @@ def www(tmp_path_factory):
     for i in range(10):
         digests[f"s{i}"] = make_file(root / f"s{i}", 1000 + i, seed=100 + i)
     return root, digests
-
-
-def _kernel_connect(topo, addr: str, port: int, **kw):
-    """A kernel client connection from the client namespace, verified against keys/ca.crt."""
-    from quicctl.connection import connect
-    from quicctl.netns import enter
-
-    kw.setdefault("timeout", 120)
-    with enter(topo.client):
-        return connect(
-            addr,
-            port,
-            alpn="hq-interop",
-            cafile=str(KEYS / "ca.crt"),
-            server_name=SERVER_NAME,
-            **kw,
-        )
 
 
 def _check(downloads, digests, names):
@@ -95,7 +77,7 @@ def test_kernel_client_to_aioquic_server(quic_module, clean_path, topo, www, cip
             versions=versions,
         )
     try:
-        with _kernel_connect(topo, topo.server_v6, server.port, ciphers=[cipher]) as conn:
+        with kernel_connect(topo, topo.server_v6, server.port, ciphers=[cipher]) as conn:
             downloads = hq.fetch(conn, ["/five", "/s2", "/s3"], None)
         _check(downloads, digests, ["five", "s2", "s3"])
         # aioquic moves to QUIC v2 by compatible version negotiation (RFC 9368): we followed
@@ -129,7 +111,7 @@ def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path
     addr = topo.server_v4 if family == "ipv4" else topo.server_v6
     server = KernelHqServer(topo, root)
     try:
-        with _kernel_connect(topo, addr, server.port, keylog=str(keylog)) as conn:
+        with kernel_connect(topo, addr, server.port, keylog=str(keylog)) as conn:
             downloads = hq.fetch(conn, ["/one", "/s4"], None)
         _check(downloads, digests, ["one", "s4"])
         time.sleep(1)
@@ -176,7 +158,7 @@ def test_handshake_and_transfer_on_lossy_path(quic_module, clean_path, topo, www
     server = KernelHqServer(topo, root)
     try:
         for _ in range(3):
-            with _kernel_connect(topo, topo.server_v4, server.port) as conn:
+            with kernel_connect(topo, topo.server_v4, server.port) as conn:
                 downloads = hq.fetch(conn, ["/one", "/s5", "/s6"], None)
             _check(downloads, digests, ["one", "s5", "s6"])
     finally:

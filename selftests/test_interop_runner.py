@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DEBUG_KERNEL, hq_server, require, snmp
+from conftest import DEBUG_KERNEL, SERVER_NAME, hq_server, kernel_connect, require, snmp
 from test_recovery import CongMonitor, _check_samples
-from test_streams import SERVER_NAME, _check, _kernel_connect
+from test_streams import _check
 
 from quicctl.paths import KEYS
 
@@ -64,7 +64,7 @@ def _fetch(
     from quicctl.netns import enter
 
     if client == "kernel":
-        with _kernel_connect(topo, port, transport_params=transport_params) as conn:
+        with kernel_connect(topo, topo.server_v4, port, transport_params=transport_params) as conn:
             return hq.fetch(conn, paths, None, progress)
     with enter(topo.client):
         return userspace.fetch(

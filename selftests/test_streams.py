@@ -21,12 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import KernelHqServer, hq_server, kernel_listener
+from conftest import SERVER_NAME, KernelHqServer, hq_server, kernel_connect, kernel_listener
 
 from quicctl.paths import KEYS
 
 ALPN = "quicctl-test"
-SERVER_NAME = "server.quic.test"
 MB = 1000 * 1000
 SIZES = {"two": 2 * MB, "three": 3 * MB, "five": 5 * MB}
 MANY = 2000
@@ -62,22 +61,6 @@ def _check(downloads, digests, names) -> None:
 
 
 # -- kernel endpoints ---------------------------------------------------------------------
-
-
-def _kernel_connect(topo, port: int, alpn="hq-interop", **kw):
-    from quicctl.connection import connect
-    from quicctl.netns import enter
-
-    with enter(topo.client):
-        return connect(
-            topo.server_v4,
-            port,
-            alpn=alpn,
-            cafile=str(KEYS / "ca.crt"),
-            server_name=SERVER_NAME,
-            timeout=120,
-            **kw,
-        )
 
 
 class KernelAccept:
@@ -346,7 +329,7 @@ def test_transfer_small_windows_kernel_client(quic_module, clean_path, topo, www
     root, digests = www
     srv = hq_server(topo, server, root)
     try:
-        with _kernel_connect(topo, srv.port, transport_params=SMALL_TP) as conn:
+        with kernel_connect(topo, topo.server_v4, srv.port, transport_params=SMALL_TP) as conn:
             start = _conns_row(conn.sock, topo.client)
             assert start is not None and start["RCVBUF"] == 4 * SMALL_TP["max_data"]
             downloads = hq.fetch(conn, ["/two", "/three", "/five"], None)
@@ -396,7 +379,7 @@ def test_multiplexing_2000_streams(quic_module, clean_path, topo, www, pair):
     port = srv.port
     try:
         if client == "kernel":
-            with _kernel_connect(topo, port) as conn:
+            with kernel_connect(topo, topo.server_v4, port) as conn:
                 assert 0 < _peer_max_streams(conn) <= 1000
                 downloads = hq.fetch(conn, paths, None)
         else:
@@ -425,7 +408,7 @@ def test_reset_and_stop_sending_kernel_to_kernel(quic_module, clean_path, topo):
     ev = abi.QUIC_EVENT_STREAM_UPDATE
     acc = KernelAccept(topo, events=[ev])
     try:
-        c = _kernel_connect(topo, acc.port, alpn=ALPN)
+        c = kernel_connect(topo, topo.server_v4, acc.port, alpn=ALPN)
         s = acc.wait()
         _subscribe(c.sock, ev)
         cr, sr = KernelReader(c.sock), KernelReader(s.sock)
@@ -668,7 +651,7 @@ def test_local_reader_that_never_reads_is_bounded(quic_module, clean_path, topo,
     tp = {"max_data": 262144, "max_stream_data_bidi_local": 131072}
     srv = KernelHqServer(topo, root)
     try:
-        with _kernel_connect(topo, srv.port, transport_params=tp) as conn:
+        with kernel_connect(topo, topo.server_v4, srv.port, transport_params=tp) as conn:
             sids = []
             for _ in range(4):
                 sid = conn.open_stream()
