@@ -338,7 +338,7 @@ def snmp(system: System | None = None) -> dict[str, int]:
 # Integer columns of /proc/net/quic/cong; the others (SOCK, LOCAL_ADDRESS, ...) stay strings.
 CONG_INT_FIELDS = frozenset(
     "STATE SRTT MIN_RTT RTTVAR LATEST_RTT CWND SSTHRESH IN_FLIGHT LOST PTO_COUNT "
-    "PACING_RATE".split()
+    "PACING_RATE SPURIOUS UNDONE REORDER".split()
 )
 
 

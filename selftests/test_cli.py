@@ -464,19 +464,22 @@ def test_status_shows_connections(fake_kernel):
     cong.parent.mkdir(parents=True)
     header = (
         "SOCK STATE LOCAL_ADDRESS REMOTE_ADDRESS ALGO SRTT MIN_RTT RTTVAR LATEST_RTT CWND "
-        "SSTHRESH IN_FLIGHT LOST PTO_COUNT PACING_RATE"
+        "SSTHRESH IN_FLIGHT LOST PTO_COUNT PACING_RATE SPURIOUS UNDONE REORDER"
     ).split()
     row = ["00000000deadbeef", "1", "10.99.0.1:4433", "10.99.0.2:40000", "cubic", "201500",
-           "200100", "1500", "202000", "250000", "-1", "120000", "7", "0", "1562500"]  # fmt: skip
+           "200100", "1500", "202000", "250000", "-1", "120000", "7", "0", "1562500", "2", "1",
+           "5"]  # fmt: skip
     cong.write_text("\t".join(header) + "\n" + "\t".join(row) + "\n")
     result = invoke(["status", "--json"])
     assert result.exit_code == 0, show(result)
     (conn,) = json.loads(result.stdout)["connections"]
     assert conn["ALGO"] == "cubic" and conn["SRTT"] == 201500 and conn["SSTHRESH"] == -1
     assert conn["REMOTE_ADDRESS"] == "10.99.0.2:40000" and conn["LOST"] == 7
+    assert conn["SPURIOUS"] == 2 and conn["UNDONE"] == 1 and conn["REORDER"] == 5
     table = invoke(["status"])
     assert table.exit_code == 0, show(table)
     assert "cubic" in table.stdout and "201.5" in table.stdout, show(table)
+    assert "late" in table.stdout, show(table)
 
 
 def test_status_json_real_module(request):

@@ -246,12 +246,13 @@ def _snmp_table(counters: dict):
 
 
 def _conns_table(conns: list[dict]):
-    """RTT and congestion state per connection (/proc/net/quic/cong), RTTs in ms."""
+    """RTT and congestion state per connection (/proc/net/quic/cong), RTTs in ms; "late" is
+    how many of the "lost" packets arrived after all (reordered, not lost)."""
     from rich.table import Table
 
     table = Table(
         "local", "peer", "algo", "srtt", "min_rtt", "rttvar", "cwnd", "in flight", "lost",
-        "Mbit/s", box=None, pad_edge=False, title="connections (RTTs in ms, paced Mbit/s)",
+        "late", "Mbit/s", box=None, pad_edge=False, title="connections (RTTs in ms, paced Mbit/s)",
     )  # fmt: skip
     for col in table.columns:
         col.overflow = "fold"
@@ -262,7 +263,7 @@ def _conns_table(conns: list[dict]):
             str(c["LOCAL_ADDRESS"]), str(c["REMOTE_ADDRESS"]), str(c["ALGO"]),
             f"{int(c['SRTT']) / 1000:.1f}", f"{int(c['MIN_RTT']) / 1000:.1f}",
             f"{int(c['RTTVAR']) / 1000:.1f}", str(c["CWND"]), str(c["IN_FLIGHT"]),
-            str(c["LOST"]), f"{int(c['PACING_RATE']) * 8 / 1e6:.1f}",
+            str(c["LOST"]), str(c.get("SPURIOUS", "-")), f"{int(c['PACING_RATE']) * 8 / 1e6:.1f}",
         )  # fmt: skip
     return table
 

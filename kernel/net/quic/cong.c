@@ -56,6 +56,8 @@ void quic_cong_init(struct quic_cong *c, u32 mss, u32 init_rtt, u8 algo)
 	/* RFC 9002 Section 7.2: min(10 * mss, max(14720, 2 * mss)). */
 	c->cwnd = min(QUIC_INIT_CWND_PKTS * mss, max(14720U, 2 * mss));
 	c->ssthresh = U32_MAX;
+	c->reorder_pkts = QUIC_PACKET_THRESHOLD;
+	c->reorder_shift = QUIC_TIME_SHIFT;
 	/* RFC 9002 Section 5.3: before the first sample. */
 	c->smoothed_rtt = init_rtt;
 	c->rttvar = init_rtt / 2;
@@ -189,14 +191,15 @@ EXPORT_SYMBOL_GPL(quic_cong_pto);
  * quic_cong_loss_delay - the time threshold of loss detection
  * @c: the state
  *
- * RFC 9002 Section 6.1.2: kTimeThreshold (9/8) times the larger of the
- * latest and smoothed RTTs, at least kGranularity.  Return: microseconds.
+ * RFC 9002 Section 6.1.2: kTimeThreshold (9/8, more once reordering was
+ * seen) times the larger of the latest and smoothed RTTs, at least
+ * kGranularity.  Return: microseconds.
  */
 u32 quic_cong_loss_delay(const struct quic_cong *c)
 {
 	u32 rtt = max(c->latest_rtt, c->smoothed_rtt);
 
-	return max(rtt + rtt / 8, (u32)QUIC_GRANULARITY);
+	return max(rtt + (rtt >> c->reorder_shift), (u32)QUIC_GRANULARITY);
 }
 EXPORT_SYMBOL_GPL(quic_cong_loss_delay);
 
@@ -403,19 +406,31 @@ EXPORT_SYMBOL_GPL(quic_cong_on_lost);
  * @c: the state
  * @sent_time: send time of the last packet declared lost
  * @now: current time
+ * @lost: packets declared lost with it
  *
  * RFC 9002 Section 7.3.2 (Appendix B.6): one reduction per recovery
  * period.  NewReno halves the window (kLossReductionFactor); CUBIC
  * multiplies it by beta_cubic and remembers W_max, lowered further by
  * fast convergence (RFC 9438 Sections 4.6 and 4.7).  A loss ends slow
  * start and HyStart++ (RFC 9406 Section 4.2).
+ *
+ * What the event changes is kept, to be undone if every packet it
+ * declared lost turns out to have arrived (quic_cong_spurious()).
  */
-void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now)
+void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now, u32 lost)
 {
 	struct quic_cubic *cu = &c->cubic;
 
-	if (c->recovery_start && sent_time <= c->recovery_start)
+	if (c->recovery_start && sent_time <= c->recovery_start) {
+		c->undo_pending += lost;
 		return;
+	}
+	c->episode++;
+	c->undo_pending = lost;
+	c->undo_cwnd = c->cwnd;
+	c->undo_ssthresh = c->ssthresh;
+	c->undo_cubic = c->cubic;
+	c->undo_hs_done = c->hs.done;
 	c->recovery_start = now;
 	c->hs.done = 1;
 	c->hs.in_css = 0;
@@ -438,6 +453,48 @@ void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now)
 	c->cwnd = c->ssthresh;
 }
 EXPORT_SYMBOL_GPL(quic_cong_event);
+
+/**
+ * quic_cong_spurious - a packet declared lost was acknowledged after all
+ * @c: the state
+ * @episode: the congestion event it was declared lost in
+ * @reorder: how far the largest acknowledged packet was ahead of it then
+ * @by_time: it was declared lost by the time threshold alone
+ *
+ * RFC 9002 Section 6.1: the packet was reordered, not lost, so the
+ * threshold that declared it grows: the packet threshold past @reorder,
+ * or the time threshold from 9/8 toward 3/2 of the RTT.  When this was
+ * the last packet of the current event still unaccounted for, the whole
+ * event was spurious and its reduction is undone (RFC 9438 Section 4.9;
+ * TCP's undo on DSACK, RFC 3708): the window, the slow start threshold
+ * and the CUBIC state return to their values before it, and recovery ends.
+ *
+ * Return: true if the event was undone.
+ */
+bool quic_cong_spurious(struct quic_cong *c, u32 episode, u32 reorder,
+			bool by_time)
+{
+	c->spurious_pkts++;
+	if (by_time) {
+		if (c->reorder_shift > QUIC_TIME_SHIFT_MIN)
+			c->reorder_shift--;
+	} else if (reorder >= c->reorder_pkts) {
+		c->reorder_pkts = min_t(u32, reorder + 1,
+					QUIC_PACKET_THRESHOLD_MAX);
+	}
+	if (episode != c->episode || !c->undo_pending || --c->undo_pending)
+		return false;
+	c->cwnd = max(c->cwnd, c->undo_cwnd);
+	c->ssthresh = max(c->ssthresh, c->undo_ssthresh);
+	c->cubic = c->undo_cubic;
+	c->hs.done = c->undo_hs_done;
+	c->hs.in_css = 0;
+	c->recovery_start = 0;
+	c->acked_acc = 0;
+	c->undone++;
+	return true;
+}
+EXPORT_SYMBOL_GPL(quic_cong_spurious);
 
 /**
  * quic_cong_persistent - do two lost packets establish persistent congestion

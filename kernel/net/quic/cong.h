@@ -17,6 +17,9 @@
 #define QUIC_GRANULARITY	1000	/* kGranularity, us */
 #define QUIC_PERSISTENT_CONG	3	/* kPersistentCongestionThreshold */
 #define QUIC_PACKET_THRESHOLD	3	/* kPacketThreshold, RFC 9002 6.1.1 */
+#define QUIC_PACKET_THRESHOLD_MAX 32	/* adapted to reordering, at most */
+#define QUIC_TIME_SHIFT		3	/* kTimeThreshold 9/8 = 1 + 2^-3 */
+#define QUIC_TIME_SHIFT_MIN	1	/* adapted to reordering: 3/2 at most */
 
 /* enum quic_cong_algo of the ABI (config congestion_control_algo). */
 #define QUIC_CONG_RENO		0
@@ -90,8 +93,20 @@ struct quic_cubic {
  * @pace_tokens: bytes that may be sent now (RFC 9002 Section 7.7)
  * @hs: HyStart++ state
  * @cubic: CUBIC state
+ * @spurious_pkts: packets declared lost and then acknowledged
+ * @undone: congestion events undone as spurious
+ * @reorder_pkts: packet threshold of loss detection (RFC 9002 6.1.1)
+ * @episode: number of the current congestion event
+ * @undo_pending: packets declared lost in event @episode and not yet
+ *	acknowledged; when the last is, the event was spurious
+ * @undo_cwnd: the window before event @episode
+ * @undo_ssthresh: the slow start threshold before it
+ * @undo_cubic: the CUBIC state before it
  * @pto_count: consecutive PTOs (RFC 9002 Section 6.2.1)
  * @algo: QUIC_CONG_RENO or QUIC_CONG_CUBIC
+ * @reorder_shift: time threshold of loss detection is
+ *	RTT * (1 + 2^-@reorder_shift) (RFC 9002 Section 6.1.2)
+ * @undo_hs_done: HyStart++ done before event @episode
  * @has_sample: an RTT sample was taken
  * @app_limited: the sender did not fill the window (RFC 9002 Section 7.8)
  */
@@ -114,10 +129,20 @@ struct quic_cong {
 	s64 pace_tokens;
 	struct quic_hystart hs;
 	struct quic_cubic cubic;
+	u64 spurious_pkts;
+	u32 undone;
+	u32 reorder_pkts;
+	u32 episode;
+	u32 undo_pending;
+	u32 undo_cwnd;
+	u32 undo_ssthresh;
+	struct quic_cubic undo_cubic;
 	u8 pto_count;
 	u8 algo;
+	u8 reorder_shift;
 	u8 has_sample:1;
 	u8 app_limited:1;
+	u8 undo_hs_done:1;
 };
 
 void quic_cong_init(struct quic_cong *c, u32 mss, u32 init_rtt, u8 algo);
@@ -129,7 +154,9 @@ void quic_cong_on_sent(struct quic_cong *c, u32 bytes, s64 pn, u64 now);
 void quic_cong_on_acked(struct quic_cong *c, u32 bytes, s64 pn,
 			u64 sent_time, u64 now);
 void quic_cong_on_lost(struct quic_cong *c, u32 bytes);
-void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now);
+void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now, u32 lost);
+bool quic_cong_spurious(struct quic_cong *c, u32 episode, u32 reorder,
+			bool by_time);
 bool quic_cong_persistent(const struct quic_cong *c, u64 first_time,
 			  u64 last_time);
 void quic_cong_collapse(struct quic_cong *c);

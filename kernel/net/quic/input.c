@@ -200,6 +200,23 @@ static s64 quic_cong_pn(u8 space, s64 pn)
 	return space == QUIC_SPACE_APP ? pn : -1;
 }
 
+/* RFC 9002 Section 6.1: acknowledged packets that had been declared lost. */
+static void quic_loss_spurious(struct sock *sk, struct quic_pnspace *s,
+			       const struct quic_pn_range *ranges, int n)
+{
+	struct quic_cong *c = &quic_sk(sk)->cong;
+	struct quic_sent_pkt *pkt, *tmp;
+
+	list_for_each_entry_safe(pkt, tmp, &s->lost, list) {
+		if (!quic_ranges_has(ranges, n, pkt->pn))
+			continue;
+		quic_cong_spurious(c, pkt->episode, pkt->reorder, pkt->by_time);
+		list_del(&pkt->list);
+		quic_sent_pkt_free(pkt);
+		s->nlost--;
+	}
+}
+
 /**
  * quic_ack_process - an ACK frame (RFC 9002 Appendix A.7)
  * @sk: the socket
@@ -244,6 +261,7 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 			sent_time = pkt->time;
 		}
 	}
+	quic_loss_spurious(sk, s, ranges, n);
 	if (list_empty(&acked))
 		return;
 	if (rtt) {
@@ -292,15 +310,20 @@ static void quic_frames_requeue(struct sock *sk, struct list_head *frames,
 	}
 }
 
+/* Lost packets remembered per space, to recognise reordering. */
+#define QUIC_LOST_MAX	64
+
 /**
  * quic_loss_detect - declare packets lost (RFC 9002 Section 6.1)
  * @sk: the socket
  * @space: packet number space
  * @now: current time (us)
  *
- * Packet threshold 3 (kPacketThreshold) or time threshold 9/8 RTT
- * (Appendix A.10).  The lost frames, not the packets, are queued again.
- * Then one congestion event for the last lost packet (Appendix B.8), and
+ * Packet threshold (kPacketThreshold, 3) or time threshold (9/8 RTT),
+ * both raised when reordering shows (quic_cong_spurious(), Appendix A.10).
+ * The lost frames, not the packets, are queued again; the packets are
+ * kept a while on the lost list, in case they arrived after all.  Then
+ * one congestion event for the last lost packet (Appendix B.8), and
  * persistent congestion when lost packets with no acknowledgment between
  * them span its duration (Section 7.6).  Lost packets are always a prefix
  * of the sent list: later packets were sent later and are nearer to the
@@ -312,17 +335,18 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 	struct quic_pnspace *s = &qs->space[space];
 	u64 delay = quic_cong_loss_delay(&qs->cong);
 	u64 last = 0, run_first = 0, run_last = 0;
+	u32 thresh = qs->cong.reorder_pkts, n = 0;
 	struct quic_sent_pkt *pkt, *tmp;
-	bool persistent = false;
+	bool persistent = false, by_pn;
 	LIST_HEAD(lost);
+	LIST_HEAD(gone);
 
 	s->loss_time = 0;
 	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
 		if (pkt->pn > s->largest_acked)
 			break;
-		if (pkt->time + delay <= now ||
-		    s->largest_acked >= pkt->pn + QUIC_PACKET_THRESHOLD) {
-			list_del(&pkt->list);
+		by_pn = s->largest_acked >= pkt->pn + thresh;
+		if (by_pn || pkt->time + delay <= now) {
 			quic_cong_on_lost(&qs->cong, pkt->size);
 			last = pkt->time;
 			if (!run_first || pkt->ack_gap)
@@ -331,18 +355,27 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 			if (quic_cong_persistent(&qs->cong, run_first, run_last))
 				persistent = true;
 			quic_frames_requeue(sk, &pkt->frames, &lost);
-			quic_sent_pkt_free(pkt);
+			pkt->time = now;
+			pkt->reorder = min_t(s64, s->largest_acked - pkt->pn, U8_MAX);
+			pkt->by_time = !by_pn;
+			list_move_tail(&pkt->list, &gone);
+			n++;
 			continue;
 		}
 		if (!s->loss_time || pkt->time + delay < s->loss_time)
 			s->loss_time = pkt->time + delay;
 	}
 	list_splice(&lost, &s->outq);
-	if (!last)
+	if (!n)
 		return;
-	quic_cong_event(&qs->cong, last, now);
+	quic_cong_event(&qs->cong, last, now, n);
 	if (persistent)
 		quic_cong_collapse(&qs->cong);
+	list_for_each_entry(pkt, &gone, list)
+		pkt->episode = qs->cong.episode;
+	list_splice_tail(&gone, &s->lost);
+	s->nlost += n;
+	quic_pnspace_lost_trim(s, QUIC_LOST_MAX);
 }
 
 static bool quic_space_in_flight(struct quic_sock *qs, u8 space)

@@ -17,6 +17,7 @@ void quic_pnspace_init(struct quic_pnspace *space)
 	memset(space, 0, sizeof(*space));
 	space->largest_acked = -1;
 	INIT_LIST_HEAD(&space->sent);
+	INIT_LIST_HEAD(&space->lost);
 	INIT_LIST_HEAD(&space->outq);
 	skb_queue_head_init(&space->crypto_ooo);
 }
@@ -39,9 +40,32 @@ struct quic_sent_pkt *quic_sent_pkt_new(s64 pn, u64 now, u16 size)
 	return pkt;
 }
 
+/**
+ * quic_pnspace_lost_trim - forget the oldest packets declared lost
+ * @space: the space
+ * @max: how many to keep
+ *
+ * Retransmitted frames go in packets with new numbers, so an
+ * acknowledgment of a lost packet's own number means it arrived after
+ * all, however late.  A reordered packet's comes within about an RTT of
+ * the one that had it declared lost: a short list is enough.
+ */
+void quic_pnspace_lost_trim(struct quic_pnspace *space, u16 max)
+{
+	struct quic_sent_pkt *pkt;
+
+	while (space->nlost > max) {
+		pkt = list_first_entry(&space->lost, struct quic_sent_pkt, list);
+		list_del(&pkt->list);
+		quic_sent_pkt_free(pkt);
+		space->nlost--;
+	}
+}
+
 /* Frames are freed by the caller (they may be charged to the socket). */
 void quic_pnspace_free(struct quic_pnspace *space)
 {
+	quic_pnspace_lost_trim(space, 0);
 	skb_queue_purge(&space->crypto_ooo);
 	space->nranges = 0;
 	space->ack_pending = 0;

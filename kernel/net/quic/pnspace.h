@@ -33,21 +33,28 @@ struct quic_pn_range {
 
 /**
  * struct quic_sent_pkt - an ack-eliciting packet we sent
- * @list: quic_pnspace.sent, in packet number order
+ * @list: quic_pnspace.sent, in packet number order, or quic_pnspace.lost
  * @frames: struct quic_frame.list, the retransmittable frames it carried
  * @pn: packet number
- * @time: when it was sent (us)
+ * @time: when it was sent (us); on the lost list, when declared lost
+ * @episode: on the lost list, the congestion event it was declared in
  * @size: bytes counted in flight (RFC 9002 Section 2)
+ * @reorder: on the lost list, the largest acknowledged packet number
+ *	minus @pn when it was declared lost, at most 255
  * @ack_gap: an ack-eliciting packet sent between this one and the one
  *	before it in @list was acknowledged (RFC 9002 Section 7.6.2)
+ * @by_time: on the lost list, declared lost by the time threshold alone
  */
 struct quic_sent_pkt {
 	struct list_head list;
 	struct list_head frames;
 	s64 pn;
 	u64 time;
+	u32 episode;
 	u16 size;
+	u8 reorder;
 	u8 ack_gap:1;
+	u8 by_time:1;
 };
 
 /**
@@ -62,6 +69,9 @@ struct quic_sent_pkt {
  * @next_pn: packet number of the next packet we send
  * @largest_acked: largest packet number the peer acknowledged, -1 if none
  * @sent: struct quic_sent_pkt.list, unacknowledged ack-eliciting packets
+ * @lost: struct quic_sent_pkt.list, packets declared lost lately, their
+ *	frames queued again: an acknowledgment of one shows reordering
+ * @nlost: entries in @lost
  * @loss_time: time threshold loss timer (us), 0 if not armed
  * @last_sent_time: when the last ack-eliciting packet was sent (us)
  * @outq: struct quic_frame.list, frames waiting to be sent in this space
@@ -87,6 +97,8 @@ struct quic_pnspace {
 	s64 next_pn;
 	s64 largest_acked;
 	struct list_head sent;
+	struct list_head lost;
+	u16 nlost;
 	u64 loss_time;
 	u64 last_sent_time;
 
@@ -103,5 +115,6 @@ bool quic_pnspace_is_dup(const struct quic_pnspace *space, s64 pn);
 void quic_pnspace_record(struct quic_pnspace *space, s64 pn, u64 now);
 struct quic_sent_pkt *quic_sent_pkt_new(s64 pn, u64 now, u16 size);
 void quic_sent_pkt_free(struct quic_sent_pkt *pkt);
+void quic_pnspace_lost_trim(struct quic_pnspace *space, u16 max);
 
 #endif /* __NET_QUIC_PNSPACE_H */

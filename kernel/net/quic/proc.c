@@ -112,8 +112,11 @@ static int quic_conns_seq_show(struct seq_file *seq, void *v)
 /*
  * One line per connection: RTT estimates (RFC 9002 Section 5) in us, the
  * window, ssthresh and bytes in flight in bytes, packets declared lost,
- * consecutive PTOs, pacing rate in bytes per second and the algorithm.  A
- * snapshot read without the socket lock, as conns.
+ * consecutive PTOs, pacing rate in bytes per second and the algorithm;
+ * then how many lost packets were acknowledged after all, how many
+ * congestion events that undid, and the packet threshold of loss
+ * detection they raised.  A snapshot read without the socket lock, as
+ * conns.
  */
 static void quic_cong_show_one(struct seq_file *seq, struct quic_sock *qs)
 {
@@ -124,7 +127,7 @@ static void quic_cong_show_one(struct seq_file *seq, struct quic_sock *qs)
 	seq_printf(seq, "%pK\t%d\t", sk, quic_state(sk));
 	quic_seq_addr(seq, &qs->local);
 	quic_seq_addr(seq, &qs->peer);
-	seq_printf(seq, "%s\t%u\t%u\t%u\t%u\t%u\t%d\t%u\t%llu\t%u\t%llu\n",
+	seq_printf(seq, "%s\t%u\t%u\t%u\t%u\t%u\t%d\t%u\t%llu\t%u\t%llu\t%llu\t%u\t%u\n",
 		   quic_cong_name(READ_ONCE(c->algo)),
 		   READ_ONCE(c->smoothed_rtt),
 		   min_rtt == U32_MAX ? 0 : min_rtt, READ_ONCE(c->rttvar),
@@ -132,7 +135,9 @@ static void quic_cong_show_one(struct seq_file *seq, struct quic_sock *qs)
 		   READ_ONCE(c->ssthresh) == U32_MAX ? -1 :
 		   (int)min_t(u32, READ_ONCE(c->ssthresh), INT_MAX),
 		   READ_ONCE(c->in_flight), READ_ONCE(c->lost_pkts),
-		   READ_ONCE(c->pto_count), quic_cong_pace_rate(c));
+		   READ_ONCE(c->pto_count), quic_cong_pace_rate(c),
+		   READ_ONCE(c->spurious_pkts), READ_ONCE(c->undone),
+		   READ_ONCE(c->reorder_pkts));
 }
 
 static int quic_cong_seq_show(struct seq_file *seq, void *v)
@@ -142,7 +147,8 @@ static int quic_cong_seq_show(struct seq_file *seq, void *v)
 
 	seq_puts(seq, "SOCK\tSTATE\tLOCAL_ADDRESS\tREMOTE_ADDRESS\tALGO\t"
 		 "SRTT\tMIN_RTT\tRTTVAR\tLATEST_RTT\tCWND\tSSTHRESH\t"
-		 "IN_FLIGHT\tLOST\tPTO_COUNT\tPACING_RATE\n");
+		 "IN_FLIGHT\tLOST\tPTO_COUNT\tPACING_RATE\tSPURIOUS\t"
+		 "UNDONE\tREORDER\n");
 	mutex_lock(&qn->lock);
 	hlist_for_each_entry(qs, &qn->socks, node) {
 		if (!quic_is_listen(&qs->inet.sk))

@@ -141,12 +141,12 @@ static void quic_test_reno(struct kunit *test)
 
 	/* A loss halves the window, once per recovery period. */
 	quic_cong_on_lost(&c, MSS);
-	quic_cong_event(&c, T0, T0 + 200);
+	quic_cong_event(&c, T0, T0 + 200, 1);
 	KUNIT_EXPECT_EQ(test, c.ssthresh, 6600);
 	KUNIT_EXPECT_EQ(test, c.cwnd, 6600);
 	KUNIT_EXPECT_EQ(test, c.lost_pkts, 1);
 	quic_cong_on_lost(&c, MSS);
-	quic_cong_event(&c, T0 + 150, T0 + 300);
+	quic_cong_event(&c, T0 + 150, T0 + 300, 1);
 	KUNIT_EXPECT_EQ(test, c.cwnd, 6600);
 
 	/* Packets sent before the recovery started do not grow it. */
@@ -162,7 +162,7 @@ static void quic_test_reno(struct kunit *test)
 
 	/* A later loss starts a new period; never below 2 datagrams. */
 	for (i = 0; i < 10; i++)
-		quic_cong_event(&c, T0 + 1000 + i * 1000, T0 + 1500 + i * 1000);
+		quic_cong_event(&c, T0 + 1000 + i * 1000, T0 + 1500 + i * 1000, 1);
 	KUNIT_EXPECT_EQ(test, c.cwnd, 2 * MSS);
 	KUNIT_EXPECT_EQ(test, c.ssthresh, 2 * MSS);
 }
@@ -220,7 +220,7 @@ static void quic_test_cubic_reduction(struct kunit *test)
 	quic_test_init(&c, QUIC_CONG_CUBIC);
 	c.cwnd = 100000;
 	c.cubic.w_max = 0;
-	quic_cong_event(&c, T0, T0 + 1);
+	quic_cong_event(&c, T0, T0 + 1, 1);
 	/* Window at or above W_max: W_max = cwnd; cwnd = 0.7 * cwnd. */
 	KUNIT_EXPECT_EQ(test, c.cubic.w_max, 100000);
 	KUNIT_EXPECT_EQ(test, c.cubic.cwnd_prior, 100000);
@@ -232,13 +232,13 @@ static void quic_test_cubic_reduction(struct kunit *test)
 	 * W_max = cwnd * (1 + 0.7) / 2.
 	 */
 	c.cwnd = 80000;
-	quic_cong_event(&c, T0 + 10, T0 + 11);
+	quic_cong_event(&c, T0 + 10, T0 + 11, 1);
 	KUNIT_EXPECT_EQ(test, c.cubic.w_max, 68000);
 	KUNIT_EXPECT_EQ(test, c.cwnd, 56000);
 
 	/* The minimum window holds for CUBIC too. */
 	c.cwnd = 3000;
-	quic_cong_event(&c, T0 + 20, T0 + 21);
+	quic_cong_event(&c, T0 + 20, T0 + 21, 1);
 	KUNIT_EXPECT_EQ(test, c.cwnd, 2 * MSS);
 }
 
@@ -251,7 +251,7 @@ static void quic_test_cubic_reno_friendly(struct kunit *test)
 	quic_test_init(&c, QUIC_CONG_CUBIC);
 	quic_cong_rtt_sample(&c, 10000, 0, true, T0);
 	c.cwnd = 100000;
-	quic_cong_event(&c, T0, T0 + 1);	/* cwnd 70000, W_max 100000 */
+	quic_cong_event(&c, T0, T0 + 1, 1);	/* cwnd 70000, W_max 100000 */
 	/* Ten windows acknowledged at the start of the epoch: W_cubic has
 	 * not moved, W_est grew by 10 * 9/17 segments: cwnd follows W_est.
 	 */
@@ -287,7 +287,7 @@ static void quic_test_cubic_convex_cap(struct kunit *test)
 	quic_test_init(&c, QUIC_CONG_CUBIC);
 	quic_cong_rtt_sample(&c, 10000, 0, true, T0);
 	c.cwnd = 100000;
-	quic_cong_event(&c, T0, T0 + 1);	/* cwnd 70000 */
+	quic_cong_event(&c, T0, T0 + 1, 1);	/* cwnd 70000 */
 	quic_cong_on_acked(&c, 0, 10, T0 + 2, T0 + 2);	/* epoch starts */
 	KUNIT_EXPECT_EQ(test, c.cubic.epoch_start, T0 + 2);
 	KUNIT_EXPECT_EQ(test, c.cubic.k, quic_cong_cubic_k(100000, 70000, MSS));
@@ -398,7 +398,7 @@ static void quic_test_hystart_loss(struct kunit *test)
 
 	quic_test_init(&c, QUIC_CONG_RENO);
 	quic_cong_on_sent(&c, MSS, 0, T0);
-	quic_cong_event(&c, T0, T0 + 1);
+	quic_cong_event(&c, T0, T0 + 1, 1);
 	KUNIT_EXPECT_TRUE(test, c.hs.done);
 	/* Later slow starts (after persistent congestion) are standard. */
 	quic_cong_collapse(&c);
@@ -427,7 +427,7 @@ static void quic_test_persistent_congestion(struct kunit *test)
 
 	/* The response: ssthresh from the event, then the minimum window. */
 	c.cwnd = 50000;
-	quic_cong_event(&c, T0 + 11 + d, T0 + 2 * d);
+	quic_cong_event(&c, T0 + 11 + d, T0 + 2 * d, 1);
 	quic_cong_collapse(&c);
 	KUNIT_EXPECT_EQ(test, c.cwnd, 2 * MSS);
 	KUNIT_EXPECT_EQ(test, c.ssthresh, 25000);
@@ -469,6 +469,115 @@ static void quic_test_pacing(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, c.pace_tokens, 1920000);
 }
 
+/* RFC 9002 Section 6.1: reordering raises the thresholds, not beyond caps. */
+static void quic_test_reorder_thresholds(struct kunit *test)
+{
+	struct quic_cong c;
+	int i;
+
+	quic_test_init(&c, QUIC_CONG_RENO);
+	quic_cong_rtt_sample(&c, 100000, 0, true, T0);
+	KUNIT_EXPECT_EQ(test, c.reorder_pkts, QUIC_PACKET_THRESHOLD);
+	KUNIT_EXPECT_EQ(test, quic_cong_loss_delay(&c), 112500);
+
+	/* Declared lost 5 behind the largest acknowledged: threshold 6. */
+	quic_cong_spurious(&c, 0, 5, false);
+	KUNIT_EXPECT_EQ(test, c.reorder_pkts, 6);
+	/* A smaller distance does not lower it. */
+	quic_cong_spurious(&c, 0, 4, false);
+	KUNIT_EXPECT_EQ(test, c.reorder_pkts, 6);
+	quic_cong_spurious(&c, 0, 255, false);
+	KUNIT_EXPECT_EQ(test, c.reorder_pkts, QUIC_PACKET_THRESHOLD_MAX);
+
+	/* By the time threshold: 9/8, then 5/4, then 3/2 of the RTT. */
+	quic_cong_spurious(&c, 0, 0, true);
+	KUNIT_EXPECT_EQ(test, quic_cong_loss_delay(&c), 125000);
+	for (i = 0; i < 4; i++)
+		quic_cong_spurious(&c, 0, 0, true);
+	KUNIT_EXPECT_EQ(test, quic_cong_loss_delay(&c), 150000);
+	KUNIT_EXPECT_EQ(test, c.spurious_pkts, 8);
+	KUNIT_EXPECT_EQ(test, c.undone, 0);
+}
+
+/* A congestion event whose every lost packet arrives is undone. */
+static void quic_test_undo_reno(struct kunit *test)
+{
+	struct quic_cong c;
+	u32 ep;
+
+	quic_test_init(&c, QUIC_CONG_RENO);
+	quic_cong_rtt_sample(&c, 10000, 0, true, T0);
+	c.cwnd = 100000;
+	c.ssthresh = 80000;
+	quic_cong_on_lost(&c, MSS);
+	quic_cong_on_lost(&c, MSS);
+	quic_cong_event(&c, T0, T0 + 10, 2);
+	ep = c.episode;
+	/* A third loss in the same recovery period joins the event. */
+	quic_cong_on_lost(&c, MSS);
+	quic_cong_event(&c, T0 + 5, T0 + 20, 1);
+	KUNIT_EXPECT_EQ(test, c.cwnd, 50000);
+	KUNIT_EXPECT_EQ(test, c.episode, ep);
+
+	KUNIT_EXPECT_FALSE(test, quic_cong_spurious(&c, ep, 3, false));
+	KUNIT_EXPECT_FALSE(test, quic_cong_spurious(&c, ep, 3, false));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 50000);
+	KUNIT_EXPECT_TRUE(test, quic_cong_spurious(&c, ep, 3, false));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 100000);
+	KUNIT_EXPECT_EQ(test, c.ssthresh, 80000);
+	KUNIT_EXPECT_EQ(test, c.recovery_start, 0);
+	KUNIT_EXPECT_EQ(test, c.undone, 1);
+	/* Acknowledgments grow the window again at once. */
+	quic_cong_on_acked(&c, MSS, 50, T0 + 5, T0 + 30);
+	KUNIT_EXPECT_EQ(test, c.acked_acc, MSS);
+
+	/* An event with a real loss among its packets stays. */
+	quic_cong_event(&c, T0 + 40, T0 + 50, 2);
+	ep = c.episode;
+	KUNIT_EXPECT_FALSE(test, quic_cong_spurious(&c, ep, 3, false));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 50000);
+
+	/* A late arrival from an earlier event undoes nothing. */
+	quic_cong_event(&c, T0 + 60, T0 + 70, 1);
+	KUNIT_EXPECT_FALSE(test, quic_cong_spurious(&c, ep, 3, false));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 25000);
+	/* In slow start, undo returns to slow start. */
+	quic_test_init(&c, QUIC_CONG_RENO);
+	c.cwnd = 64000;
+	quic_cong_event(&c, T0, T0 + 1, 1);
+	KUNIT_EXPECT_EQ(test, c.ssthresh, 32000);
+	KUNIT_EXPECT_TRUE(test, c.hs.done);
+	KUNIT_EXPECT_TRUE(test, quic_cong_spurious(&c, c.episode, 3, false));
+	KUNIT_EXPECT_EQ(test, c.ssthresh, U32_MAX);
+	KUNIT_EXPECT_EQ(test, c.cwnd, 64000);
+	KUNIT_EXPECT_FALSE(test, c.hs.done);
+}
+
+/* RFC 9438 Section 4.9: CUBIC's W_max and epoch come back too. */
+static void quic_test_undo_cubic(struct kunit *test)
+{
+	struct quic_cong c;
+	int i;
+
+	quic_test_init(&c, QUIC_CONG_CUBIC);
+	quic_cong_rtt_sample(&c, 10000, 0, true, T0);
+	c.cwnd = 100000;
+	quic_cong_event(&c, T0, T0 + 1, 1);	/* cwnd 70000, W_max 100000 */
+	for (i = 0; i < 100; i++)
+		quic_cong_on_acked(&c, 1000, 100 + i, T0 + 2, T0 + 1000);
+	KUNIT_EXPECT_NE(test, c.cubic.epoch_start, 0);
+	c.cwnd = 90000;
+	/* Fast convergence: W_max 90000 * 1.7 / 2 = 76500. */
+	quic_cong_event(&c, T0 + 2000, T0 + 2001, 1);
+	KUNIT_EXPECT_EQ(test, c.cubic.w_max, 76500);
+	KUNIT_EXPECT_EQ(test, c.cwnd, 63000);
+	KUNIT_EXPECT_TRUE(test, quic_cong_spurious(&c, c.episode, 3, false));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 90000);
+	KUNIT_EXPECT_EQ(test, c.cubic.w_max, 100000);
+	KUNIT_EXPECT_EQ(test, c.cubic.epoch_start, T0 + 1000);
+	KUNIT_EXPECT_EQ(test, c.ssthresh, 70000);
+}
+
 static struct kunit_case quic_cong_test_cases[] = {
 	KUNIT_CASE(quic_test_rtt_estimator),
 	KUNIT_CASE(quic_test_rtt_ack_delay_cap),
@@ -483,6 +592,9 @@ static struct kunit_case quic_cong_test_cases[] = {
 	KUNIT_CASE(quic_test_hystart_loss),
 	KUNIT_CASE(quic_test_persistent_congestion),
 	KUNIT_CASE(quic_test_pacing),
+	KUNIT_CASE(quic_test_reorder_thresholds),
+	KUNIT_CASE(quic_test_undo_reno),
+	KUNIT_CASE(quic_test_undo_cubic),
 	{}
 };
 
