@@ -3,7 +3,9 @@
  * QUIC: RTT estimation (RFC 9002 Section 5) and congestion control:
  * NewReno (RFC 9002 Section 7 and Appendix B) or CUBIC (RFC 9438), chosen
  * by the config option congestion_control_algo, both with HyStart++
- * (RFC 9406) in the first slow start, and pacing (RFC 9002 Section 7.7).
+ * (RFC 9406) in the first slow start, Proportional Rate Reduction (RFC
+ * 6937) in recovery, undo of spurious congestion events (RFC 9438
+ * Section 4.9) and pacing (RFC 9002 Section 7.7).
  *
  * The caller (input.c, output.c) tells what was sent, acknowledged and
  * lost; this file only keeps numbers, so the KUnit tests drive it alone.
@@ -213,6 +215,8 @@ EXPORT_SYMBOL_GPL(quic_cong_loss_delay);
 void quic_cong_on_sent(struct quic_cong *c, u32 bytes, s64 pn, u64 now)
 {
 	c->in_flight += bytes;
+	if (c->in_recovery)
+		c->prr_out += bytes;
 	if (pn > c->last_sent_pn)
 		c->last_sent_pn = pn;
 	c->pace_tokens -= bytes;
@@ -353,6 +357,35 @@ static void quic_reno_avoid(struct quic_cong *c, u32 bytes)
 	}
 }
 
+/*
+ * RFC 6937 (Proportional Rate Reduction, as RFC 9002 Section 7.3.2
+ * allows): in a recovery period the window is what is in flight plus what
+ * may be sent in answer to the bytes now acknowledged, so that sending
+ * falls to ssthresh in step with the deliveries, rather than stopping and
+ * then bursting.  The bytes declared lost have left the flight at once:
+ * with the window set to ssthresh, a large loss (the end of slow start)
+ * would let a window's worth go into the queue that just overflowed.
+ * Above ssthresh, ssthresh/RecoverFS of what was delivered; at or below,
+ * the slow start reduction bound: up to one segment more than delivered.
+ */
+static void quic_cong_prr(struct quic_cong *c, u32 delivered)
+{
+	u64 sndcnt, limit;
+
+	c->prr_delivered += delivered;
+	if (c->in_flight > c->ssthresh) {
+		sndcnt = div64_u64(c->prr_delivered * c->ssthresh +
+				   c->prior_cwnd - 1, max(c->prior_cwnd, 1U));
+		sndcnt = sndcnt > c->prr_out ? sndcnt - c->prr_out : 0;
+	} else {
+		limit = c->prr_delivered > c->prr_out ?
+			c->prr_delivered - c->prr_out : 0;
+		limit = max_t(u64, limit, delivered) + c->mss;
+		sndcnt = min_t(u64, c->ssthresh - c->in_flight, limit);
+	}
+	c->cwnd = max_t(u64, c->in_flight + sndcnt, quic_cong_min_wnd(c));
+}
+
 /**
  * quic_cong_on_acked - an ack-eliciting packet was acknowledged
  * @c: the state
@@ -362,15 +395,24 @@ static void quic_reno_avoid(struct quic_cong *c, u32 bytes)
  * @now: current time
  *
  * RFC 9002 Section 7.3 and Appendix B.5: no growth for packets sent
- * before the recovery period started, nor while the sender does not use
- * the window (Section 7.8); slow start (with HyStart++), then congestion
- * avoidance.
+ * before the recovery period started (they pace the reduction instead,
+ * quic_cong_prr()), nor while the sender does not use the window (Section
+ * 7.8); slow start (with HyStart++), then congestion avoidance.
  */
 void quic_cong_on_acked(struct quic_cong *c, u32 bytes, s64 pn,
 			u64 sent_time, u64 now)
 {
 	c->in_flight -= min(c->in_flight, bytes);
 	quic_hystart_round(c, pn);
+	if (c->in_recovery) {
+		if (sent_time <= c->recovery_start) {
+			quic_cong_prr(c, bytes);
+			return;
+		}
+		/* RFC 6937: the recovery period ends at ssthresh. */
+		c->in_recovery = 0;
+		c->cwnd = c->ssthresh;
+	}
 	if (c->recovery_start && sent_time <= c->recovery_start)
 		return;
 	if (c->app_limited)
@@ -427,7 +469,10 @@ void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now, u32 lost)
 	}
 	c->episode++;
 	c->undo_pending = lost;
-	c->undo_cwnd = c->cwnd;
+	c->prior_cwnd = c->cwnd;
+	c->prr_delivered = 0;
+	c->prr_out = 0;
+	c->in_recovery = 1;
 	c->undo_ssthresh = c->ssthresh;
 	c->undo_cubic = c->cubic;
 	c->undo_hs_done = c->hs.done;
@@ -484,12 +529,13 @@ bool quic_cong_spurious(struct quic_cong *c, u32 episode, u32 reorder,
 	}
 	if (episode != c->episode || !c->undo_pending || --c->undo_pending)
 		return false;
-	c->cwnd = max(c->cwnd, c->undo_cwnd);
+	c->cwnd = max(c->cwnd, c->prior_cwnd);
 	c->ssthresh = max(c->ssthresh, c->undo_ssthresh);
 	c->cubic = c->undo_cubic;
 	c->hs.done = c->undo_hs_done;
 	c->hs.in_css = 0;
 	c->recovery_start = 0;
+	c->in_recovery = 0;
 	c->acked_acc = 0;
 	c->undone++;
 	return true;
@@ -533,6 +579,7 @@ void quic_cong_collapse(struct quic_cong *c)
 {
 	c->cwnd = quic_cong_min_wnd(c);
 	c->recovery_start = 0;
+	c->in_recovery = 0;
 	c->acked_acc = 0;
 	c->cubic.epoch_start = 0;
 	if (c->has_sample)

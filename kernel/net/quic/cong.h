@@ -99,7 +99,10 @@ struct quic_cubic {
  * @episode: number of the current congestion event
  * @undo_pending: packets declared lost in event @episode and not yet
  *	acknowledged; when the last is, the event was spurious
- * @undo_cwnd: the window before event @episode
+ * @prior_cwnd: the window before event @episode: what undo restores,
+ *	and RecoverFS of Proportional Rate Reduction (RFC 6937)
+ * @prr_delivered: bytes acknowledged since the recovery period began
+ * @prr_out: bytes sent since then
  * @undo_ssthresh: the slow start threshold before it
  * @undo_cubic: the CUBIC state before it
  * @pto_count: consecutive PTOs (RFC 9002 Section 6.2.1)
@@ -107,6 +110,7 @@ struct quic_cubic {
  * @reorder_shift: time threshold of loss detection is
  *	RTT * (1 + 2^-@reorder_shift) (RFC 9002 Section 6.1.2)
  * @undo_hs_done: HyStart++ done before event @episode
+ * @in_recovery: no packet sent since @recovery_start was acknowledged yet
  * @has_sample: an RTT sample was taken
  * @app_limited: the sender did not fill the window (RFC 9002 Section 7.8)
  */
@@ -134,7 +138,9 @@ struct quic_cong {
 	u32 reorder_pkts;
 	u32 episode;
 	u32 undo_pending;
-	u32 undo_cwnd;
+	u32 prior_cwnd;
+	u64 prr_delivered;
+	u64 prr_out;
 	u32 undo_ssthresh;
 	struct quic_cubic undo_cubic;
 	u8 pto_count;
@@ -143,6 +149,7 @@ struct quic_cong {
 	u8 has_sample:1;
 	u8 app_limited:1;
 	u8 undo_hs_done:1;
+	u8 in_recovery:1;
 };
 
 void quic_cong_init(struct quic_cong *c, u32 mss, u32 init_rtt, u8 algo);

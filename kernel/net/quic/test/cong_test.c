@@ -4,7 +4,9 @@
  * and time threshold of Section 6, NewReno (Section 7 and Appendix B),
  * CUBIC (RFC 9438: W_cubic(t), K, fast convergence, the Reno-friendly
  * region, the 1.5 x cwnd cap), HyStart++ rounds (RFC 9406), persistent
- * congestion (RFC 9002 Section 7.6) and pacing (Section 7.7).
+ * congestion (RFC 9002 Section 7.6), pacing (Section 7.7), Proportional
+ * Rate Reduction (RFC 6937), and reordering: adapted loss thresholds and
+ * the undo of spurious congestion events (RFC 9438 Section 4.9).
  *
  * Expected values are worked out by hand from the RFC formulas in the
  * comments, in microseconds and bytes; the window arithmetic is in bytes,
@@ -149,9 +151,12 @@ static void quic_test_reno(struct kunit *test)
 	quic_cong_event(&c, T0 + 150, T0 + 300, 1);
 	KUNIT_EXPECT_EQ(test, c.cwnd, 6600);
 
-	/* Packets sent before the recovery started do not grow it. */
+	/* Packets sent before the recovery started do not grow it: each
+	 * acknowledgment releases ssthresh/RecoverFS of its bytes (RFC 6937):
+	 * 7200 left in flight, ceil(1200 * 6600 / 13200) = 600 to send.
+	 */
 	quic_cong_on_acked(&c, MSS, 3, T0, T0 + 400);
-	KUNIT_EXPECT_EQ(test, c.cwnd, 6600);
+	KUNIT_EXPECT_EQ(test, c.cwnd, 7800);
 
 	/* Congestion avoidance: one datagram per window acknowledged. */
 	for (i = 0; i < 5; i++)
@@ -469,6 +474,43 @@ static void quic_test_pacing(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, c.pace_tokens, 1920000);
 }
 
+/* RFC 6937: after a large loss, sending comes back in step with deliveries. */
+static void quic_test_prr(struct kunit *test)
+{
+	struct quic_cong c;
+	int i;
+
+	quic_test_init(&c, QUIC_CONG_RENO);
+	quic_cong_rtt_sample(&c, 10000, 0, true, T0);
+	c.cwnd = 120000;
+	for (i = 0; i < 100; i++)
+		quic_cong_on_sent(&c, MSS, i, T0);
+	/* 80 of the 100 lost at once: 24000 left in flight. */
+	for (i = 0; i < 80; i++)
+		quic_cong_on_lost(&c, MSS);
+	quic_cong_event(&c, T0, T0 + 10, 80);
+	KUNIT_EXPECT_EQ(test, c.ssthresh, 60000);
+	KUNIT_EXPECT_TRUE(test, c.in_recovery);
+	/* Below ssthresh: what was delivered and one segment more, not the
+	 * 37200 up to ssthresh at once.
+	 */
+	quic_cong_on_acked(&c, MSS, 80, T0, T0 + 20);
+	KUNIT_EXPECT_EQ(test, c.in_flight, 22800);
+	KUNIT_EXPECT_EQ(test, c.cwnd, 25200);
+	quic_cong_on_sent(&c, MSS, 100, T0 + 21);
+	quic_cong_on_sent(&c, MSS, 101, T0 + 21);
+	KUNIT_EXPECT_EQ(test, c.prr_out, 2400);
+	KUNIT_EXPECT_FALSE(test, quic_cong_can_send(&c, MSS));
+	quic_cong_on_acked(&c, MSS, 81, T0, T0 + 22);
+	KUNIT_EXPECT_EQ(test, c.cwnd, 26400);
+	/* A packet sent in the recovery period is acknowledged: it ends,
+	 * at ssthresh.
+	 */
+	quic_cong_on_acked(&c, MSS, 100, T0 + 21, T0 + 40);
+	KUNIT_EXPECT_FALSE(test, c.in_recovery);
+	KUNIT_EXPECT_EQ(test, c.cwnd, 60000);
+}
+
 /* RFC 9002 Section 6.1: reordering raises the thresholds, not beyond caps. */
 static void quic_test_reorder_thresholds(struct kunit *test)
 {
@@ -592,6 +634,7 @@ static struct kunit_case quic_cong_test_cases[] = {
 	KUNIT_CASE(quic_test_hystart_loss),
 	KUNIT_CASE(quic_test_persistent_congestion),
 	KUNIT_CASE(quic_test_pacing),
+	KUNIT_CASE(quic_test_prr),
 	KUNIT_CASE(quic_test_reorder_thresholds),
 	KUNIT_CASE(quic_test_undo_reno),
 	KUNIT_CASE(quic_test_undo_cubic),
