@@ -131,7 +131,7 @@ kernel's tls module there, and measures between two network namespaces:
   send_stream_data() per write; --aioquic-bytes (it is orders of magnitude slower). ngtcp2:
   gtlsserver/gtlsclient fetch --bytes over HTTP/3; ngtcp2 picks its own write sizes, so it
   has one entry with write_size 0, and the time and CPU of its fastest 1-byte fetch (process
-  start and handshake) are taken off the bulk fetch's.
+  start and handshake) are taken off the bulk fetch's (unless longer).
 - handshakes/s: --handshakes sequential connections, each opened and closed. quic: kernel
   QUIC + TLS 1.3 (gnutls, in Python, both ends in one process). tcp: TCP connect/accept.
   ktls: TCP + TLS 1.3 handshake (OpenSSL) + kTLS install. aioquic: its client process
