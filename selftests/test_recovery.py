@@ -75,34 +75,42 @@ class Sender:
 
 class CongMonitor:
     """Samples /proc/net/quic/cong of namespace ``ns`` (the server's by default) every
-    ``period`` seconds."""
+    ``period`` seconds: the connections that were not there when it started (an earlier test's
+    connection may still be waiting for its idle timeout)."""
 
     def __init__(self, topo, period: float = 0.25, ns: str | None = None):
         self.topo = topo
         self.ns = ns or topo.server
         self.period = period
         self.samples: list[dict] = []
+        self.stale = {_conn_key(row) for row in self._rows()}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def _run(self) -> None:
+    def _rows(self) -> list[dict]:
         from quicctl import kmod
         from quicctl.netns import enter
 
         # /proc/thread-self/net follows this thread's namespace (/proc/net is the process's).
-        system = kmod.System(proc=Path("/proc/thread-self"))
         with enter(self.ns):
-            while not self.stop.is_set():
-                for row in kmod.connections(system):
-                    if row["STATE"] == 1:
-                        self.samples.append(row)
-                self.stop.wait(self.period)
+            return kmod.connections(kmod.System(proc=Path("/proc/thread-self")))
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for row in self._rows():
+                if row["STATE"] == 1 and _conn_key(row) not in self.stale:
+                    self.samples.append(row)
+            self.stop.wait(self.period)
 
     def finish(self) -> list[dict]:
         self.stop.set()
         self.thread.join(30)
         return self.samples
+
+
+def _conn_key(row: dict) -> tuple:
+    return row["SOCK"], row["LOCAL_ADDRESS"], row["REMOTE_ADDRESS"]
 
 
 def _download(
@@ -170,10 +178,12 @@ def _check_samples(samples: list[dict], algo: str, min_rtt_floor: int = 0) -> di
 
 
 def _timeline(samples: list[dict], every: int = 4) -> str:
-    """Every ``every``-th sample: window, ssthresh, bytes in flight, srtt, losses."""
+    """Every ``every``-th sample: window, ssthresh, bytes in flight, srtt, losses (and how many
+    of them arrived after all: reordering)."""
     return "\n".join(
         f"    cwnd {s['CWND']:>8} ssthresh {s['SSTHRESH']:>8} in_flight {s['IN_FLIGHT']:>8} "
-        f"srtt {s['SRTT'] / 1000:7.1f} ms lost {s['LOST']:>5} pto {s['PTO_COUNT']}"
+        f"srtt {s['SRTT'] / 1000:7.1f} ms lost {s['LOST']:>5} (late {s.get('SPURIOUS', 0)}) "
+        f"pto {s['PTO_COUNT']}"
         for s in samples[::every]
     )
 
