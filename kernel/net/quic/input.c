@@ -211,9 +211,7 @@ static void quic_loss_spurious(struct sock *sk, struct quic_pnspace *s,
 		if (!quic_ranges_has(ranges, n, pkt->pn))
 			continue;
 		quic_cong_spurious(c, pkt->episode, pkt->reorder, pkt->by_time);
-		list_del(&pkt->list);
-		quic_sent_pkt_free(pkt);
-		s->nlost--;
+		quic_pnspace_lost_del(s, pkt);
 	}
 }
 
@@ -355,7 +353,6 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 			if (quic_cong_persistent(&qs->cong, run_first, run_last))
 				persistent = true;
 			quic_frames_requeue(sk, &pkt->frames, &lost);
-			pkt->time = now;
 			pkt->reorder = min_t(s64, s->largest_acked - pkt->pn, U8_MAX);
 			pkt->by_time = !by_pn;
 			list_move_tail(&pkt->list, &gone);

@@ -56,10 +56,17 @@ void quic_pnspace_lost_trim(struct quic_pnspace *space, u16 max)
 
 	while (space->nlost > max) {
 		pkt = list_first_entry(&space->lost, struct quic_sent_pkt, list);
-		list_del(&pkt->list);
-		quic_sent_pkt_free(pkt);
-		space->nlost--;
+		quic_pnspace_lost_del(space, pkt);
 	}
+}
+
+/* A packet leaves the lost list: acknowledged after all, or forgotten. */
+void quic_pnspace_lost_del(struct quic_pnspace *space,
+			   struct quic_sent_pkt *pkt)
+{
+	list_del(&pkt->list);
+	quic_sent_pkt_free(pkt);
+	space->nlost--;
 }
 
 /* Frames are freed by the caller (they may be charged to the socket). */

@@ -36,7 +36,7 @@ struct quic_pn_range {
  * @list: quic_pnspace.sent, in packet number order, or quic_pnspace.lost
  * @frames: struct quic_frame.list, the retransmittable frames it carried
  * @pn: packet number
- * @time: when it was sent (us); on the lost list, when declared lost
+ * @time: when it was sent (us)
  * @episode: on the lost list, the congestion event it was declared in
  * @size: bytes counted in flight (RFC 9002 Section 2)
  * @reorder: on the lost list, the largest acknowledged packet number
@@ -116,5 +116,7 @@ void quic_pnspace_record(struct quic_pnspace *space, s64 pn, u64 now);
 struct quic_sent_pkt *quic_sent_pkt_new(s64 pn, u64 now, u16 size);
 void quic_sent_pkt_free(struct quic_sent_pkt *pkt);
 void quic_pnspace_lost_trim(struct quic_pnspace *space, u16 max);
+void quic_pnspace_lost_del(struct quic_pnspace *space,
+			   struct quic_sent_pkt *pkt);
 
 #endif /* __NET_QUIC_PNSPACE_H */
