@@ -154,8 +154,13 @@ def run(
         argv[1:1] = ["--rwdir", str(BUILD_DIR)]
     start = time.monotonic()
     # vng truncates a file it writes to directly: its output always goes through this pipe.
+    # vng runs its helpers (virtme-run, virtme-init) by name: they sit beside it in the venv,
+    # which need not be on PATH when quicctl is run as .venv/bin/quicctl.
+    path = os.environ.get("PATH", "")
+    child_env = dict(os.environ, PATH=f"{Path(vng).parent}{os.pathsep}{path}")
     proc = subprocess.Popen(
         argv,
+        env=child_env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
