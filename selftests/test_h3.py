@@ -42,14 +42,17 @@ def _url_host(addr: str) -> str:
     return f"[{addr}]" if ":" in addr else addr
 
 
-def _check_files(outdir: Path, digests: dict[str, str], names: list[str]) -> None:
+def _check_files(outdir: Path, digests: dict[str, str], names: list[str], detail: str = "") -> None:
+    """The files ``names`` saved in ``outdir`` are the served ones; ``detail`` (what the tool
+    said) goes with a failure."""
     import hashlib
 
     for name in names:
         path = outdir / name
-        assert path.is_file(), f"{name} was not downloaded (files: {sorted(os.listdir(outdir))})"
+        files = sorted(os.listdir(outdir))
+        assert path.is_file(), f"{name} was not downloaded (files: {files})\n{detail}"
         got = hashlib.sha256(path.read_bytes()).hexdigest()
-        assert got == digests[name], f"{name}: {path.stat().st_size} bytes, hash differs"
+        assert got == digests[name], f"{name}: {path.stat().st_size} bytes, hash differs\n{detail}"
 
 
 def _check(downloads, digests, names) -> None:
@@ -106,10 +109,7 @@ def test_gtlsclient_downloads_from_quicctl_server(quic_module, clean_path, topo,
     finally:
         _stop(srv)
     detail = f"gtlsclient stdout:\n{r.stdout[-2000:]}\nstderr:\n{r.stderr[-2000:]}"
-    try:
-        _check_files(outdir, digests, names)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{detail}") from None
+    _check_files(outdir, digests, names, detail)
     assert not errlog.read_text().strip(), "quicctl server logged:\n" + errlog.read_text()
 
 

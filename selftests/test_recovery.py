@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -305,43 +306,60 @@ def _drops(topo, ns: str) -> dict[str, int]:
 
 
 class Blackhole:
-    """nftables in the server namespace drops all UDP, 5 s on, 2 s off, from start()."""
+    """All UDP between the namespaces is dropped, 5 s on, 2 s off, from start(): nftables
+    drops it where it arrives (each namespace's input hook), so a sender's sendmsg succeeds as
+    it would into a real blackhole (an output-hook drop would fail it with EPERM).  Named
+    counters, kept across the cycles, count the drops: dropped()."""
 
     def __init__(self, topo, on: float = 5.0, off: float = 2.0):
         self.topo, self.on, self.off = topo, on, off
+        # Namespace -> the counter of what it is not let in.
+        self.counters = {topo.server: "to_server", topo.client: "from_server"}
         self.cycles = 0
         self.stop = threading.Event()
-        self._nft(
-            "add table inet quicbh\n"
-            "add chain inet quicbh in { type filter hook input priority 0; }\n"
-            "add chain inet quicbh out { type filter hook output priority 0; }\n"
-        )
+        for ns, name in self.counters.items():
+            self._nft(
+                ns,
+                f"add table inet quicbh\nadd counter inet quicbh {name}\n"
+                "add chain inet quicbh in { type filter hook input priority 0; }\n",
+            )
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
-    def _nft(self, script: str) -> None:
-        r = self.topo.run(self.topo.server, ["nft", "-f", "-"], input=script,
+    def _nft(self, ns: str, script: str, *args: str) -> str:
+        r = self.topo.run(ns, ["nft", *(args or ("-f", "-"))], input=script,
                           capture_output=True, text=True)  # fmt: skip
-        assert r.returncode == 0, f"nft failed: {r.stderr.strip()}\n{script}"
+        assert r.returncode == 0, f"nft {' '.join(args)} failed: {r.stderr.strip()}\n{script}"
+        return r.stdout
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            self._nft(
-                "add rule inet quicbh in meta l4proto udp drop\n"
-                "add rule inet quicbh out meta l4proto udp drop\n"
-            )
+            for ns, name in self.counters.items():
+                self._nft(ns, f"add rule inet quicbh in meta l4proto udp counter name {name} drop")
             self.cycles += 1
             self.stop.wait(self.on)
-            self._nft("flush chain inet quicbh in\nflush chain inet quicbh out\n")
+            for ns in self.counters:
+                self._nft(ns, "flush chain inet quicbh in\n")
             self.stop.wait(self.off)
+
+    def dropped(self) -> dict[str, int]:
+        """UDP packets dropped so far: {"to_server": n, "from_server": n}."""
+        out = {}
+        for ns, name in self.counters.items():
+            said = self._nft(ns, "", "list", "counter", "inet", "quicbh", name)
+            m = re.search(r"packets (\d+)", said)
+            assert m, f"nft counter {name}: {said}"
+            out[name] = int(m[1])
+        return out
 
     def close(self) -> None:
         self.stop.set()
         if self.thread.is_alive():
             self.thread.join(30)
-        self._nft("delete table inet quicbh\n")
+        for ns in self.counters:
+            self._nft(ns, "delete table inet quicbh\n")
 
 
 @pytest.mark.parametrize("algo", list(ALGOS))
@@ -374,11 +392,13 @@ def test_blackhole_10mb(quic_module, clean_path, topo, algo):
         assert not t.is_alive(), "transfer did not finish in 480 s"
         assert "error" not in result, result.get("error")
         assert hole.cycles >= 1, "the transfer ended before the first blackhole"
+        dropped = hole.dropped()
     finally:
         hole.close()
         samples = monitor.finish()
         sender.close()
     assert not sender.errors, sender.errors
+    assert dropped["from_server"] > 0, f"the blackhole dropped none of the sender's: {dropped}"
     got, _ = result["got"]
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), "file corrupted"
     last = _check_samples(samples, algo)
