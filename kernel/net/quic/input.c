@@ -91,6 +91,18 @@ int quic_backlog_rcv(struct sock *sk, struct sk_buff *skb)
 	return quic_input_dispatch(sk, skb);
 }
 
+/*
+ * A process sleeps in recvmsg() for data (quic_recv_wait()): the datagram
+ * goes to the backlog and the woken reader processes it on taking the
+ * socket, as TCP's prequeue did.  The softirq that received it, often on
+ * the CPU of a local sender, is spared the decryption.  The reader holds
+ * the socket again before it leaves, so release_sock() runs the backlog.
+ */
+static bool quic_input_to_reader(struct sock *sk)
+{
+	return READ_ONCE(quic_sk(sk)->rcv_waiters) && quic_is_established(sk);
+}
+
 /**
  * quic_input_deliver - process a datagram on a socket or queue it
  * @sk: the socket, held by the caller
@@ -107,13 +119,15 @@ void quic_input_deliver(struct sock *sk, struct sk_buff *skb, bool nested)
 		bh_lock_sock_nested(sk);
 	else
 		bh_lock_sock(sk);
-	if (!sock_owned_by_user(sk)) {
+	if (!sock_owned_by_user(sk) && !quic_input_to_reader(sk)) {
 		quic_input_dispatch(sk, skb);
 	} else if (sk_add_backlog(sk, skb, READ_ONCE(sk->sk_rcvbuf))) {
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
 		kfree_skb(skb);
 	} else {
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVBACKLOGS);
+		if (!sock_owned_by_user(sk))
+			sk->sk_data_ready(sk);	/* the reader takes it */
 	}
 	bh_unlock_sock(sk);
 	local_bh_enable();

@@ -1831,13 +1831,19 @@ static bool quic_recv_ready(struct sock *sk, void *arg)
 /* Like quic_wait(), but a CLOSED socket with data queued is readable. */
 static int quic_recv_wait(struct sock *sk, long *timeo)
 {
+	struct quic_sock *qs = quic_sk(sk);
 	int err;
 
 	if (!skb_queue_empty(&sk->sk_receive_queue))
 		return 0;
 	if (!quic_is_connected(sk))
 		return -ENOTCONN;
+	/* While a reader sleeps here, arriving packets wait in the backlog
+	 * for it (quic_input_deliver()): it decrypts them on its own CPU.
+	 */
+	qs->rcv_waiters++;
 	err = quic_wait(sk, timeo, quic_recv_ready, NULL);
+	qs->rcv_waiters--;
 	if (err == -EPIPE)
 		return skb_queue_empty(&sk->sk_receive_queue) ? -ENOTCONN : 0;
 	return err;
