@@ -185,7 +185,7 @@ struct quic_sock {
 	u8 idle_sent:1;			/* ack-eliciting sent since last receive */
 	u8 peer_version_info:1;		/* server: client sent version_information */
 	u8 ack_delay_exponent;		/* peer's (RFC 9000 Section 18.2) */
-	u8 rcv_waiters;			/* recvmsg callers asleep for data */
+	unsigned int rcv_waiters;	/* recvmsg callers asleep for data */
 };
 
 /* struct ipv6_pinfo must end the object: 6.1 finds it at obj_size - size. */
