@@ -25,7 +25,9 @@
 static void quic_input_peer(struct sk_buff *skb, union quic_addr *a)
 {
 	const struct udphdr *uh = udp_hdr(skb);
+	int iif = ip_hdr(skb)->version == 4 ? 0 : inet6_iif(skb);
 
+	/* @a is in skb->cb, where inet6_iif() reads: that comes first. */
 	memset(a, 0, sizeof(*a));
 	if (ip_hdr(skb)->version == 4) {
 		a->v4.sin_family = AF_INET;
@@ -36,8 +38,7 @@ static void quic_input_peer(struct sk_buff *skb, union quic_addr *a)
 	a->v6.sin6_family = AF_INET6;
 	a->v6.sin6_addr = ipv6_hdr(skb)->saddr;
 	a->v6.sin6_port = uh->source;
-	a->v6.sin6_scope_id = ipv6_iface_scope_id(&a->v6.sin6_addr,
-						  inet6_iif(skb));
+	a->v6.sin6_scope_id = ipv6_iface_scope_id(&a->v6.sin6_addr, iif);
 }
 
 /*
