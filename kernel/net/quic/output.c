@@ -21,6 +21,8 @@
 
 #define QUIC_DGRAM_PKTS		QUIC_SPACE_MAX
 #define QUIC_FLUSH_MAX		256	/* datagrams per flush */
+/* Full-size datagrams sent as one UDP GSO skb (linear: order <= 3). */
+#define QUIC_GSO_SEGS		16
 /* Smallest payload worth starting a packet for. */
 #define QUIC_PKT_MIN_PAYLOAD	32
 
@@ -35,9 +37,16 @@ struct quic_out_pkt {
 	u8 is_long:1;
 };
 
+/*
+ * The datagram being built, at @start in @skb.  @skb holds @segs datagrams
+ * before it, full-size ones of @room bytes each, sent together with UDP
+ * GSO (quic_out_send()).
+ */
 struct quic_dgram {
 	struct sk_buff *skb;
+	u32 start;
 	u32 room;
+	u8 segs;
 	struct quic_out_pkt pkts[QUIC_DGRAM_PKTS];
 	u32 pace_wait;
 	u8 n;
@@ -246,7 +255,7 @@ static bool quic_out_packet(struct sock *sk, struct quic_dgram *d, u8 space)
 	bool ack = false, frames = false;
 	struct sk_buff *skb = d->skb;
 	u8 *start, *p, *limit, pn_len;
-	u32 avail = d->room - skb->len;
+	u32 avail = d->room - (skb->len - d->start);
 
 	if (!quic_out_wanted(sk, d, space, &ack, &frames))
 		return false;
@@ -295,8 +304,8 @@ static void quic_out_pad(struct sock *sk, struct quic_dgram *d)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_out_pkt *last = &d->pkts[d->n - 1];
+	u32 target, extra, len = d->skb->len - d->start;
 	bool pad = false;
-	u32 target, extra;
 	int i;
 
 	for (i = 0; i < d->n; i++)
@@ -304,9 +313,9 @@ static void quic_out_pad(struct sock *sk, struct quic_dgram *d)
 		    (!qs->is_serv || d->pkts[i].ack_eliciting))
 			pad = true;
 	target = min_t(u32, QUIC_MIN_INITIAL_SIZE, d->room);
-	if (!pad || d->skb->len >= target)
+	if (!pad || len >= target)
 		return;
-	extra = target - d->skb->len;
+	extra = target - len;
 	/* Zeros before the tag: PADDING frames in the payload. */
 	memmove(d->skb->data + last->off + last->len - QUIC_CRYPTO_TAG_LEN +
 		extra, d->skb->data + last->off + last->len -
@@ -352,15 +361,58 @@ static int quic_out_finish(struct sock *sk, struct quic_dgram *d)
 	return 0;
 }
 
-static struct sk_buff *quic_out_skb(struct sock *sk)
+static struct sk_buff *quic_out_skb(struct sock *sk, u32 size)
 {
 	u32 hroom = MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr);
 	struct sk_buff *skb;
 
-	skb = alloc_skb(hroom + quic_sk(sk)->path.mss, GFP_ATOMIC);
+	skb = alloc_skb(hroom + size, GFP_ATOMIC | __GFP_NOWARN);
 	if (skb)
 		skb_reserve(skb, hroom);
 	return skb;
+}
+
+/* Send the datagrams in d->skb, as one GSO skb when there are several. */
+static void quic_out_send(struct sock *sk, struct quic_dgram *d)
+{
+	struct sk_buff *skb = d->skb;
+
+	if (!skb)
+		return;
+	d->skb = NULL;
+	if (!skb->len) {
+		kfree_skb(skb);
+		return;
+	}
+	net_dbg_ratelimited("quic: sk %p xmit %u bytes in %u datagrams\n",
+			    sk, skb->len, d->segs);
+	quic_path_xmit(sk, skb, d->segs > 1 ? d->room : 0);
+	d->segs = 0;
+}
+
+/*
+ * Room for the next datagram: in the skb of the full-size ones before it,
+ * or in a new skb, large enough for QUIC_GSO_SEGS datagrams when the path
+ * is validated (the anti-amplification count needs each one sent).
+ */
+static int quic_out_dgram_skb(struct sock *sk, struct quic_dgram *d)
+{
+	struct quic_path *path = &quic_sk(sk)->path;
+	u32 room = quic_path_room(sk);
+
+	if (d->skb && (d->room != room || skb_tailroom(d->skb) < room))
+		quic_out_send(sk, d);
+	d->room = room;
+	if (d->room < QUIC_CRYPTO_TAG_LEN + QUIC_PKT_MIN_PAYLOAD + 30)
+		return 0;
+	if (!d->skb && path->validated && d->room == path->mss)
+		d->skb = quic_out_skb(sk, QUIC_GSO_SEGS * d->room);
+	if (!d->skb)
+		d->skb = quic_out_skb(sk, d->room);
+	if (!d->skb)
+		return -ENOMEM;
+	d->start = d->skb->len;
+	return 1;
 }
 
 /* One datagram.  Return: 1 if sent, 0 if nothing to send, or an error. */
@@ -372,31 +424,30 @@ static int quic_out_dgram(struct sock *sk, struct quic_dgram *d)
 	bool eliciting = false;
 	int i, err;
 
-	d->room = quic_path_room(sk);
 	d->n = 0;
 	d->discard_initial = 0;
-	if (d->room < QUIC_CRYPTO_TAG_LEN + QUIC_PKT_MIN_PAYLOAD + 30)
-		return 0;
-	d->skb = quic_out_skb(sk);
-	if (!d->skb)
-		return -ENOMEM;
+	err = quic_out_dgram_skb(sk, d);
+	if (err <= 0)
+		return err;
 	for (i = 0; i < ARRAY_SIZE(order); i++)
 		quic_out_packet(sk, d, order[i]);
-	if (!d->n) {
-		kfree_skb(d->skb);
+	if (!d->n)
 		return 0;
-	}
 	quic_out_pad(sk, d);
 	err = quic_out_finish(sk, d);
 	if (err) {
-		kfree_skb(d->skb);
+		skb_trim(d->skb, d->start);
 		return err;
 	}
 	for (i = 0; i < d->n; i++)
 		eliciting |= d->pkts[i].ack_eliciting;
-	net_dbg_ratelimited("quic: sk %p xmit %u bytes, %u packets, first pn %lld space %u\n",
-			    sk, d->skb->len, d->n, d->pkts[0].pn, d->pkts[0].space);
-	quic_path_xmit(sk, d->skb);
+	/* UDP GSO (RFC 9000 Section 14 sizes each datagram): only the last
+	 * segment may be shorter, so a short one ends the skb.
+	 */
+	d->segs++;
+	if (d->skb->len - d->start != d->room || d->segs == QUIC_GSO_SEGS ||
+	    skb_tailroom(d->skb) < d->room || !quic_sk(sk)->path.validated)
+		quic_out_send(sk, d);
 	/* RFC 9000 Section 10.1: only the first ack-eliciting packet sent
 	 * after a packet was received restarts the idle timer.
 	 */
@@ -458,6 +509,7 @@ void quic_output_flush(struct sock *sk)
 	for (i = 0; i < QUIC_FLUSH_MAX; i++)
 		if (quic_out_dgram(sk, &d) <= 0)
 			break;
+	quic_out_send(sk, &d);
 	quic_out_pace_timer(sk, &d, i == QUIC_FLUSH_MAX);
 	quic_out_sndbuf(sk);
 	quic_loss_set_timer(sk);
@@ -537,4 +589,5 @@ void quic_output_close(struct sock *sk, u8 space, bool app)
 
 	if (quic_out_dgram(sk, &d) > 0)
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_OUTCLOSES);
+	quic_out_send(sk, &d);
 }

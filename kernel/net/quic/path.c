@@ -98,8 +98,16 @@ static struct dst_entry *quic_path_dst(struct sock *sk)
 	return dst;
 }
 
-/* Sends one datagram (skb->data is the UDP payload); consumes @skb. */
-int quic_path_xmit(struct sock *sk, struct sk_buff *skb)
+/**
+ * quic_path_xmit - send datagrams to the peer
+ * @sk: the socket
+ * @skb: skb->data at the UDP payload; consumed
+ * @gso_size: 0 for one datagram; else @skb holds datagrams of @gso_size
+ *	bytes, the last one possibly shorter, sent with UDP GSO
+ *
+ * Return: 0, or -EHOSTUNREACH without a route.
+ */
+int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct sock *usk = qs->udp->sock->sk;
@@ -114,6 +122,17 @@ int quic_path_xmit(struct sock *sk, struct sk_buff *skb)
 		qs->path.bytes_sent += skb->len;
 
 	skb->ignore_df = 0;
+	if (gso_size && skb->len > gso_size) {
+		/* As udp_send_skb(): the pseudo-header sum is set by
+		 * udp_set_csum(), segmentation completes each segment's.
+		 */
+		skb_shinfo(skb)->gso_size = gso_size;
+		skb_shinfo(skb)->gso_type = SKB_GSO_UDP_L4;
+		skb_shinfo(skb)->gso_segs = DIV_ROUND_UP(skb->len, gso_size);
+		skb->ip_summed = CHECKSUM_PARTIAL;
+		skb->csum_start = skb_headroom(skb) - sizeof(struct udphdr);
+		skb->csum_offset = offsetof(struct udphdr, check);
+	}
 	local_bh_disable();
 	if (qs->peer.sa.sa_family == AF_INET6)
 		udp_tunnel6_xmit_skb(dst, usk, skb, NULL,
