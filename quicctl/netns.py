@@ -29,6 +29,7 @@ class Topology:
     client_v4: str = V4[1]
     server_v6: str = V6[0]
     client_v6: str = V6[1]
+    _wire_like: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.server = f"qsrv{self.tag}"
@@ -94,10 +95,33 @@ class Topology:
 
     def clear_qdisc(self, ns: str) -> None:
         self.run(ns, ["tc", "qdisc", "del", "dev", self.dev(ns), "root"], capture_output=True)
+        if ns in self._wire_like:
+            self._segmentation(ns, "on")
+            self._wire_like.discard(ns)
+
+    def wire_like(self, ns: str) -> None:
+        """Datagrams leave this namespace's veth end one skb each, as on a wire, so that a qdisc
+        there (netem, tbf) loses, delays or corrupts each one alone: quic.ko sends UDP GSO
+        batches only through a device with tx-udp-segmentation or gso on.  Undone by
+        :meth:`clear_qdisc`."""
+        if ns not in self._wire_like:
+            self._segmentation(ns, "off")
+            self._wire_like.add(ns)
+
+    def _segmentation(self, ns: str, state: str) -> None:
+        dev = self.dev(ns)
+        r = self.run(ns, ["ethtool", "-K", dev, "gso", state, "tx-udp-segmentation", state],
+                     capture_output=True, text=True)  # fmt: skip
+        if r.returncode:
+            raise QuicctlError(
+                f"ethtool -K {dev} gso/tx-udp-segmentation {state} failed: {r.stderr.strip()}"
+            )
 
     def netem(self, ns: str, spec: str) -> None:
-        """tc netem on this namespace's veth end, e.g. ``"loss 10% delay 30ms"``."""
+        """tc netem on this namespace's veth end, e.g. ``"loss 10% delay 30ms"``; the datagrams
+        go through it one by one (:meth:`wire_like`)."""
         dev = self.dev_server if ns == self.server else self.dev_client
+        self.wire_like(ns)
         r = self.run(ns, ["tc", "qdisc", "replace", "dev", dev, "root", "netem", *spec.split()],
                      capture_output=True, text=True)  # fmt: skip
         if r.returncode:

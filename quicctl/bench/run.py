@@ -451,6 +451,7 @@ def _shaped(topo, rate_bps: int, rtt_ms: int) -> Iterator[None]:
     argv = ["tc", "qdisc", "replace", "dev", topo.dev(topo.client), "root", "tbf",
             "rate", f"{rate_bps}bit", "burst", "15000", "limit", str(bdp)]  # fmt: skip
     try:
+        topo.wire_like(topo.client)
         r = topo.run(topo.client, argv, capture_output=True, text=True)
         if r.returncode:
             raise QuicctlError(f"tc tbf on {topo.dev(topo.client)} failed: {r.stderr.strip()}")

@@ -134,16 +134,16 @@ void quic_input_deliver(struct sock *sk, struct sk_buff *skb, bool nested)
 	local_bh_enable();
 }
 
-/**
- * quic_input_encap_rcv - a datagram from the UDP tunnel socket
- * @us: the QUIC side of the UDP socket
- * @usk: the UDP socket
- * @skb: the datagram, skb->data at the UDP header, QUIC header checked
- *
- * Softirq context, under rcu_read_lock().  Return: 0 (consumed).
+/*
+ * A datagram (or a train of them, QUIC_RCV_CB()->seg) at skb->data, its
+ * control block filled in: to the socket of its Destination Connection ID,
+ * a new Initial to the listener.  A datagram that does not start with a
+ * valid QUIC header is dropped (RFC 9000 Section 12.2 lets the receiver
+ * discard the rest of a datagram, and Section 5.2.2 allows dropping what
+ * cannot be answered).
  */
-int quic_input_encap_rcv(struct quic_udp_sock *us, struct sock *usk,
-			 struct sk_buff *skb)
+static int quic_input_one(struct quic_udp_sock *us, struct sock *usk,
+			  struct sk_buff *skb)
 {
 	struct net *net = sock_net(usk);
 	struct sock *sk = NULL;
@@ -151,10 +151,13 @@ int quic_input_encap_rcv(struct quic_udp_sock *us, struct sock *usk,
 	bool initial;
 	u8 len;
 
-	quic_input_peer(skb, &QUIC_RCV_CB(skb)->peer);
-	QUIC_RCV_CB(skb)->buffered = 0;
-	__skb_pull(skb, skb_transport_offset(skb) + sizeof(struct udphdr));
-
+	if (!quic_udp_hdr_valid(skb, 0)) {
+		QUIC_INC_STATS(net, QUIC_MIB_PKT_INVHDRDROP);
+		net_dbg_ratelimited("%s: invalid header, len %u\n", __func__,
+				    skb->len);
+		kfree_skb(skb);
+		return 0;
+	}
 	if (quic_input_dcid(skb, &dcid, &len, &initial))
 		sk = quic_cid_lookup(net, dcid, len);
 	if (!sk && initial)
@@ -167,6 +170,83 @@ int quic_input_encap_rcv(struct quic_udp_sock *us, struct sock *usk,
 	quic_input_deliver(sk, skb, false);
 	sock_put(sk);
 	return 0;
+}
+
+/*
+ * Datagrams of one GRO train or UDP GSO skb, each gso_size bytes but the
+ * last, skb->data at the first.  When all are short-header packets for the
+ * same Destination Connection ID, which is what a bulk transfer brings,
+ * they go to their socket as one skb (QUIC_RCV_CB()->seg), processed in
+ * place by quic_packet_rcv(); otherwise each is copied out and goes alone.
+ */
+static int quic_input_train(struct quic_udp_sock *us, struct sock *usk,
+			    struct sk_buff *skb)
+{
+	u32 seg = skb_shinfo(skb)->gso_size, off, n;
+	union quic_addr peer;
+	struct sk_buff *one;
+	bool same = true;
+
+	quic_input_peer(skb, &peer);
+	__skb_pull(skb, skb_transport_offset(skb) + sizeof(struct udphdr));
+	skb_gso_reset(skb);
+	if (!seg || skb_linearize_cow(skb)) {
+		QUIC_INC_STATS(sock_net(usk), QUIC_MIB_PKT_RCVDROP);
+		kfree_skb(skb);
+		return 0;
+	}
+	for (off = 0; off < skb->len && same; off += seg) {
+		n = min(seg, skb->len - off);
+		same = n > 1 + QUIC_CONN_ID_DEF_LEN &&
+		       !(skb->data[off] & QUIC_HDR_LONG) &&
+		       !memcmp(skb->data + off + 1, skb->data + 1,
+			       QUIC_CONN_ID_DEF_LEN);
+	}
+	if (same && skb->len > seg) {
+		QUIC_RCV_CB(skb)->peer = peer;
+		QUIC_RCV_CB(skb)->buffered = 0;
+		QUIC_RCV_CB(skb)->seg = seg;
+		return quic_input_one(us, usk, skb);
+	}
+	/* Rare: a train of long headers (Initials of equal size) or of
+	 * several connections.  UDP would have copied them apart as well.
+	 */
+	for (off = 0; off < skb->len; off += seg) {
+		n = min(seg, skb->len - off);
+		one = alloc_skb(n, GFP_ATOMIC);
+		if (!one) {
+			QUIC_INC_STATS(sock_net(usk), QUIC_MIB_PKT_RCVDROP);
+			continue;
+		}
+		skb_put_data(one, skb->data + off, n);
+		QUIC_RCV_CB(one)->peer = peer;
+		QUIC_RCV_CB(one)->buffered = 0;
+		QUIC_RCV_CB(one)->seg = 0;
+		quic_input_one(us, usk, one);
+	}
+	consume_skb(skb);
+	return 0;
+}
+
+/**
+ * quic_input_encap_rcv - a datagram from the UDP socket
+ * @us: the QUIC side of the UDP socket
+ * @usk: the UDP socket
+ * @skb: the datagram, or a GRO/GSO train of them; the UDP header pulled
+ *	(skb->data at the payload) or not
+ *
+ * Softirq context, under rcu_read_lock().  Return: 0 (consumed).
+ */
+int quic_input_encap_rcv(struct quic_udp_sock *us, struct sock *usk,
+			 struct sk_buff *skb)
+{
+	if (skb_is_gso(skb))
+		return quic_input_train(us, usk, skb);
+	quic_input_peer(skb, &QUIC_RCV_CB(skb)->peer);
+	QUIC_RCV_CB(skb)->buffered = 0;
+	QUIC_RCV_CB(skb)->seg = 0;
+	__skb_pull(skb, skb_transport_offset(skb) + sizeof(struct udphdr));
+	return quic_input_one(us, usk, skb);
 }
 
 /* A frame the peer acknowledged (RFC 9002 Section 6.1 onwards). */

@@ -15,6 +15,7 @@ struct sock;
 struct sk_buff;
 struct quic_udp_sock;
 
+bool quic_udp_hdr_valid(const struct sk_buff *skb, unsigned int off);
 int quic_input_encap_rcv(struct quic_udp_sock *us, struct sock *usk,
 			 struct sk_buff *skb);
 int quic_backlog_rcv(struct sock *sk, struct sk_buff *skb);

@@ -21,8 +21,14 @@
 
 #define QUIC_DGRAM_PKTS		QUIC_SPACE_MAX
 #define QUIC_FLUSH_MAX		256	/* datagrams per flush */
-/* Full-size datagrams sent as one UDP GSO skb (linear: order <= 3). */
-#define QUIC_GSO_SEGS		16
+/* A train of full-size datagrams, sent as one UDP GSO skb, is linear and at
+ * most an order-2 allocation (12 or 13 datagrams of 1200 bytes).
+ */
+#define QUIC_GSO_ORDER		2
+/* Bytes of PADDING that make a nearly full 1-RTT datagram full-size. */
+#define QUIC_TRAIN_PAD		32
+#define QUIC_OUT_HROOM	(MAX_HEADER + sizeof(struct ipv6hdr) + \
+			 sizeof(struct udphdr))
 /* Smallest payload worth starting a packet for. */
 #define QUIC_PKT_MIN_PAYLOAD	32
 
@@ -313,7 +319,17 @@ static void quic_out_pad(struct sock *sk, struct quic_dgram *d)
 		    (!qs->is_serv || d->pkts[i].ack_eliciting))
 			pad = true;
 	target = min_t(u32, QUIC_MIN_INITIAL_SIZE, d->room);
-	if (!pad || len >= target)
+	/* A 1-RTT datagram a few bytes short of full is padded to it: only
+	 * full-size ones make a UDP GSO train (quic_out_train()), and stream
+	 * frames are sized to fill a packet but for those few bytes.
+	 */
+	if (!pad && last->space == QUIC_SPACE_APP && qs->path.validated &&
+	    d->room == qs->path.mss && d->room - len <= QUIC_TRAIN_PAD &&
+	    quic_path_gso(sk))
+		target = d->room;
+	else if (!pad)
+		return;
+	if (len >= target)
 		return;
 	extra = target - len;
 	/* Zeros before the tag: PADDING frames in the payload. */
@@ -363,12 +379,11 @@ static int quic_out_finish(struct sock *sk, struct quic_dgram *d)
 
 static struct sk_buff *quic_out_skb(struct sock *sk, u32 size)
 {
-	u32 hroom = MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr);
 	struct sk_buff *skb;
 
-	skb = alloc_skb(hroom + size, GFP_ATOMIC | __GFP_NOWARN);
+	skb = alloc_skb(QUIC_OUT_HROOM + size, GFP_ATOMIC | __GFP_NOWARN);
 	if (skb)
-		skb_reserve(skb, hroom);
+		skb_reserve(skb, QUIC_OUT_HROOM);
 	return skb;
 }
 
@@ -391,13 +406,11 @@ static void quic_out_send(struct sock *sk, struct quic_dgram *d)
 }
 
 /*
- * Room for the next datagram: in the skb of the full-size ones before it,
- * or in a new skb, large enough for QUIC_GSO_SEGS datagrams when the path
- * is validated (the anti-amplification count needs each one sent).
+ * Room for the next datagram: after the full-size ones of a train in its
+ * skb (quic_out_train()), or in a new skb of one datagram.
  */
 static int quic_out_dgram_skb(struct sock *sk, struct quic_dgram *d)
 {
-	struct quic_path *path = &quic_sk(sk)->path;
 	u32 room = quic_path_room(sk);
 
 	if (d->skb && (d->room != room || skb_tailroom(d->skb) < room))
@@ -405,14 +418,46 @@ static int quic_out_dgram_skb(struct sock *sk, struct quic_dgram *d)
 	d->room = room;
 	if (d->room < QUIC_CRYPTO_TAG_LEN + QUIC_PKT_MIN_PAYLOAD + 30)
 		return 0;
-	if (!d->skb && path->validated && d->room == path->mss)
-		d->skb = quic_out_skb(sk, QUIC_GSO_SEGS * d->room);
 	if (!d->skb)
 		d->skb = quic_out_skb(sk, d->room);
 	if (!d->skb)
 		return -ENOMEM;
 	d->start = d->skb->len;
 	return 1;
+}
+
+/*
+ * A full-size datagram is alone in its skb and the window has room for
+ * more: move it into an skb with room for a train of them, sent with UDP
+ * GSO.  Only then, and sized to the window: the receiver's backlog counts
+ * truesize, and a train skb holding one datagram would count 16 KB for
+ * 1.2.  Before address validation every datagram goes alone, so that the
+ * anti-amplification limit (RFC 9000 Section 8.1) sees each one.
+ */
+static void quic_out_train(struct sock *sk, struct quic_dgram *d)
+{
+	u32 most = (SKB_WITH_OVERHEAD(PAGE_SIZE << QUIC_GSO_ORDER) -
+		    QUIC_OUT_HROOM) / d->room;
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_cong *c = &qs->cong;
+	struct sk_buff *skb;
+	u32 n = 1;
+
+	if (d->segs != 1 || d->skb->len != d->room ||
+	    d->room != qs->path.mss || !qs->path.validated ||
+	    !quic_path_gso(sk))
+		return;
+	if (c->cwnd > c->in_flight)
+		n += (c->cwnd - c->in_flight) / d->room;
+	n = min(n, most);
+	if (n < 2)
+		return;
+	skb = quic_out_skb(sk, n * d->room);
+	if (!skb)
+		return;
+	skb_put_data(skb, d->skb->data, d->skb->len);
+	consume_skb(d->skb);
+	d->skb = skb;
 }
 
 /* One datagram.  Return: 1 if sent, 0 if nothing to send, or an error. */
@@ -445,7 +490,8 @@ static int quic_out_dgram(struct sock *sk, struct quic_dgram *d)
 	 * segment may be shorter, so a short one ends the skb.
 	 */
 	d->segs++;
-	if (d->skb->len - d->start != d->room || d->segs == QUIC_GSO_SEGS ||
+	quic_out_train(sk, d);
+	if (d->skb->len - d->start != d->room ||
 	    skb_tailroom(d->skb) < d->room || !quic_sk(sk)->path.validated)
 		quic_out_send(sk, d);
 	/* RFC 9000 Section 10.1: only the first ack-eliciting packet sent

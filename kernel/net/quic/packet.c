@@ -96,8 +96,9 @@ int quic_pkt_parse_long(const u8 *p, u32 len, struct quic_pkt *pkt)
 	return 0;
 }
 
-/* Keep what is left of a datagram until the keys for it are installed. */
-static void quic_packet_buffer(struct sock *sk, struct sk_buff *skb, u32 off)
+/* Keep what is left of a datagram, up to @end, until its keys are here. */
+static void quic_packet_buffer(struct sock *sk, struct sk_buff *skb, u32 off,
+			       u32 end)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct sk_buff *nskb;
@@ -106,14 +107,15 @@ static void quic_packet_buffer(struct sock *sk, struct sk_buff *skb, u32 off)
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
 		return;
 	}
-	nskb = alloc_skb(skb->len - off, GFP_ATOMIC);
+	nskb = alloc_skb(end - off, GFP_ATOMIC);
 	if (!nskb) {
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
 		return;
 	}
-	skb_put_data(nskb, skb->data + off, skb->len - off);
+	skb_put_data(nskb, skb->data + off, end - off);
 	*QUIC_RCV_CB(nskb) = *QUIC_RCV_CB(skb);
 	QUIC_RCV_CB(nskb)->buffered = 1;
+	QUIC_RCV_CB(nskb)->seg = 0;
 	__skb_queue_tail(&qs->pending, nskb);
 }
 
@@ -403,18 +405,19 @@ static bool quic_packet_version_other(struct sock *sk, struct quic_pkt *pkt)
 }
 
 /*
- * One packet at @off.  Return: its length (the next packet follows), or a
- * negative error: -ENOKEY (keep the rest for later) or -EINVAL (drop the
- * rest of the datagram).
+ * One packet at @off of the datagram [@start, @end) of @skb.  Return: its
+ * length (the next packet follows), or a negative error: -ENOKEY (keep the
+ * rest for later) or -EINVAL (drop the rest of the datagram).
  */
-static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 off)
+static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
+			   u32 off, u32 end)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	u8 *p = skb->data + off;
 	struct quic_pkt pkt;
 	int err;
 
-	if (quic_packet_header(sk, p, skb->len - off, skb->len, &pkt)) {
+	if (quic_packet_header(sk, p, end - off, end - start, &pkt)) {
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVHDRDROP);
 		return -EINVAL;
 	}
@@ -441,35 +444,46 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 off)
 	return pkt.len;
 }
 
-/**
- * quic_packet_rcv - process a datagram for a connected socket
- * @sk: the socket, locked (by a process or the softirq spinlock)
- * @skb: the datagram, skb->data at the first QUIC packet; consumed
- *
- * Return: 0.
- */
-int quic_packet_rcv(struct sock *sk, struct sk_buff *skb)
+/* The packets of the datagram [@start, @end) of @skb. */
+static void quic_packet_dgram(struct sock *sk, struct sk_buff *skb, u32 start,
+			      u32 end)
 {
-	struct quic_rcv_cb *cb = QUIC_RCV_CB(skb);
-	u32 off = 0;
+	u32 off = start;
 	int len;
 
-	if (!quic_is_connected(sk) || skb_linearize_cow(skb)) {
-		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
-		goto out;
-	}
-	if (!cb->buffered)
-		quic_path_on_recv(sk, skb->len);
-	while (off < skb->len && quic_is_connected(sk)) {
-		len = quic_packet_one(sk, skb, off);
+	if (!QUIC_RCV_CB(skb)->buffered)
+		quic_path_on_recv(sk, end - start);
+	while (off < end && quic_is_connected(sk)) {
+		len = quic_packet_one(sk, skb, start, off, end);
 		if (len == -ENOKEY) {
-			quic_packet_buffer(sk, skb, off);
+			quic_packet_buffer(sk, skb, off, end);
 			break;
 		}
 		if (len < 0)
 			break;
 		off += len;
 	}
+}
+
+/**
+ * quic_packet_rcv - process a datagram for a connected socket
+ * @sk: the socket, locked (by a process or the softirq spinlock)
+ * @skb: the datagram, skb->data at the first QUIC packet; or a train of
+ *	datagrams QUIC_RCV_CB(skb)->seg bytes each but the last (input.c);
+ *	consumed
+ *
+ * Return: 0.
+ */
+int quic_packet_rcv(struct sock *sk, struct sk_buff *skb)
+{
+	u32 seg = QUIC_RCV_CB(skb)->seg ?: skb->len, off;
+
+	if (!quic_is_connected(sk) || skb_linearize_cow(skb)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		goto out;
+	}
+	for (off = 0; off < skb->len && quic_is_connected(sk); off += seg)
+		quic_packet_dgram(sk, skb, off, min(off + seg, skb->len));
 	quic_output_flush(sk);
 out:
 	kfree_skb(skb);

@@ -79,6 +79,7 @@ struct quic_pkt {
 struct quic_rcv_cb {
 	union quic_addr peer;
 	u8 buffered:1;	/* kept for keys: already counted on the path */
+	u16 seg;	/* a train of datagrams of this size (input.c), or 0 */
 };
 
 #define QUIC_RCV_CB(skb)	((struct quic_rcv_cb *)&((skb)->cb[0]))

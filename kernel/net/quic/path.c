@@ -99,6 +99,26 @@ static struct dst_entry *quic_path_dst(struct sock *sk)
 }
 
 /**
+ * quic_path_gso - whether datagrams to the peer may leave as one UDP GSO skb
+ * @sk: the socket, locked
+ *
+ * When the route's device segments UDP (ethtool's tx-udp-segmentation) or
+ * takes software GSO (gso), as veth and most NICs do.  Not through IPsec:
+ * UDP refuses GSO there too (udp_send_skb()).  Turning both features off
+ * makes every datagram its own skb, so a qdisc on the device (netem, tbf)
+ * sees datagrams as a wire would.
+ *
+ * Return: true if quic_path_xmit() may be given several datagrams.
+ */
+bool quic_path_gso(struct sock *sk)
+{
+	struct dst_entry *dst = __sk_dst_get(sk);
+
+	return dst && !dst_xfrm(dst) &&
+	       (dst->dev->features & (NETIF_F_GSO_UDP_L4 | NETIF_F_GSO));
+}
+
+/**
  * quic_path_xmit - send datagrams to the peer
  * @sk: the socket
  * @skb: skb->data at the UDP payload; consumed

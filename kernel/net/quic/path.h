@@ -38,6 +38,7 @@ union quic_addr;
 int quic_path_route(struct sock *sk);
 void quic_path_send_to(struct sock *usk, struct sk_buff *skb,
 		       const union quic_addr *local, const union quic_addr *peer);
+bool quic_path_gso(struct sock *sk);
 int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size);
 u32 quic_path_room(struct sock *sk);
 void quic_path_on_recv(struct sock *sk, u32 bytes);

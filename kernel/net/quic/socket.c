@@ -1620,8 +1620,22 @@ static int __quic_send_datagram(struct sock *sk, struct msghdr *msg,
 	return len;
 }
 
-/* Data per STREAM frame: a 1-RTT packet holds it with an ACK frame. */
-#define QUIC_STREAM_FRAME_DATA(qs)	((qs)->path.mss - 100)
+/*
+ * Data per STREAM frame at stream offset @off: the frame fills a 1-RTT
+ * packet of path.mss bytes, whatever the peer's connection ID length (up
+ * to 20) and the packet number length (up to 4), so that datagrams are
+ * full and go out as UDP GSO trains (output.c pads the few bytes left).
+ */
+static u32 quic_stream_frame_data(struct quic_sock *qs, s64 id, u64 off)
+{
+	u32 over = 1 + QUIC_CONN_ID_MAX_LEN + 4 + QUIC_CRYPTO_TAG_LEN +
+		   1 + quic_varint_len(id) + quic_varint_len(off) + 2;
+
+	return qs->path.mss - over;
+}
+
+/* Frames queued by one sendmsg between flushes: about a train's worth. */
+#define QUIC_SEND_FLUSH_FRAMES	12
 
 struct quic_send_ctx {
 	struct quic_stream *stream;
@@ -1736,9 +1750,9 @@ static int __quic_send_stream(struct sock *sk, struct msghdr *msg,
 	};
 	long timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
 	bool fin = ctx.flags & MSG_QUIC_STREAM_FIN;
+	u32 n, frames = 0;
 	size_t copied = 0;
 	u64 win;
-	u32 n;
 	int err;
 
 	if (!len && !fin)
@@ -1751,6 +1765,7 @@ static int __quic_send_stream(struct sock *sk, struct msghdr *msg,
 		win = quic_send_window(sk, ctx.stream);
 		if (!win && len - copied) {
 			quic_send_blocked(sk, ctx.stream);
+			quic_output_flush(sk);
 			err = quic_wait(sk, &timeo, quic_send_ready, &ctx);
 			ctx.stream = quic_stream_find(sk, ctx.id);
 			if (!err && (!ctx.stream || ctx.stream->send.state >=
@@ -1763,14 +1778,16 @@ static int __quic_send_stream(struct sock *sk, struct msghdr *msg,
 				break;
 			continue;
 		}
-		n = min_t(u64, len - copied,
-			  min_t(u64, win, QUIC_STREAM_FRAME_DATA(quic_sk(sk))));
+		n = quic_stream_frame_data(quic_sk(sk), ctx.id,
+					   ctx.stream->send.offset);
+		n = min_t(u64, len - copied, min_t(u64, win, n));
 		err = quic_send_frame(sk, ctx.stream, msg, n,
 				      fin && copied + n == len);
 		if (err)
 			break;
 		copied += n;
-		if (!(msg->msg_flags & MSG_MORE))
+		if (!(msg->msg_flags & MSG_MORE) &&
+		    !(++frames % QUIC_SEND_FLUSH_FRAMES))
 			quic_output_flush(sk);
 		if (copied == len)
 			break;

@@ -11,6 +11,14 @@
  * Get and put run in process context under quic_net.lock; the release waits
  * for an RCU grace period (udp_tunnel_sock_release()), so it must not run in
  * atomic context.
+ *
+ * Receive: the socket has UDP_GRO on, and its sk_data_ready takes each
+ * datagram off the UDP receive queue as soon as it is queued (softirq).
+ * Not encap_rcv: UDP segments every GSO skb before an encap_rcv sees it
+ * (udp_unexpected_gso()), while a queued one stays whole.  So a GRO train,
+ * or a UDP GSO skb from a local sender over veth, reaches input.c as one
+ * skb of equal-sized datagrams (gso_size), and is taken apart there without
+ * a copy.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -22,9 +30,6 @@
 
 #include "quic.h"
 #include "input.h"
-
-/* Any non-zero value turns on encap_rcv; the type is not interpreted by UDP. */
-#define QUIC_UDP_ENCAP_TYPE	1
 
 /* RFC 9000 Section 17.2: the header form and fixed bits of the first byte. */
 #define QUIC_HDR_FORM_LONG	0x80
@@ -89,7 +94,14 @@ static bool quic_short_hdr_valid(unsigned int len, u8 first)
 	return (first & QUIC_HDR_FIXED_BIT) && len >= QUIC_SHORT_HDR_MIN_LEN;
 }
 
-static bool quic_udp_hdr_valid(const struct sk_buff *skb, unsigned int off)
+/**
+ * quic_udp_hdr_valid - whether a datagram starts with a QUIC header
+ * @skb: the datagram
+ * @off: where the UDP payload starts in @skb
+ *
+ * Return: true if the first packet's header is complete and well formed.
+ */
+bool quic_udp_hdr_valid(const struct sk_buff *skb, unsigned int off)
 {
 	unsigned int len;
 	u8 first;
@@ -103,27 +115,50 @@ static bool quic_udp_hdr_valid(const struct sk_buff *skb, unsigned int off)
 }
 
 /*
- * encap_rcv of the UDP socket, in softirq with the UDP checksum verified and
- * skb->data at the UDP header.  A datagram that does not start with a valid
- * QUIC header is dropped (RFC 9000 Section 12.2 lets the receiver discard
- * the rest of a datagram, and Section 5.2.2 allows dropping what cannot be
- * answered); a valid one goes to its connection (input.c).  Returning 0
- * tells UDP the skb is consumed.
+ * sk_data_ready of the UDP socket: called by UDP after queueing a datagram
+ * (or a GRO/GSO train of them), in softirq.  Everything queued is taken
+ * and processed here, as udp_read_skb() takes it for sockmap.
  */
-static int quic_udp_encap_rcv(struct sock *sk, struct sk_buff *skb)
+static void quic_udp_data_ready(struct sock *sk)
 {
-	unsigned int off = skb_transport_offset(skb) + sizeof(struct udphdr);
-	struct quic_udp_sock *us = rcu_dereference_sk_user_data(sk);
-	struct net *net = sock_net(sk);
+	struct quic_udp_sock *us;
+	struct sk_buff *skb;
+	int err;
 
-	if (!us || !quic_udp_hdr_valid(skb, off)) {
-		QUIC_INC_STATS(net, QUIC_MIB_PKT_INVHDRDROP);
-		net_dbg_ratelimited("%s: invalid header, len %u\n", __func__,
-				    skb->len);
-		kfree_skb(skb);
-		return 0;
+	rcu_read_lock();
+	us = rcu_dereference_sk_user_data(sk);
+	for (;;) {
+		skb = skb_recv_udp(sk, MSG_DONTWAIT, &err);
+		if (!skb) {
+			if (err == -EAGAIN)
+				break;
+			continue;	/* a socket error, now cleared */
+		}
+		if (udp_lib_checksum_complete(skb)) {
+			__UDP_INC_STATS(sock_net(sk), UDP_MIB_CSUMERRORS, 0);
+			__UDP_INC_STATS(sock_net(sk), UDP_MIB_INERRORS, 0);
+			atomic_inc(&sk->sk_drops);
+			kfree_skb(skb);
+			continue;
+		}
+		/* skb->dev aliases UDP's dev_scratch, freed on dequeue */
+		skb->dev = NULL;
+		if (!us) {	/* being released */
+			kfree_skb(skb);
+			continue;
+		}
+		quic_input_encap_rcv(us, sk, skb);
 	}
-	return quic_input_encap_rcv(us, sk, skb);
+	rcu_read_unlock();
+}
+
+/* UDP_GRO (and the UDP GSO skbs it implies) on the kernel socket. */
+static int quic_udp_gro_enable(struct socket *sock)
+{
+	int one = 1;
+
+	return sock->ops->setsockopt(sock, SOL_UDP, UDP_GRO,
+				     KERNEL_SOCKPTR(&one), sizeof(one));
 }
 
 /**
@@ -169,10 +204,6 @@ static int quic_udp_sock_create(struct net *net, const union quic_addr *a,
 				int ifindex, bool v6only,
 				struct quic_udp_sock **usp)
 {
-	struct udp_tunnel_sock_cfg tcfg = {
-		.encap_type = QUIC_UDP_ENCAP_TYPE,
-		.encap_rcv = quic_udp_encap_rcv,
-	};
 	struct udp_port_cfg cfg;
 	struct quic_udp_sock *us;
 	struct socket *sock;
@@ -200,8 +231,20 @@ static int quic_udp_sock_create(struct net *net, const union quic_addr *a,
 	else
 		us->addr.v4.sin_port = inet_sk(sock->sk)->inet_sport;
 
-	tcfg.sk_user_data = us;
-	setup_udp_tunnel_sock(net, sock, &tcfg);
+	err = quic_udp_gro_enable(sock);
+	if (err) {
+		udp_tunnel_sock_release(sock);
+		kfree(us);
+		return err;
+	}
+	write_lock_bh(&sock->sk->sk_callback_lock);
+	rcu_assign_sk_user_data(sock->sk, us);
+	sock->sk->sk_data_ready = quic_udp_data_ready;
+	write_unlock_bh(&sock->sk->sk_callback_lock);
+	/* What arrived before the callback was set */
+	local_bh_disable();
+	quic_udp_data_ready(sock->sk);
+	local_bh_enable();
 	*usp = us;
 	pr_debug("%s: udp sock %p for %pISpc dev %d\n", __func__, us,
 		 &us->addr.sa, ifindex);

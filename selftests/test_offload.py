@@ -1,0 +1,136 @@
+"""UDP GSO on transmit and GRO on receive, kernel to kernel across the veth pair.
+
+quic.ko builds the full-size datagrams of one flush into one UDP GSO skb when the route's device
+takes it (veth does), and its UDP socket has UDP_GRO on and takes each skb off the UDP queue
+whole (sk_data_ready), so a GSO skb from the sender, or a GRO train from the receiving device,
+is decrypted datagram by datagram in place instead of being copied apart by UDP.  tcpdump on
+the server's veth end sees what crossed it: UDP packets longer than the MTU are those trains.
+Each test moves data both ways (an echo) and checks it by hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import require, snmp
+from test_connection import CIPHERS, EchoServer, _client, _read_streams
+
+SIZE = 2 * 1000 * 1000
+MTU = 1500
+UDP_MAX = MTU - 20 - 8  # the largest UDP payload of one IPv4 datagram
+
+
+class Capture:
+    """tcpdump of the UDP packets on ``ns``'s veth end into a pcap (headers only: the lengths
+    are what counts); ``lengths()`` after ``stop()``."""
+
+    def __init__(self, topo, ns: str, pcap: Path):
+        require("tcpdump")
+        self.pcap = pcap
+        self.proc = topo.popen(
+            ns,
+            ["tcpdump", "-n", "-i", topo.dev(ns), "-s", "96", "-B", "16384", "-w", str(pcap),
+             "udp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        # tcpdump says "listening on" once the capture runs.
+        said = ""
+        for _ in range(5):
+            said += self.proc.stderr.readline()
+            if "listening" in said:
+                break
+        assert "listening" in said, f"tcpdump did not start: {said}"
+
+    def stop(self) -> None:
+        time.sleep(0.5)  # the last packets reach the capture
+        self.proc.terminate()
+        self.proc.communicate(timeout=60)
+
+    def lengths(self) -> list[int]:
+        r = subprocess.run(["tcpdump", "-n", "-r", str(self.pcap)], capture_output=True,
+                           text=True, check=True)  # fmt: skip
+        return [int(m) for m in re.findall(r"UDP, length (\d+)", r.stdout)]
+
+
+def _snmp(topo) -> dict[str, dict[str, int]]:
+    return {ns: snmp(ns=ns) for ns in (topo.server, topo.client)}
+
+
+def _echo(topo, tmp_path: Path) -> list[int]:
+    """SIZE bytes to the echo server and back over one stream; the UDP lengths seen on the
+    server's veth end.  Prints the time and the counters that moved."""
+    server = EchoServer(topo, "0.0.0.0", [CIPHERS["aes128gcm"]])
+    cap = Capture(topo, topo.server, tmp_path / "veth.pcap")
+    before, start = _snmp(topo), time.monotonic()
+    try:
+        with _client(topo, topo.server_v4, server.port, CIPHERS["aes128gcm"]) as conn:
+            data = os.urandom(SIZE)
+            sid = conn.open_stream()
+            conn.sendall(data, sid, fin=True)
+            back = _read_streams(conn, {sid})[sid]
+            assert hashlib.sha256(back).digest() == hashlib.sha256(data).digest(), "data differs"
+    finally:
+        took = time.monotonic() - start
+        cap.stop()
+        server.close()
+    after = _snmp(topo)
+    for ns, name in ((topo.server, "server"), (topo.client, "client")):
+        moved = {k: v - before[ns][k] for k, v in after[ns].items() if v != before[ns][k]}
+        print(f"  {name} after {took:.1f} s: {moved}")
+        # A clean path: nothing may be dropped on receive, nor fail to decrypt.
+        for what in ("QuicPktRcvDrop", "QuicPktDecDrop", "QuicPktInvHdrDrop"):
+            assert not moved.get(what), f"{name}: {what} {moved[what]}: {moved}"
+    assert not server.errors, server.errors
+    lengths = cap.lengths()
+    assert len(lengths) > 100, f"tcpdump saw too few packets: {len(lengths)}"
+    return lengths
+
+
+def _gro(topo, ns: str, state: str) -> None:
+    r = topo.run(ns, ["ethtool", "-K", topo.dev(ns), "gro", state], capture_output=True, text=True)
+    assert r.returncode == 0, f"ethtool -K {topo.dev(ns)} gro {state}: {r.stderr.strip()}"
+
+
+def test_gso_trains_cross_the_veth(quic_module, clean_path, topo, tmp_path, capsys):
+    """Both ends send UDP GSO skbs: packets longer than the MTU cross the veth, whole."""
+    lengths = _echo(topo, tmp_path)
+    trains = [n for n in lengths if n > UDP_MAX]
+    with capsys.disabled():
+        print(f"\n  gso: {len(trains)} of {len(lengths)} UDP packets were trains, "
+              f"up to {max(lengths)} bytes ({max(lengths) // 1200} datagrams)")  # fmt: skip
+    assert trains, f"no UDP GSO skb crossed the veth (longest {max(lengths)})"
+    assert all(n <= 64 * 1024 for n in trains), max(trains)
+
+
+def test_wire_like_path_carries_datagrams(quic_module, clean_path, topo, tmp_path):
+    """With gso and tx-udp-segmentation off (what Topology.netem() sets), no train leaves
+    either end: netem and tbf see each datagram alone, as on a wire."""
+    for ns in (topo.server, topo.client):
+        topo.wire_like(ns)
+    lengths = _echo(topo, tmp_path)
+    assert max(lengths) <= UDP_MAX, f"a {max(lengths)}-byte train left a wire-like end"
+
+
+def test_gro_trains_are_received_whole(quic_module, clean_path, topo, tmp_path, capsys):
+    """The senders send datagram by datagram (wire-like), the server's veth end does GRO:
+    trains longer than the MTU reach the server's UDP socket, which takes them whole, and
+    the transfer is intact."""
+    for ns in (topo.server, topo.client):
+        topo.wire_like(ns)
+    _gro(topo, topo.server, "on")
+    try:
+        lengths = _echo(topo, tmp_path)
+    finally:
+        _gro(topo, topo.server, "off")
+    trains = [n for n in lengths if n > UDP_MAX]
+    with capsys.disabled():
+        print(f"\n  gro: {len(trains)} of {len(lengths)} UDP packets received as trains, "
+              f"up to {max(lengths)} bytes")  # fmt: skip
+    assert trains, f"the receiving veth did no GRO (longest {max(lengths)})"
