@@ -118,19 +118,52 @@ def test_wire_like_path_carries_datagrams(quic_module, clean_path, topo, tmp_pat
     assert max(lengths) <= UDP_MAX, f"a {max(lengths)}-byte train left a wire-like end"
 
 
+def _segmentation(topo, ns: str, state: str) -> None:
+    """tx-udp-segmentation and tso of ``ns``'s veth end ``state``, gso left on."""
+    dev = topo.dev(ns)
+    r = topo.run(ns, ["ethtool", "-K", dev, "tx-udp-segmentation", state, "tso", state],
+                 capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, f"ethtool -K {dev} tx-udp-segmentation/tso {state}: {r.stderr}"
+
+
 def test_gro_trains_are_received_whole(quic_module, clean_path, topo, tmp_path, capsys):
-    """The senders send datagram by datagram (wire-like), the server's veth end does GRO:
-    trains longer than the MTU reach the server's UDP socket, which takes them whole, and
-    the transfer is intact."""
+    """The server's veth end does GRO, and trains longer than the MTU reach the server's UDP
+    socket, which takes them whole; the transfer is intact.
+
+    The client's veth end keeps software GSO but not tx-udp-segmentation, so each GSO skb
+    quic.ko sends is cut into datagrams in the client's transmit path, all of them queued to
+    the server's end before its NAPI poll runs: that poll finds the datagrams of a train
+    together, whatever the speed of the machine, and GRO has something to coalesce.  With tso
+    off as well, veth hands them to that NAPI poll rather than to netif_rx()
+    (veth_skb_is_eligible_for_gro()).  The server sends the same way, so every train on its
+    end came from GRO."""
     for ns in (topo.server, topo.client):
-        topo.wire_like(ns)
+        _segmentation(topo, ns, "off")
     _gro(topo, topo.server, "on")
     try:
         lengths = _echo(topo, tmp_path)
+        features = _features(topo)
     finally:
         _gro(topo, topo.server, "off")
+        for ns in (topo.server, topo.client):
+            _segmentation(topo, ns, "on")
     trains = [n for n in lengths if n > UDP_MAX]
     with capsys.disabled():
         print(f"\n  gro: {len(trains)} of {len(lengths)} UDP packets received as trains, "
               f"up to {max(lengths)} bytes")  # fmt: skip
-    assert trains, f"the receiving veth did no GRO (longest {max(lengths)})"
+    assert trains, f"the receiving veth did no GRO (longest {max(lengths)}): {features}"
+
+
+def _features(topo) -> str:
+    """What the veth ends had on: for a GRO that did not happen."""
+    said = []
+    for ns in (topo.server, topo.client):
+        r = topo.run(ns, ["ethtool", "-k", topo.dev(ns)], capture_output=True, text=True)
+        on = [
+            line.split(":")[0].strip()
+            for line in r.stdout.splitlines()
+            if ": on" in line and ("segment" in line or "gro" in line or "offload" in line)
+        ]
+        s = topo.run(ns, ["ethtool", "-S", topo.dev(ns)], capture_output=True, text=True)
+        said.append(f"{ns}: on {on}; stats {' '.join(s.stdout.split())}")
+    return "; ".join(said)
