@@ -30,7 +30,7 @@ class EchoServer:
     """Accepts connections; echoes each stream back (same stream, FIN when the peer's FIN
     arrives), so hashes can be compared in both directions."""
 
-    def __init__(self, topo, host: str, ciphers=None):
+    def __init__(self, topo, host: str, ciphers=None, config: dict[str, int] | None = None):
         from quicctl import QuicServer
         from quicctl.netns import enter
 
@@ -48,6 +48,7 @@ class EchoServer:
                         certfile=str(KEYS / "cert.crt"),
                         keyfile=str(KEYS / "pkey.key"),
                         ciphers=ciphers,
+                        config=config,
                     )
                 self.port = self.srv.getsockname()[1]
                 self.ready.set()
@@ -85,7 +86,7 @@ class EchoServer:
             c.close()
 
 
-def _client(topo, host, port, cipher):
+def _client(topo, host, port, cipher, config: dict[str, int] | None = None):
     from quicctl import connect
     from quicctl.netns import enter
 
@@ -98,6 +99,7 @@ def _client(topo, host, port, cipher):
             server_name="server.quic.test",
             ciphers=[cipher],
             timeout=60,
+            config=config,
         )
 
 

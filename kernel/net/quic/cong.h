@@ -161,6 +161,15 @@ void quic_cong_on_sent(struct quic_cong *c, u32 bytes, s64 pn, u64 now);
 void quic_cong_on_acked(struct quic_cong *c, u32 bytes, s64 pn,
 			u64 sent_time, u64 now);
 void quic_cong_on_lost(struct quic_cong *c, u32 bytes);
+
+/* A PMTU probe was lost: it leaves the flight, and its loss is not
+ * counted, as it says nothing about congestion (RFC 9000 Section 14.4).
+ */
+static inline void quic_cong_on_probe_lost(struct quic_cong *c, u32 bytes)
+{
+	c->in_flight -= min(c->in_flight, bytes);
+}
+
 void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now, u32 lost);
 bool quic_cong_spurious(struct quic_cong *c, u32 episode, u32 reorder,
 			bool by_time);

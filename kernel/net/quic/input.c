@@ -369,6 +369,8 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 	quic_loss_detect(sk, space, now);
 	list_for_each_entry_safe(pkt, tmp, &acked, list) {
 		list_del(&pkt->list);
+		if (space == QUIC_SPACE_APP)
+			quic_pl_acked(sk, pkt->pn);
 		quic_cong_on_acked(&qs->cong, pkt->size,
 				   quic_cong_pn(space, pkt->pn), pkt->time, now);
 		quic_sent_pkt_acked(sk, pkt);
@@ -439,6 +441,14 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 		if (pkt->pn > s->largest_acked)
 			break;
 		by_pn = s->largest_acked >= pkt->pn + thresh;
+		if ((by_pn || pkt->time + delay <= now) &&
+		    space == QUIC_SPACE_APP && quic_pl_lost(sk, pkt->pn)) {
+			quic_cong_on_probe_lost(&qs->cong, pkt->size);
+			quic_frames_requeue(sk, &pkt->frames, &lost);
+			list_del(&pkt->list);
+			quic_sent_pkt_free(pkt);
+			continue;
+		}
 		if (by_pn || pkt->time + delay <= now) {
 			quic_cong_on_lost(&qs->cong, pkt->size);
 			last = pkt->time;
@@ -604,6 +614,8 @@ void quic_loss_timeout(struct sock *sk)
 	}
 	if (qs->cong.pto_count < U8_MAX)
 		qs->cong.pto_count++;
+	if (space == QUIC_SPACE_APP && qs->cong.pto_count >= QUIC_PL_BLACKHOLE_PTOS)
+		quic_pl_blackhole(sk);
 	quic_output_probe(sk, space);
 	quic_loss_set_timer(sk);
 }

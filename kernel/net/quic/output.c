@@ -53,6 +53,7 @@ struct quic_dgram {
 	u32 start;
 	u32 room;
 	u8 segs;
+	u16 pl_size;
 	struct quic_out_pkt pkts[QUIC_DGRAM_PKTS];
 	u32 pace_wait;
 	u8 n;
@@ -144,15 +145,72 @@ static bool quic_frame_once(const struct quic_frame *f)
 	       f->type == QUIC_FRAME_PING;
 }
 
+/* A queued frame @f gives way to @nf, charged to the send buffer alike. */
+static void quic_out_frame_add(struct sock *sk, struct quic_frame *f,
+			       struct quic_frame *nf)
+{
+	nf->wmem = f->wmem;
+	if (nf->wmem)
+		sk_wmem_queued_add(sk, nf->len);
+	list_add_tail(&nf->list, &f->list);
+}
+
+/*
+ * A frame larger than a 1-RTT packet of the path MSS can hold was queued
+ * before the MSS fell back (quic_pl_blackhole()).  A STREAM frame is cut in
+ * two, the head sized to @room; a DATAGRAM frame, which is never cut nor
+ * resent (RFC 9221 Section 5), is dropped.  Return: true if the front of
+ * the queue changed.
+ */
+static bool quic_out_cut(struct sock *sk, struct quic_frame *f, u32 room)
+{
+	u32 max = quic_sk(sk)->path.mss - QUIC_CRYPTO_TAG_LEN -
+		  (1 + QUIC_CONN_ID_MAX_LEN + 4);
+	u32 hlen = f->len - f->data_len, n;
+	struct quic_frame *head, *rest;
+
+	if (f->len <= max)
+		return false;
+	if (f->type == QUIC_FRAME_PING) {
+		list_del(&f->list);
+		quic_frame_free(sk, f);
+		return true;
+	}
+	if (f->type != QUIC_FRAME_STREAM || room <= hlen + 1)
+		return false;
+	n = min(room - hlen, f->data_len - 1);
+	head = quic_frame_stream_new(f->stream_id, f->offset, n, false,
+				     GFP_ATOMIC);
+	rest = quic_frame_stream_new(f->stream_id, f->offset + n,
+				     f->data_len - n, f->fin, GFP_ATOMIC);
+	if (!head || !rest) {
+		kfree(head);
+		kfree(rest);
+		return false;
+	}
+	memcpy(head->data + head->len - n, f->data + hlen, n);
+	memcpy(rest->data + rest->len - rest->data_len, f->data + hlen + n,
+	       rest->data_len);
+	quic_out_frame_add(sk, f, head);
+	quic_out_frame_add(sk, f, rest);
+	list_del(&f->list);
+	quic_frame_free(sk, f);
+	return true;
+}
+
 /* Move the frames of @q that fit into the packet. */
 static u8 *quic_out_frames(struct sock *sk, struct list_head *q, u8 *p,
 			   u8 *limit, struct quic_sent_pkt *sent, bool *any)
 {
-	struct quic_frame *f, *n;
+	struct quic_frame *f;
 
-	list_for_each_entry_safe(f, n, q, list) {
-		if (f->len > limit - p)
+	while (!list_empty(q)) {
+		f = list_first_entry(q, struct quic_frame, list);
+		if (f->len > limit - p) {
+			if (quic_out_cut(sk, f, limit - p))
+				continue;
 			break;
+		}
 		p = quic_put_data(p, f->data, f->len);
 		list_del(&f->list);
 		*any = true;
@@ -212,6 +270,8 @@ static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
 		return false;
 	if (d->close)
 		return space == d->close_space;
+	if (d->pl_size)
+		return space == QUIC_SPACE_APP;
 	*frames = !list_empty(&s->outq) ||
 		  (space == QUIC_SPACE_APP && !list_empty(&qs->stream_outq));
 	if (*frames && !s->probe && !quic_out_allowed(sk, d, space))
@@ -232,6 +292,11 @@ static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
 
 	if (d->close)
 		return p + quic_frame_close_build(sk, p, limit - p, d->close_app);
+	if (d->pl_size) {
+		*p++ = QUIC_FRAME_PING;	/* padded by quic_out_pad() */
+		op->ack_eliciting = 1;
+		return p;
+	}
 	if (ack) {
 		n = quic_frame_ack_build(sk, op->space, p, limit - p);
 		if (n)
@@ -319,6 +384,8 @@ static void quic_out_pad(struct sock *sk, struct quic_dgram *d)
 		    (!qs->is_serv || d->pkts[i].ack_eliciting))
 			pad = true;
 	target = min_t(u32, QUIC_MIN_INITIAL_SIZE, d->room);
+	if (d->pl_size)
+		target = d->pl_size;
 	/* A 1-RTT datagram a few bytes short of full is padded to it: only
 	 * full-size ones make a UDP GSO train (quic_out_train()), and stream
 	 * frames are sized to fill a packet but for those few bytes.
@@ -327,7 +394,7 @@ static void quic_out_pad(struct sock *sk, struct quic_dgram *d)
 	    d->room == qs->path.mss && d->room - len <= QUIC_TRAIN_PAD &&
 	    quic_path_gso(sk))
 		target = d->room;
-	else if (!pad)
+	else if (!pad && !d->pl_size)
 		return;
 	if (len >= target)
 		return;
@@ -411,7 +478,7 @@ static void quic_out_send(struct sock *sk, struct quic_dgram *d)
  */
 static int quic_out_dgram_skb(struct sock *sk, struct quic_dgram *d)
 {
-	u32 room = quic_path_room(sk);
+	u32 room = d->pl_size ?: quic_path_room(sk);
 
 	if (d->skb && (d->room != room || skb_tailroom(d->skb) < room))
 		quic_out_send(sk, d);
@@ -541,6 +608,23 @@ static void quic_out_pace_timer(struct sock *sk, struct quic_dgram *d,
 		quic_timer_reset(sk, QUIC_TIMER_PACE, d->pace_wait);
 }
 
+/*
+ * RFC 9000 Section 14.4: a PMTU probe is a 1-RTT packet of a PING padded
+ * to the size probed, alone in its datagram, so that its loss costs no
+ * data.  It waits for room in the window, like any packet.
+ */
+static void quic_out_pl_probe(struct sock *sk)
+{
+	u16 size = quic_pl_want(sk, quic_now());
+	struct quic_dgram d = { .pl_size = size };
+
+	if (!size || !quic_cong_can_send(&quic_sk(sk)->cong, size))
+		return;
+	if (quic_out_dgram(sk, &d) > 0 && d.n == 1)
+		quic_pl_sent(sk, d.pkts[0].pn, size);
+	quic_out_send(sk, &d);
+}
+
 /**
  * quic_output_flush - send what is queued, as far as limits allow
  * @sk: the socket, locked
@@ -552,6 +636,8 @@ void quic_output_flush(struct sock *sk)
 
 	if (!quic_is_connected(sk))
 		return;
+	/* The probe first: a bulk transfer leaves no room after its data. */
+	quic_out_pl_probe(sk);
 	for (i = 0; i < QUIC_FLUSH_MAX; i++)
 		if (quic_out_dgram(sk, &d) <= 0)
 			break;

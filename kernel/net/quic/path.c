@@ -6,6 +6,9 @@
  * transmission; datagrams leave through the UDP tunnel socket the QUIC
  * socket is bound to.  Before the peer's address is validated a server
  * sends at most three times what it received (RFC 9000 Section 8.1).
+ * Datagrams are 1200 bytes until DPLPMTUD (RFC 8899, RFC 9000 Section
+ * 14.3), on when plpmtud_probe_interval is set, finds what the path
+ * carries.
  */
 
 #include <net/ip.h>
@@ -247,4 +250,189 @@ void quic_path_on_recv(struct sock *sk, u32 bytes)
 
 	if (!path->validated)
 		path->bytes_recv += bytes;
+}
+
+/* A 9000-byte jumbo frame's UDP payload over IPv4: the largest probed. */
+#define QUIC_PL_MAX_SIZE	8972
+
+/* The largest UDP payload the route's MTU and the peer's
+ * max_udp_payload_size allow, 0 without a route.
+ */
+static u32 quic_pl_max(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct dst_entry *dst = __sk_dst_get(sk);
+	u32 hdr = sizeof(struct udphdr), mtu, max;
+
+	if (!dst)
+		return 0;
+	hdr += qs->peer.sa.sa_family == AF_INET6 ? sizeof(struct ipv6hdr) :
+						   sizeof(struct iphdr);
+	mtu = dst_mtu(dst);
+	if (mtu <= hdr)
+		return 0;
+	max = min_t(u32, mtu - hdr, QUIC_PL_MAX_SIZE);
+	if (qs->remote_tp.max_udp_payload_size)
+		max = min_t(u32, max, qs->remote_tp.max_udp_payload_size);
+	return max;
+}
+
+static void quic_pl_done(struct quic_pl *pl, u64 now, u32 interval)
+{
+	pl->state = QUIC_PL_DONE;
+	pl->next = now + interval;
+}
+
+/* A new search between the current size and what the route allows. */
+static bool quic_pl_search(struct sock *sk, u64 now)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pl *pl = &qs->path.pl;
+	u32 max = quic_pl_max(sk);
+
+	if (max <= qs->path.mss)
+		return false;
+	pl->low = qs->path.mss;
+	pl->high = max + 1;
+	pl->probe = 0;
+	pl->lost = 0;
+	pl->state = QUIC_PL_SEARCH;
+	pl->next = now;
+	return true;
+}
+
+/**
+ * quic_pl_want - the size of a PMTU probe to send now
+ * @sk: the socket, locked
+ * @now: the time (us)
+ *
+ * Once the handshake is confirmed and the peer's address validated, the
+ * search probes the largest size the route and the peer allow first, as
+ * most paths carry what the first hop does; when that is lost
+ * QUIC_PL_MAX_PROBES times, it halves the range between the largest size
+ * acknowledged and the smallest lost until they are QUIC_PL_STEP apart.
+ * One probe is in flight at a time.  After plpmtud_probe_interval the
+ * search starts again above the size found (RFC 8899 Section 5.1.1, the
+ * PMTU_RAISE_TIMER), in case the path got wider.
+ *
+ * Return: the UDP payload size to probe, 0 for none.
+ */
+u16 quic_pl_want(struct sock *sk, u64 now)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pl *pl = &qs->path.pl;
+	u32 interval = qs->config.plpmtud_probe_interval;
+
+	if (!interval || !qs->handshake_confirmed || !qs->path.validated)
+		return 0;
+	if (pl->state == QUIC_PL_OFF && !quic_pl_search(sk, now))
+		return 0;
+	if (pl->state == QUIC_PL_DONE) {
+		if (now < pl->next)
+			return 0;
+		if (!quic_pl_search(sk, now)) {
+			quic_pl_done(pl, now, interval);
+			return 0;
+		}
+	}
+	if (pl->probe || now < pl->next)
+		return 0;
+	if (pl->high - 1 == quic_pl_max(sk))
+		return pl->high - 1;
+	return (pl->low + pl->high) / 2;
+}
+
+/* The probe of @size bytes left as packet @pn. */
+void quic_pl_sent(struct sock *sk, s64 pn, u16 size)
+{
+	struct quic_pl *pl = &quic_sk(sk)->path.pl;
+
+	pl->probe = size;
+	pl->probe_pn = pn;
+	pr_debug("quic: sk %p PMTU probe of %u bytes in packet %lld\n", sk,
+		 size, pn);
+}
+
+static void quic_pl_next(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pl *pl = &qs->path.pl;
+	u64 now = quic_now();
+
+	pl->probe = 0;
+	if (pl->high - pl->low <= QUIC_PL_STEP)
+		quic_pl_done(pl, now, qs->config.plpmtud_probe_interval);
+	else
+		pl->next = now;
+}
+
+/**
+ * quic_pl_acked - a 1-RTT packet was acknowledged
+ * @sk: the socket, locked
+ * @pn: its packet number
+ *
+ * When it was the probe, the path carries its size: datagrams grow to it.
+ */
+void quic_pl_acked(struct sock *sk, s64 pn)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pl *pl = &qs->path.pl;
+
+	if (!pl->probe || pn != pl->probe_pn)
+		return;
+	pl->low = pl->probe;
+	pl->lost = 0;
+	qs->path.mss = pl->low;
+	qs->cong.mss = pl->low;
+	pr_debug("quic: sk %p PMTU %u bytes\n", sk, pl->low);
+	quic_pl_next(sk);
+}
+
+/**
+ * quic_pl_lost - a 1-RTT packet was declared lost
+ * @sk: the socket, locked
+ * @pn: its packet number
+ *
+ * Return: true if it was the probe, whose loss says nothing about
+ * congestion (RFC 9000 Section 14.4).
+ */
+bool quic_pl_lost(struct sock *sk, s64 pn)
+{
+	struct quic_pl *pl = &quic_sk(sk)->path.pl;
+
+	if (!pl->probe || pn != pl->probe_pn)
+		return false;
+	if (++pl->lost >= QUIC_PL_MAX_PROBES) {
+		pr_debug("quic: sk %p PMTU below %u bytes\n", sk, pl->probe);
+		pl->high = pl->probe;
+		pl->lost = 0;
+	}
+	quic_pl_next(sk);
+	return true;
+}
+
+/**
+ * quic_pl_blackhole - nothing gets through: the path may have narrowed
+ * @sk: the socket, locked
+ *
+ * RFC 8899 Section 4.3, black hole detection: after QUIC_PL_BLACKHOLE_PTOS
+ * probe timeouts in a row, datagrams fall back to QUIC_PATH_MIN_MTU, so
+ * that the PTO probes that follow (their frames cut to the new size by
+ * output.c) may get through, and the search starts again.  On a path that
+ * was merely congested or cut off for a while, the search finds the old
+ * size again.
+ */
+void quic_pl_blackhole(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pl *pl = &qs->path.pl;
+
+	if (pl->state == QUIC_PL_OFF || qs->path.mss <= QUIC_PATH_MIN_MTU)
+		return;
+	pr_debug("quic: sk %p PMTU %u bytes: black hole, back to %u\n", sk,
+		 qs->path.mss, QUIC_PATH_MIN_MTU);
+	qs->path.mss = QUIC_PATH_MIN_MTU;
+	qs->cong.mss = QUIC_PATH_MIN_MTU;
+	pl->probe = 0;
+	pl->state = QUIC_PL_OFF;
 }

@@ -16,6 +16,41 @@ struct sk_buff;
 #define QUIC_PATH_MIN_MTU	1200	/* RFC 9000 Section 14 */
 #define QUIC_AMPLIFICATION	3	/* RFC 9000 Section 8.1 */
 #define QUIC_PATH_CHALLENGE_LEN	8
+/* RFC 8899 Section 5.1.2: MAX_PROBES of one size before it counts as too big */
+#define QUIC_PL_MAX_PROBES	3
+/* PTOs in a row after which datagrams above QUIC_PATH_MIN_MTU are suspect */
+#define QUIC_PL_BLACKHOLE_PTOS	3
+/* The search ends when the bounds are this close (bytes). */
+#define QUIC_PL_STEP		16
+
+/* RFC 8899 Section 5.2, the states this implementation keeps. */
+enum quic_pl_state {
+	QUIC_PL_OFF,		/* plpmtud_probe_interval 0, or not started */
+	QUIC_PL_SEARCH,		/* probing between @low and @high */
+	QUIC_PL_DONE,		/* SEARCH_COMPLETE until the raise timer */
+};
+
+/**
+ * struct quic_pl - Datagram Packetization Layer PMTU Discovery
+ *	(RFC 8899, RFC 9000 Section 14.3)
+ * @next: when the next probe may go (us)
+ * @probe_pn: packet number of the probe in flight
+ * @low: largest datagram the peer acknowledged; the path MSS
+ * @high: smallest datagram known not to get through, or the most the
+ *	route and the peer take plus one
+ * @probe: size of the probe in flight, 0 if none
+ * @lost: probes of the size @probe would have that were lost
+ * @state: enum quic_pl_state
+ */
+struct quic_pl {
+	u64 next;
+	s64 probe_pn;
+	u16 low;
+	u16 high;
+	u16 probe;
+	u8 lost;
+	u8 state;
+};
 
 /**
  * struct quic_path - the path in use
@@ -23,6 +58,7 @@ struct sk_buff;
  * @bytes_sent: bytes sent before validation
  * @dst_cookie: IPv6 route cookie for sk_dst_check()
  * @mss: largest UDP payload we send
+ * @pl: PMTU discovery, which raises @mss above QUIC_PATH_MIN_MTU
  * @validated: the peer address is validated
  */
 struct quic_path {
@@ -30,6 +66,7 @@ struct quic_path {
 	u64 bytes_sent;
 	u32 dst_cookie;
 	u32 mss;
+	struct quic_pl pl;
 	u8 validated:1;
 };
 
@@ -42,5 +79,10 @@ bool quic_path_gso(struct sock *sk);
 int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size);
 u32 quic_path_room(struct sock *sk);
 void quic_path_on_recv(struct sock *sk, u32 bytes);
+u16 quic_pl_want(struct sock *sk, u64 now);
+void quic_pl_sent(struct sock *sk, s64 pn, u16 size);
+void quic_pl_acked(struct sock *sk, s64 pn);
+bool quic_pl_lost(struct sock *sk, s64 pn);
+void quic_pl_blackhole(struct sock *sk);
 
 #endif /* __NET_QUIC_PATH_H */
