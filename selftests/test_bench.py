@@ -160,7 +160,8 @@ def test_bench_all_transports_json(quic_module, tmp_path: Path):
         timeout=1800, env=dict(os.environ, NO_COLOR="1"),
     )  # fmt: skip
     doc = json.loads(out.read_text())
-    assert set(doc) == {"results", "handshakes_per_s", "rr_us"}, doc.keys()
+    assert set(doc) == {"results", "handshakes_per_s", "rr_us", "quic_plpmtud_us"}, doc.keys()
+    assert doc["quic_plpmtud_us"] == 30_000_000  # the default: DPLPMTUD on
     seen = set()
     for e in doc["results"]:
         assert e["transport"] in TRANSPORTS, e

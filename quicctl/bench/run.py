@@ -65,6 +65,8 @@ class Options:
     bottleneck_bps: int | None = None  # shape the path to this rate instead (bits/s)
     rtt_ms: int = 200  # with a bottleneck: the round-trip delay added on the ACK path
     bottleneck_bytes: int = 8 << 20
+    # QUIC_SOCKOPT_CONFIG plpmtud_probe_interval of both ends (us); 0: 1200-byte datagrams
+    plpmtud_us: int = 30_000_000
 
 
 def _entry(transport: str, size: int, data: dict) -> dict:
@@ -87,8 +89,11 @@ class _Kernel:
         from quicctl import netns
 
         self.topo, self.opts, self.prog, self.transport = topo, opts, prog, transport
-        # QUIC's congestion controller for the sending (client) side; None: the default.
-        self.config = {"congestion_control_algo": QUIC_CC[cc]} if cc else None
+        # QUIC's congestion controller for the sending (client) side (None: the default), and
+        # DPLPMTUD on both ends.
+        self.config = {"congestion_control_algo": QUIC_CC[cc]} if cc else {}
+        if opts.plpmtud_us:
+            self.config["plpmtud_probe_interval"] = opts.plpmtud_us
         with netns.enter(topo.server):
             if transport == "quic":
                 from quicctl.connection import QuicServer
@@ -99,6 +104,7 @@ class _Kernel:
                     alpn=ALPN,
                     certfile=str(KEYS / "cert.crt"),
                     keyfile=str(KEYS / "pkey.key"),
+                    config={"plpmtud_probe_interval": opts.plpmtud_us} if opts.plpmtud_us else None,
                 )
             else:
                 self.listener = socket.create_server(("0.0.0.0", PORTS[transport]), backlog=128)
@@ -522,7 +528,13 @@ def run(opts: Options, progress: Progress = lambda m: None) -> dict:
             raise QuicctlError(NO_KERNEL)
         with Topology() as topo:
             doc = bottleneck(topo, opts, prog, progress)
-        return {"results": results, "handshakes_per_s": hs, "rr_us": rr, "bottleneck": doc}
+        return {
+            "results": results,
+            "handshakes_per_s": hs,
+            "rr_us": rr,
+            "bottleneck": doc,
+            "quic_plpmtud_us": opts.plpmtud_us,
+        }
     with Topology() as topo:
         for tr in opts.transports:
             if tr in KERNEL:
@@ -540,4 +552,9 @@ def run(opts: Options, progress: Progress = lambda m: None) -> dict:
             hs[tr] = round(rate, 2)
             if median is not None:
                 rr[tr] = round(median, 1)
-    return {"results": results, "handshakes_per_s": hs, "rr_us": rr}
+    return {
+        "results": results,
+        "handshakes_per_s": hs,
+        "rr_us": rr,
+        "quic_plpmtud_us": opts.plpmtud_us,
+    }

@@ -137,6 +137,8 @@ kernel's tls module there, and measures between two network namespaces:
   ktls: TCP + TLS 1.3 handshake (OpenSSL) + kTLS install. aioquic: its client process
   against its server process. ngtcp2: one gtlsclient run per connection fetching one byte
   (process start included).
+- quic_plpmtud_us: the plpmtud_probe_interval kernel QUIC ran with (--plpmtud; 0: 1200-byte
+  datagrams).
 - rr_us: median round trip of a 64-byte request and its 64-byte echo on one connection
   (quic, tcp, ktls: --rr-count round trips in C; aioquic: a fifth of them in Python).
 
@@ -221,6 +223,15 @@ share of the link, the JSON a "bottleneck" object.
     type=click.Path(dir_okay=False, writable=True),
     help="Also write the results to FILE as JSON.",
 )
+@click.option(
+    "--plpmtud",
+    "plpmtud_ms",
+    type=click.IntRange(min=0, max=143165),
+    default=30000,
+    show_default=True,
+    help="QUIC's plpmtud_probe_interval in ms (DPLPMTUD raises datagrams above 1200 bytes to "
+    "what the veth carries, as TCP's MSS follows its MTU); 0: off, 1200-byte datagrams.",
+)
 @click.option("--no-load", is_flag=True, help="With --host: use quic.ko as already loaded.")
 @click.option("--result-file", hidden=True, help="(VM side) write the results here, no table.")
 @click.option(
@@ -238,6 +249,7 @@ def bench(
     rtt_ms,
     bottleneck_bytes,
     json_file,
+    plpmtud_ms,
     no_load,
     result_file,
     timeout,
@@ -255,7 +267,10 @@ def bench(
         bottleneck_bps=bottleneck_bps,
         rtt_ms=rtt_ms,
         bottleneck_bytes=bottleneck_bytes,
+        plpmtud_us=plpmtud_ms * 1000,
     )
+    if plpmtud_ms and plpmtud_ms < 5000:
+        raise QuicctlError(f"--plpmtud {plpmtud_ms}: the kernel takes 0 or 5000 ms and more")
     if no_load and not on_host:
         raise QuicctlError("--no-load applies to --host only (the VM always loads the build)")
     if bottleneck_bps:
@@ -310,6 +325,8 @@ def _in_vm(opts, timeout: float) -> dict:
         str(opts.handshakes),
         "--rr-count",
         str(opts.rr_count),
+        "--plpmtud",
+        str(opts.plpmtud_us // 1000),
     ]
     if opts.bottleneck_bps:
         cmd += ["--bottleneck", f"{opts.bottleneck_bps}bit", "--rtt", str(opts.rtt_ms),
