@@ -86,9 +86,13 @@ def _echo(topo, tmp_path: Path) -> list[int]:
     for ns, name in ((topo.server, "server"), (topo.client, "client")):
         moved = {k: v - before[ns][k] for k, v in after[ns].items() if v != before[ns][k]}
         print(f"  {name} after {took:.1f} s: {moved}")
-        # A clean path: nothing may be dropped on receive, nor fail to decrypt.
-        for what in ("QuicPktRcvDrop", "QuicPktDecDrop", "QuicPktInvHdrDrop"):
+        # A clean path: nothing may fail to decrypt or parse.  QuicPktRcvDrop also counts
+        # what RFC 9001 Section 4.9 and RFC 9000 Section 10.2 make an endpoint drop, such as
+        # a Handshake packet sent again by a slow peer after the keys were discarded; a full
+        # backlog or receive buffer would drop far more than two.
+        for what in ("QuicPktDecDrop", "QuicPktInvHdrDrop"):
             assert not moved.get(what), f"{name}: {what} {moved[what]}: {moved}"
+        assert moved.get("QuicPktRcvDrop", 0) <= 2, f"{name}: {moved}"
     assert not server.errors, server.errors
     lengths = cap.lengths()
     assert len(lengths) > 100, f"tcpdump saw too few packets: {len(lengths)}"
