@@ -19,6 +19,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <crypto/aead.h>
+#include <crypto/aes.h>
 #include <crypto/algapi.h>
 #include <crypto/hash.h>
 #include <crypto/internal/simd.h>
@@ -61,7 +62,9 @@
 /**
  * struct quic_cipher - one TLS 1.3 cipher suite as used by QUIC
  * @aead: crypto API name of the packet protection AEAD
- * @hp: crypto API name of the header protection cipher
+ * @hp: crypto API name of the ChaCha20 header protection cipher; NULL for
+ *	AES-ECB, done by the AES library (one block per packet, where the
+ *	crypto API's walk and FPU section cost more than the block)
  * @hmac: crypto API name of the HKDF hash
  * @conf_limit: packets one key may protect (RFC 9001 Section 6.6)
  * @integ_limit: packets failing authentication a connection may see
@@ -88,17 +91,17 @@ struct quic_cipher {
 /* RFC 9001 Section 6.6 and Appendix B; 2^21.5 rounded down for CCM. */
 static const struct quic_cipher quic_ciphers[] = {
 	[TLS_CIPHER_AES_GCM_128 - QUIC_CIPHER_MIN] = {
-		.aead = "gcm(aes)", .hp = "ecb(aes)", .hmac = "hmac(sha256)",
+		.aead = "gcm(aes)", .hmac = "hmac(sha256)",
 		.conf_limit = 1ULL << 23, .integ_limit = 1ULL << 52,
 		.secret_len = SHA256_DIGEST_SIZE, .key_len = 16,
 	},
 	[TLS_CIPHER_AES_GCM_256 - QUIC_CIPHER_MIN] = {
-		.aead = "gcm(aes)", .hp = "ecb(aes)", .hmac = "hmac(sha384)",
+		.aead = "gcm(aes)", .hmac = "hmac(sha384)",
 		.conf_limit = 1ULL << 23, .integ_limit = 1ULL << 52,
 		.secret_len = SHA384_DIGEST_SIZE, .key_len = 32,
 	},
 	[TLS_CIPHER_AES_CCM_128 - QUIC_CIPHER_MIN] = {
-		.aead = "ccm(aes)", .hp = "ecb(aes)", .hmac = "hmac(sha256)",
+		.aead = "ccm(aes)", .hmac = "hmac(sha256)",
 		.conf_limit = 2965820, .integ_limit = 2965820,
 		.secret_len = SHA256_DIGEST_SIZE, .key_len = 16, .ccm = true,
 	},
@@ -179,11 +182,13 @@ static const struct quic_version_info quic_versions[] = {
  * @sample: header protection sample (RFC 9001 Section 5.4.2)
  * @mask: header protection mask
  * @nonce: AEAD nonce of the packet being processed
+ * @hp_aes: AES header protection key schedule (wiped with the scratch)
  */
 struct quic_crypto_scratch {
 	u8 sample[QUIC_CRYPTO_SAMPLE_LEN];
 	u8 mask[QUIC_CRYPTO_SAMPLE_LEN];
 	u8 nonce[QUIC_NONCE_BUF_LEN];
+	struct crypto_aes_ctx hp_aes;
 };
 
 /* Module-wide transforms, see quic_crypto_init(). */
@@ -453,6 +458,8 @@ static int quic_hp_alloc(struct quic_crypto_dir *d,
 {
 	struct crypto_sync_skcipher *tfm;
 
+	if (!ci->chacha_hp)
+		return aes_expandkey(&d->scratch->hp_aes, key, ci->key_len);
 	tfm = crypto_alloc_sync_skcipher(ci->hp, 0, 0);
 	if (IS_ERR(tfm))
 		return PTR_ERR(tfm);
@@ -621,7 +628,7 @@ static int quic_hp_crypt(struct crypto_sync_skcipher *tfm,
 static int quic_hp_mask(struct quic_crypto_dir *d)
 {
 	struct quic_crypto_scratch *s = d->scratch;
-	struct scatterlist in, out;
+	struct scatterlist out;
 
 	if (d->cipher->chacha_hp) {
 		memset(s->mask, 0, QUIC_HP_MASK_LEN);
@@ -629,9 +636,8 @@ static int quic_hp_mask(struct quic_crypto_dir *d)
 		return quic_hp_crypt(d->hp, &out, &out, QUIC_HP_MASK_LEN,
 				     s->sample);
 	}
-	sg_init_one(&in, s->sample, QUIC_CRYPTO_SAMPLE_LEN);
-	sg_init_one(&out, s->mask, QUIC_CRYPTO_SAMPLE_LEN);
-	return quic_hp_crypt(d->hp, &in, &out, QUIC_CRYPTO_SAMPLE_LEN, NULL);
+	aes_encrypt(&s->hp_aes, s->mask, s->sample);
+	return 0;
 }
 
 static bool quic_hdr_is_long(u8 first)
