@@ -520,7 +520,8 @@ static int quic_frame_stream(struct quic_frame_rx *rx)
 	if (!quic_rx_bytes(rx, &data, len) || off + len > QUIC_VARINT_MAX)
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
 	return quic_stream_frame_recv(rx->sk, id, off, data, len,
-				      rx->type & QUIC_STREAM_BIT_FIN);
+				      rx->type & QUIC_STREAM_BIT_FIN,
+				      rx->pkt->skb);
 }
 
 /* RFC 9000 Section 19.9: MAX_DATA. */

@@ -422,6 +422,7 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 		return -EINVAL;
 	}
 	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVFASTPATHS);
+	pkt.skb = skb;
 	if (pkt.type == QUIC_PKT_VERSION_NEG) {
 		quic_packet_vn(sk, p, &pkt);
 		return -EINVAL;

@@ -69,6 +69,7 @@ struct quic_pkt {
 	u8 ack_eliciting:1;
 	u8 non_probing:1;
 	u8 frame;
+	struct sk_buff *skb;	/* the datagram(s) it came in, or NULL */
 };
 
 /*

@@ -11,6 +11,7 @@
 #include <linux/slab.h>
 
 #include "quic.h"
+#include "packet.h"
 
 static struct hlist_head *quic_stream_bucket(struct quic_stream_table *t,
 					     s64 id)
@@ -469,14 +470,47 @@ static int quic_stream_flow_check(struct sock *sk, struct quic_stream *s,
 	return 0;
 }
 
-static struct sk_buff *quic_stream_skb(struct sock *sk, const u8 *data,
-				       u32 len)
+/*
+ * Data that fills most of its datagram is not copied: a clone of the
+ * decrypted datagram, cut down to the data, is queued instead.  The clone
+ * shares the buffer of the whole skb; in a train of datagrams
+ * (QUIC_RCV_CB()->seg) each clone is charged its datagram's share of it.
+ * Smaller pieces are copied, so that several of them never pin one buffer
+ * many times over, and so is out-of-order data, which may wait long while
+ * the rest of its train is read.
+ */
+static struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
+					 u32 len)
 {
-	struct sk_buff *skb = alloc_skb(len, GFP_ATOMIC);
+	u32 seg = QUIC_RCV_CB(from)->seg ?: from->len;
+	struct sk_buff *skb;
 
+	if (len < seg / 2 || data < from->data ||
+	    data + len > skb_tail_pointer(from))
+		return NULL;
+	skb = skb_clone(from, GFP_ATOMIC);
 	if (!skb)
 		return NULL;
-	skb_put_data(skb, data, len);
+	skb_dst_drop(skb);
+	nf_reset_ct(skb);
+	skb_pull(skb, data - from->data);
+	skb_trim(skb, len);
+	skb->truesize = max_t(u32, from->truesize / DIV_ROUND_UP(from->len, seg),
+			      SKB_TRUESIZE(len));
+	return skb;
+}
+
+static struct sk_buff *quic_stream_skb(struct sock *sk, struct sk_buff *from,
+				       const u8 *data, u32 len)
+{
+	struct sk_buff *skb = from ? quic_stream_clone(from, data, len) : NULL;
+
+	if (!skb) {
+		skb = alloc_skb(len, GFP_ATOMIC);
+		if (!skb)
+			return NULL;
+		skb_put_data(skb, data, len);
+	}
 	if (!quic_rcv_charge(sk, skb)) {
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RCVBUFDROP);
 		kfree_skb(skb);
@@ -488,7 +522,7 @@ static struct sk_buff *quic_stream_skb(struct sock *sk, const u8 *data,
 /* The FIN is known and all data is queued: a FIN-only item if needed. */
 static int quic_stream_fin_item(struct sock *sk, struct quic_stream *s)
 {
-	struct sk_buff *skb = quic_stream_skb(sk, NULL, 0);
+	struct sk_buff *skb = quic_stream_skb(sk, NULL, NULL, 0);
 
 	if (!skb)
 		return -ENOMEM;
@@ -505,11 +539,13 @@ static int quic_stream_fin_item(struct sock *sk, struct quic_stream *s)
  * @data: the data
  * @len: its length
  * @fin: the frame has the FIN bit
+ * @from: the decrypted datagram(s) that hold @data, or NULL
  *
  * Return: 0, a transport error code, or -ENOMEM (drop the packet).
  */
 int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
-			  const u8 *data, u32 len, bool fin)
+			  const u8 *data, u32 len, bool fin,
+			  struct sk_buff *from)
 {
 	u64 end = off + len;
 	struct sk_buff *skb;
@@ -546,13 +582,15 @@ int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
 	}
 	if (off > s->recv.offset && quic_stream_ooo_has(s, off, end))
 		return 0;	/* retransmitted: the memory is held once */
-	skb = quic_stream_skb(sk, data, len);
+	if (off > s->recv.offset)
+		from = NULL;	/* may wait long: copied, not pinning a train */
+	skb = quic_stream_skb(sk, from, data, len);
 	if (!skb && off == s->recv.offset && !skb_queue_empty(&s->recv.ooo)) {
 		/* In-order data goes first: drop what lies beyond, as TCP
 		 * prunes its out-of-order queue; it is sent again.
 		 */
 		skb_queue_purge(&s->recv.ooo);
-		skb = quic_stream_skb(sk, data, len);
+		skb = quic_stream_skb(sk, from, data, len);
 	}
 	if (!skb)
 		return -ENOMEM;
@@ -930,9 +968,9 @@ int quic_stream_max_streams_recv(struct sock *sk, bool uni, u64 max)
 	return 0;
 }
 
-/* STREAM frame: find the stream and take its data. */
+/* STREAM frame: find the stream and take its data (in @from, if set). */
 int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
-			   u32 len, bool fin)
+			   u32 len, bool fin, struct sk_buff *from)
 {
 	struct quic_stream *s;
 	int err;
@@ -940,7 +978,7 @@ int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
 	s = quic_stream_peer_get(sk, id, false, &err);
 	if (!s)
 		return err;
-	return quic_stream_recv_data(sk, s, off, data, len, fin);
+	return quic_stream_recv_data(sk, s, off, data, len, fin, from);
 }
 
 /* STREAM_DATA_BLOCKED: only the direction is checked. */

@@ -129,14 +129,15 @@ void quic_stream_set_limits(struct sock *sk);
 bool quic_stream_local(struct sock *sk, s64 id);
 
 int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
-			  const u8 *data, u32 len, bool fin);
+			  const u8 *data, u32 len, bool fin,
+			  struct sk_buff *from);
 void quic_stream_read(struct sock *sk, struct quic_stream *s, u32 len);
 void quic_stream_fin_read(struct sock *sk, struct quic_stream *s);
 void quic_stream_send_fin(struct sock *sk, struct quic_stream *s);
 void quic_stream_send_blocked(struct sock *sk, struct quic_stream *s);
 bool quic_stream_window_closed(struct quic_stream *s);
 int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
-			   u32 len, bool fin);
+			   u32 len, bool fin, struct sk_buff *from);
 int quic_stream_blocked_recv(struct sock *sk, s64 id);
 void quic_stream_acked(struct sock *sk, s64 id, u32 len, bool fin);
 void quic_stream_reset_acked(struct sock *sk, s64 id);
