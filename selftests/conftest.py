@@ -8,6 +8,7 @@ the freshly built quic.ko the one that `modprobe`/socket autoload find, and load
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -154,6 +155,23 @@ def snmp(netns_pid: int | None = None, ns: str | None = None) -> dict[str, int]:
         name, _, value = line.partition("\t")
         out[name.strip()] = int(value)
     return out
+
+
+def nft(topo, ns: str, script: str = "", *args: str) -> str:
+    """Run nft in namespace ``ns``: ``script`` on its stdin, or the command ``args``; its output.
+    A rule nft refuses fails the test with nft's message and the script."""
+    r = topo.run(ns, ["nft", *(args or ("-f", "-"))], input=script,
+                 capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, f"nft {' '.join(args)} in {ns}: {r.stderr.strip()}\n{script}"
+    return r.stdout
+
+
+def nft_counter(topo, ns: str, family: str, table: str, name: str) -> int:
+    """Packets counted so far by the named nftables counter ``name`` of ``family table``."""
+    said = nft(topo, ns, "", "list", "counter", family, table, name)
+    m = re.search(r"packets (\d+)", said)
+    assert m, f"nft counter {family} {table} {name} in {ns}: {said}"
+    return int(m[1])
 
 
 @pytest.fixture(scope="session")

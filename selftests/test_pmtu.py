@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 
 import pytest
+from conftest import nft, nft_counter
 from test_connection import CIPHERS, EchoServer, _client, _read_streams
 from test_offload import MTU, Capture
 
@@ -101,26 +101,17 @@ class _Narrow:
             f"add rule ip quicpl in ip length > {limit} counter name big drop\n"
         )
         for ns in (topo.server, topo.client):
-            self._nft(ns, script)
-
-    def _nft(self, ns: str, script: str, *args: str) -> str:
-        r = self.topo.run(ns, ["nft", *(args or ("-f", "-"))], input=script,
-                          capture_output=True, text=True)  # fmt: skip
-        assert r.returncode == 0, f"nft in {ns}: {r.stderr.strip()}\n{script}"
-        return r.stdout
+            nft(topo, ns, script)
 
     def dropped(self) -> int:
-        n = 0
-        for ns in (self.topo.server, self.topo.client):
-            said = self._nft(ns, "", "list", "counter", "ip", "quicpl", "big")
-            m = re.search(r"packets (\d+)", said)
-            assert m, said
-            n += int(m[1])
-        return n
+        return sum(
+            nft_counter(self.topo, ns, "ip", "quicpl", "big")
+            for ns in (self.topo.server, self.topo.client)
+        )
 
     def close(self) -> None:
         for ns in (self.topo.server, self.topo.client):
-            self._nft(ns, "delete table ip quicpl\n")
+            nft(self.topo, ns, "delete table ip quicpl\n")
 
 
 def test_plpmtud_finds_a_narrower_path(quic_module, clean_path, topo, tmp_path, capsys):

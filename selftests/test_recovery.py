@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import nft, nft_counter
 
 from quicctl.paths import KEYS
 
@@ -318,7 +318,8 @@ class Blackhole:
         self.cycles = 0
         self.stop = threading.Event()
         for ns, name in self.counters.items():
-            self._nft(
+            nft(
+                topo,
                 ns,
                 f"add table inet quicbh\nadd counter inet quicbh {name}\n"
                 "add chain inet quicbh in { type filter hook input priority 0; }\n",
@@ -328,38 +329,30 @@ class Blackhole:
     def start(self) -> None:
         self.thread.start()
 
-    def _nft(self, ns: str, script: str, *args: str) -> str:
-        r = self.topo.run(ns, ["nft", *(args or ("-f", "-"))], input=script,
-                          capture_output=True, text=True)  # fmt: skip
-        assert r.returncode == 0, f"nft {' '.join(args)} failed: {r.stderr.strip()}\n{script}"
-        return r.stdout
-
     def _run(self) -> None:
         while not self.stop.is_set():
             for ns, name in self.counters.items():
-                self._nft(ns, f"add rule inet quicbh in meta l4proto udp counter name {name} drop")
+                rule = f"add rule inet quicbh in meta l4proto udp counter name {name} drop"
+                nft(self.topo, ns, rule)
             self.cycles += 1
             self.stop.wait(self.on)
             for ns in self.counters:
-                self._nft(ns, "flush chain inet quicbh in\n")
+                nft(self.topo, ns, "flush chain inet quicbh in\n")
             self.stop.wait(self.off)
 
     def dropped(self) -> dict[str, int]:
         """UDP packets dropped so far: {"to_server": n, "from_server": n}."""
-        out = {}
-        for ns, name in self.counters.items():
-            said = self._nft(ns, "", "list", "counter", "inet", "quicbh", name)
-            m = re.search(r"packets (\d+)", said)
-            assert m, f"nft counter {name}: {said}"
-            out[name] = int(m[1])
-        return out
+        return {
+            name: nft_counter(self.topo, ns, "inet", "quicbh", name)
+            for ns, name in self.counters.items()
+        }
 
     def close(self) -> None:
         self.stop.set()
         if self.thread.is_alive():
             self.thread.join(30)
         for ns in self.counters:
-            self._nft(ns, "delete table inet quicbh\n")
+            nft(self.topo, ns, "delete table inet quicbh\n")
 
 
 @pytest.mark.parametrize("algo", list(ALGOS))
