@@ -1,7 +1,8 @@
 """The module's KUnit tests, on the debug kernel (the one built with KUnit): RFC 9001 and
-RFC 9369 packet-protection vectors, packet numbers, key updates, Retry tags and reset tokens
-(suite quic_crypto); varints, transport parameters and connection IDs (suite quic_tp); RTT
-estimation, NewReno, CUBIC, HyStart++, persistent congestion and pacing (suite quic_cong).
+RFC 9369 packet-protection vectors, packet numbers, key updates, Retry tags, reset tokens and
+the received skbs: decrypted in place, stream data queued as clones (suite quic_crypto);
+varints, transport parameters and connection IDs (suite quic_tp); RTT estimation, NewReno,
+CUBIC, HyStart++, persistent congestion and pacing (suite quic_cong).
 
 quic_unit_test.ko is built only for kernels with CONFIG_KUNIT; `quicctl test --debug-kernel`
 snapshots it next to quic.ko and names it in QUICCTL_KUNIT_MODULE.

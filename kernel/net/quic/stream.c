@@ -470,17 +470,23 @@ static int quic_stream_flow_check(struct sock *sk, struct quic_stream *s,
 	return 0;
 }
 
-/*
- * Data that fills most of its datagram is not copied: a clone of the
- * decrypted datagram, cut down to the data, is queued instead.  The clone
- * shares the buffer of the whole skb; in a train of datagrams
- * (QUIC_RCV_CB()->seg) each clone is charged its datagram's share of it.
- * Smaller pieces are copied, so that several of them never pin one buffer
- * many times over, and so is out-of-order data, which may wait long while
- * the rest of its train is read.
+/**
+ * quic_stream_clone - received stream data as a clone of its datagram
+ * @from: the decrypted datagram, or a train of them (QUIC_RCV_CB()->seg)
+ * @data: the data, in @from's linear area
+ * @len: its length
+ *
+ * Data that fills most of its datagram is not copied: a clone of @from,
+ * cut down to the data, is queued instead.  The clone shares the buffer of
+ * the whole skb; in a train each clone is charged its datagram's share of
+ * it.  Smaller pieces are copied, so that several of them never pin one
+ * buffer many times over, and so is out-of-order data, which may wait long
+ * while the rest of its train is read (quic_stream_recv_data()).
+ *
+ * Return: the clone, or NULL if the data is to be copied.
  */
-static struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
-					 u32 len)
+struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
+				  u32 len)
 {
 	u32 seg = QUIC_RCV_CB(from)->seg ?: from->len;
 	struct sk_buff *skb;
@@ -499,6 +505,7 @@ static struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
 			      SKB_TRUESIZE(len));
 	return skb;
 }
+EXPORT_SYMBOL_GPL(quic_stream_clone);
 
 static struct sk_buff *quic_stream_skb(struct sock *sk, struct sk_buff *from,
 				       const u8 *data, u32 len)

@@ -23,6 +23,8 @@
 #include <uapi/linux/tls.h>
 
 #include "../crypto.h"
+#include "../quic.h"
+#include "../packet.h"
 
 /**
  * struct quic_test_bytes - a byte string of a test vector
@@ -1178,6 +1180,48 @@ static struct sk_buff *quic_test_skb(struct kunit *test, const u8 *data,
 }
 
 /* Appendix A.2 again, in a paged skb at an offset (coalesced packets). */
+/*
+ * In-order stream data that fills most of its datagram is queued as a clone
+ * sharing the datagram's buffer, charged its datagram's share of a train.
+ */
+static void quic_test_stream_clone(struct kunit *test)
+{
+	const u32 seg = 1200, len = 3 * seg - 500;
+	struct sk_buff *skb, *c;
+	u8 *data;
+
+	skb = alloc_skb(64 + 3 * seg, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, skb);
+	skb_reserve(skb, 64);
+	data = skb_put(skb, len);
+	memset(QUIC_RCV_CB(skb), 0, sizeof(struct quic_rcv_cb));
+	QUIC_RCV_CB(skb)->seg = seg;
+
+	c = quic_stream_clone(skb, data + seg + 30, 1100);
+	KUNIT_ASSERT_NOT_NULL(test, c);
+	KUNIT_EXPECT_PTR_EQ(test, c->head, skb->head);
+	KUNIT_EXPECT_PTR_EQ(test, c->data, data + seg + 30);
+	KUNIT_EXPECT_EQ(test, c->len, 1100);
+	KUNIT_EXPECT_EQ(test, c->truesize,
+			max_t(u32, skb->truesize / 3, SKB_TRUESIZE(1100)));
+	KUNIT_EXPECT_TRUE(test, skb_cloned(skb));
+	kfree_skb(c);
+
+	/* Small pieces, and anything outside the skb, are copied instead. */
+	KUNIT_EXPECT_NULL(test, quic_stream_clone(skb, data, seg / 2 - 1));
+	KUNIT_EXPECT_NULL(test, quic_stream_clone(skb, data + 2 * seg, 800));
+	KUNIT_EXPECT_NULL(test, quic_stream_clone(skb, data - 1, seg));
+
+	/* A lone datagram's clone is charged all of it. */
+	QUIC_RCV_CB(skb)->seg = 0;
+	c = quic_stream_clone(skb, data + 10, len - 10);
+	KUNIT_ASSERT_NOT_NULL(test, c);
+	KUNIT_EXPECT_EQ(test, c->truesize, skb->truesize);
+	kfree_skb(c);
+	KUNIT_EXPECT_FALSE(test, skb_cloned(skb));
+	kfree_skb(skb);
+}
+
 static void quic_test_skb_paths(struct kunit *test)
 {
 	const struct quic_test_vector *v = &quic_test_vectors[0];
@@ -1257,6 +1301,7 @@ static struct kunit_case quic_crypto_test_cases[] = {
 	KUNIT_CASE(quic_test_bad_packet),
 	KUNIT_CASE(quic_test_key_update),
 	KUNIT_CASE(quic_test_skb_paths),
+	KUNIT_CASE(quic_test_stream_clone),
 	KUNIT_CASE(quic_test_reset_token),
 	{}
 };
