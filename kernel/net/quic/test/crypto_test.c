@@ -1179,7 +1179,6 @@ static struct sk_buff *quic_test_skb(struct kunit *test, const u8 *data,
 	return skb;
 }
 
-/* Appendix A.2 again, in a paged skb at an offset (coalesced packets). */
 /*
  * In-order stream data that fills most of its datagram is queued as a clone
  * sharing the datagram's buffer, charged its datagram's share of a train.
@@ -1222,6 +1221,7 @@ static void quic_test_stream_clone(struct kunit *test)
 	kfree_skb(skb);
 }
 
+/* Appendix A.2 again, in a paged skb at an offset (coalesced packets). */
 static void quic_test_skb_paths(struct kunit *test)
 {
 	const struct quic_test_vector *v = &quic_test_vectors[0];
