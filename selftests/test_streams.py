@@ -10,22 +10,27 @@ error code, and bounded memory when a peer or the local application does not rea
 from __future__ import annotations
 
 import errno
-import fcntl
-import os
-import socket
-import struct
-import termios
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SERVER_NAME, KernelHqServer, hq_server, kernel_connect, kernel_listener
+from conftest import SERVER_NAME, KernelHqServer, hq_server, kernel_connect
+from peer import (
+    ALPN,
+    AioPeer,
+    KernelAccept,
+    KernelReader,
+    conns_row,
+    established,
+    frame,
+    inq,
+    subscribe,
+    until,
+)
 
 from quicctl.paths import KEYS
 
-ALPN = "quicctl-test"
 MB = 1000 * 1000
 SIZES = {"two": 2 * MB, "three": 3 * MB, "five": 5 * MB}
 MANY = 2000
@@ -36,7 +41,6 @@ SMALL_TP = {
     "max_stream_data_bidi_remote": 16384,
     "max_stream_data_uni": 16384,
 }
-_UPDATE = struct.Struct("=qB3xIQ")  # struct quic_stream_update (24 bytes)
 
 
 @pytest.fixture(scope="module")
@@ -60,263 +64,6 @@ def _check(downloads, digests, names) -> None:
         assert got[name].sha256.hexdigest() == digests[name], f"/{name} hash differs"
 
 
-# -- kernel endpoints ---------------------------------------------------------------------
-
-
-class KernelAccept:
-    """A kernel listener in the server namespace; accept() runs in a thread (the handshake
-    needs the client to make progress meanwhile).  ``events`` are subscribed on the listener,
-    which accept() copies to the connection."""
-
-    def __init__(self, topo, transport_params=None, events=()):
-        from quicctl import abi
-
-        self.srv = kernel_listener(topo, "0.0.0.0", alpn=ALPN, transport_params=transport_params)
-        for ev in events:
-            abi.setsockopt(self.srv.sock, "EVENT", type=ev, on=1)
-        self.port = self.srv.getsockname()[1]
-        self.conn = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        try:
-            self.conn = self.srv.accept(timeout=120)
-        except BaseException as exc:  # reported by wait()
-            self.error = exc
-
-    def wait(self):
-        self.thread.join(150)
-        assert self.error is None, self.error
-        assert self.conn is not None, "the server accepted no connection"
-        return self.conn
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        self.srv.close()
-
-
-def _inq(sock) -> int:
-    """SIOCINQ: receive memory in use (ABI reference Section 6.5)."""
-    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
-
-
-def _conns(ns: str) -> list[dict[str, int]]:
-    """The rows of /proc/net/quic/conns in namespace ``ns``, numeric columns only."""
-    from quicctl.netns import enter
-
-    with enter(ns):
-        lines = Path("/proc/thread-self/net/quic/conns").read_text().splitlines()
-    head = lines[0].split("\t")
-    rows = [dict(zip(head, line.split("\t"), strict=True)) for line in lines[1:]]
-    keys = ("STATE", "TX_QUEUE", "RX_QUEUE", "SNDBUF", "RCVBUF", "INODE")
-    return [{k: int(r[k]) for k in keys} for r in rows]
-
-
-def _conns_row(sock, ns: str) -> dict[str, int] | None:
-    """The socket's /proc/net/quic/conns row."""
-    ino = os.fstat(sock.fileno()).st_ino
-    return next((r for r in _conns(ns) if r["INODE"] == ino), None)
-
-
-def _established(ns: str) -> list[dict[str, int]]:
-    return [r for r in _conns(ns) if r["STATE"] == 1]
-
-
-def _subscribe(sock, *events: int) -> None:
-    from quicctl import abi
-
-    for ev in events:
-        abi.setsockopt(sock, "EVENT", type=ev, on=1)
-
-
-class KernelReader:
-    """Reads a kernel connection without blocking: stream bytes per stream, FINs, and
-    STREAM_UPDATE / CONNECTION_CLOSE events."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.data: dict[int, bytearray] = {}
-        self.fin: set[int] = set()
-        self.updates: list[tuple[int, int, int, int]] = []  # id, state, errcode, finalsz
-        self.close: tuple[int, int] | None = None
-
-    def poll(self) -> None:
-        from quicctl import abi
-
-        while True:
-            try:
-                data, anc, flags, _ = self.sock.recvmsg(
-                    1 << 20, socket.CMSG_SPACE(16), socket.MSG_DONTWAIT
-                )
-            except BlockingIOError:
-                return
-            if flags & abi.MSG_QUIC_NOTIFICATION:
-                if data[0] == abi.QUIC_EVENT_STREAM_UPDATE:
-                    self.updates.append(_UPDATE.unpack(data[1 : 1 + _UPDATE.size]))
-                elif data[0] == abi.QUIC_EVENT_CONNECTION_CLOSE:
-                    code, frame = struct.unpack("=IB", data[1:6])
-                    self.close = (code, frame)
-                    return
-                continue
-            for lvl, typ, payload in anc:
-                if lvl == abi.SOL_QUIC and typ == abi.QUIC_STREAM_INFO:
-                    sid, sflags = struct.unpack("=qI4x", payload.ljust(16, b"\0")[:16])
-                    self.data.setdefault(sid, bytearray()).extend(data)
-                    if sflags & abi.MSG_QUIC_STREAM_FIN:
-                        self.fin.add(sid)
-
-    def update(self, sid: int, state: int) -> tuple[int, int, int, int] | None:
-        for u in self.updates:
-            if u[0] == sid and u[1] == state:
-                return u
-        return None
-
-
-def _until(cond: Callable[[], bool], what: str, timeout: float = 60, step=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        if step is not None:
-            step()
-        else:
-            time.sleep(0.02)
-
-
-# -- aioquic, driven sans-I/O from the test's thread ------------------------------------
-
-
-def _varint(v: int) -> bytes:
-    if v < 1 << 6:
-        return bytes([v])
-    if v < 1 << 14:
-        return (v | 0x4000).to_bytes(2, "big")
-    if v < 1 << 30:
-        return (v | 0x80000000).to_bytes(4, "big")
-    return (v | 0xC000000000000000).to_bytes(8, "big")
-
-
-def _frame(ftype: int, *fields: int, data: bytes = b"") -> tuple[int, bytes]:
-    return ftype, b"".join(_varint(f) for f in fields) + data
-
-
-def _peer_class():
-    """aioquic's QuicConnection with hooks: frames to add to the next 1-RTT packet, credit
-    (MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS) that can be withheld, and the *_BLOCKED frames
-    received counted."""
-    from aioquic.quic.connection import QuicConnection
-
-    class Peer(QuicConnection):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            self.inject: list[tuple[int, bytes]] = []
-            self.withhold_credit = False
-            self.blocked_frames: dict[int, int] = {}
-
-        def _write_connection_limits(self, builder, space) -> None:
-            while self.inject:
-                ftype, payload = self.inject[0]
-                buf = builder.start_frame(ftype, capacity=len(payload) + 8)
-                buf.push_bytes(payload)
-                self.inject.pop(0)
-            if not self.withhold_credit:
-                super()._write_connection_limits(builder=builder, space=space)
-
-        def _write_stream_limits(self, builder, space, stream) -> None:
-            if not self.withhold_credit:
-                super()._write_stream_limits(builder=builder, space=space, stream=stream)
-
-        def _count(self, frame_type: int) -> None:
-            self.blocked_frames[frame_type] = self.blocked_frames.get(frame_type, 0) + 1
-
-        def _handle_data_blocked_frame(self, context, frame_type, buf) -> None:
-            self._count(frame_type)
-            super()._handle_data_blocked_frame(context, frame_type, buf)
-
-        def _handle_stream_data_blocked_frame(self, context, frame_type, buf) -> None:
-            self._count(frame_type)
-            super()._handle_stream_data_blocked_frame(context, frame_type, buf)
-
-        def _handle_streams_blocked_frame(self, context, frame_type, buf) -> None:
-            self._count(frame_type)
-            super()._handle_streams_blocked_frame(context, frame_type, buf)
-
-    return Peer
-
-
-class AioPeer:
-    """An aioquic client in the client namespace, stepped by :meth:`pump`."""
-
-    def __init__(self, topo, port: int, alpn: str = ALPN, **config_kw):
-        from aioquic.quic.configuration import QuicConfiguration
-
-        from quicctl.netns import enter
-
-        self.addr = (topo.server_v4, port)
-        with enter(topo.client):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.connect(self.addr)
-        config = QuicConfiguration(is_client=True, alpn_protocols=[alpn], **config_kw)
-        config.server_name = SERVER_NAME
-        config.load_verify_locations(cafile=str(KEYS / "ca.crt"))
-        self.quic = _peer_class()(configuration=config)
-        self.quic.connect(self.addr, now=time.monotonic())
-        self.events: list = []
-        self.data: dict[int, bytearray] = {}
-        self.fin: set[int] = set()
-        self.connected = False
-
-    def pump(self, wait: float = 0.01) -> None:
-        from aioquic.quic import events
-
-        now = time.monotonic()
-        for data, _ in self.quic.datagrams_to_send(now=now):
-            self.sock.send(data)
-        timer = self.quic.get_timer()
-        wait = wait if timer is None else max(0.0, min(wait, timer - now))
-        self.sock.settimeout(wait or 0.001)
-        try:
-            while True:
-                self.quic.receive_datagram(self.sock.recv(65536), self.addr, time.monotonic())
-                self.sock.settimeout(0.001)
-        except (TimeoutError, BlockingIOError):
-            pass
-        if timer is not None and time.monotonic() >= timer:
-            self.quic.handle_timer(now=time.monotonic())
-        while (ev := self.quic.next_event()) is not None:
-            self.events.append(ev)
-            if isinstance(ev, events.HandshakeCompleted):
-                self.connected = True
-            elif isinstance(ev, events.StreamDataReceived):
-                self.data.setdefault(ev.stream_id, bytearray()).extend(ev.data)
-                if ev.end_stream:
-                    self.fin.add(ev.stream_id)
-        for data, _ in self.quic.datagrams_to_send(now=time.monotonic()):
-            self.sock.send(data)
-
-    def until(self, cond: Callable[[], bool], what: str, timeout: float = 60) -> None:
-        _until(cond, what, timeout, step=self.pump)
-
-    @property
-    def closed(self):
-        """The CONNECTION_CLOSE received (aioquic reports it only after draining)."""
-        return getattr(self.quic, "_close_event", None)
-
-    def event(self, cls, stream_id: int):
-        for ev in self.events:
-            if isinstance(ev, cls) and ev.stream_id == stream_id:
-                return ev
-        return None
-
-    def close(self) -> None:
-        self.quic.close()
-        for _ in range(5):
-            self.pump(0.01)
-        self.sock.close()
-
-
 # -- transfer with small windows ----------------------------------------------------------
 
 
@@ -330,10 +77,10 @@ def test_transfer_small_windows_kernel_client(quic_module, clean_path, topo, www
     srv = hq_server(topo, server, root)
     try:
         with kernel_connect(topo, topo.server_v4, srv.port, transport_params=SMALL_TP) as conn:
-            start = _conns_row(conn.sock, topo.client)
+            start = conns_row(conn.sock, topo.client)
             assert start is not None and start["RCVBUF"] == 4 * SMALL_TP["max_data"]
             downloads = hq.fetch(conn, ["/two", "/three", "/five"], None)
-            end = _conns_row(conn.sock, topo.client)
+            end = conns_row(conn.sock, topo.client)
         _check(downloads, digests, ["two", "three", "five"])
         print(f"receive buffer {start['RCVBUF']} -> {end['RCVBUF']} bytes")
         assert end["RCVBUF"] > start["RCVBUF"], "the receive window never grew"
@@ -410,19 +157,19 @@ def test_reset_and_stop_sending_kernel_to_kernel(quic_module, clean_path, topo):
     try:
         c = kernel_connect(topo, topo.server_v4, acc.port, alpn=ALPN)
         s = acc.wait()
-        _subscribe(c.sock, ev)
+        subscribe(c.sock, ev)
         cr, sr = KernelReader(c.sock), KernelReader(s.sock)
 
         # RESET_STREAM: the server learns code and final size, the client the ack.
         sid = c.open_stream()
         c.send(b"a" * 1000, sid)
-        _until(lambda: sr.poll() or len(sr.data.get(sid, b"")) == 1000, "1000 bytes")
+        until(lambda: sr.poll() or len(sr.data.get(sid, b"")) == 1000, "1000 bytes")
         abi.setsockopt(c.sock, "STREAM_RESET", stream_id=sid, errcode=0x42)
         state = abi.QUIC_STREAM_RECV_STATE_RESET_RECVD
-        _until(lambda: sr.poll() or sr.update(sid, state), "RESET_RECVD on the server")
+        until(lambda: sr.poll() or sr.update(sid, state), "RESET_RECVD on the server")
         assert sr.update(sid, state)[2:] == (0x42, 1000)
         state = abi.QUIC_STREAM_SEND_STATE_RESET_RECVD
-        _until(lambda: cr.poll() or cr.update(sid, state), "our reset acknowledged")
+        until(lambda: cr.poll() or cr.update(sid, state), "our reset acknowledged")
         assert cr.update(sid, state)[2:] == (0x42, 1000)
         with pytest.raises(OSError) as e:  # send state RESET_RECVD >= RECVD
             abi.setsockopt(c.sock, "STREAM_RESET", stream_id=sid, errcode=1)
@@ -434,9 +181,9 @@ def test_reset_and_stop_sending_kernel_to_kernel(quic_module, clean_path, topo):
         # STOP_SENDING: the server's kernel answers with RESET_STREAM.
         sid = c.open_stream()
         c.send(b"req", sid)
-        _until(lambda: sr.poll() or sr.data.get(sid) == b"req", "the request")
+        until(lambda: sr.poll() or sr.data.get(sid) == b"req", "the request")
         s.send(b"b" * 100, sid)
-        _until(lambda: cr.poll() or len(cr.data.get(sid, b"")) == 100, "100 bytes")
+        until(lambda: cr.poll() or len(cr.data.get(sid, b"")) == 100, "100 bytes")
         # A second STOP_SENDING is EAGAIN until the peer's RESET_STREAM arrives (then it is
         # EINVAL): a path delay keeps the answer away meanwhile.
         topo.netem(topo.client, "delay 1s")
@@ -446,10 +193,10 @@ def test_reset_and_stop_sending_kernel_to_kernel(quic_module, clean_path, topo):
         topo.clear_qdisc(topo.client)
         assert e.value.errno == errno.EAGAIN
         state = abi.QUIC_STREAM_SEND_STATE_RESET_SENT
-        _until(lambda: sr.poll() or sr.update(sid, state), "RESET_SENT on the server")
+        until(lambda: sr.poll() or sr.update(sid, state), "RESET_SENT on the server")
         assert sr.update(sid, state)[2:] == (0x77, 100)
         state = abi.QUIC_STREAM_RECV_STATE_RESET_RECVD
-        _until(lambda: cr.poll() or cr.update(sid, state), "the server's RESET_STREAM")
+        until(lambda: cr.poll() or cr.update(sid, state), "the server's RESET_STREAM")
         assert cr.update(sid, state)[2:] == (0x77, 100)
 
         # errnos: a stream not opened yet is EINVAL, one closed and freed is ENOSTR.
@@ -458,9 +205,9 @@ def test_reset_and_stop_sending_kernel_to_kernel(quic_module, clean_path, topo):
         assert e.value.errno == errno.EINVAL
         sid = c.open_stream()
         c.send(b"x", sid, fin=True)
-        _until(lambda: sr.poll() or sid in sr.fin, "the FIN")
+        until(lambda: sr.poll() or sid in sr.fin, "the FIN")
         s.send(b"y", sid, fin=True)
-        _until(lambda: cr.poll() or sid in cr.fin, "the answer")
+        until(lambda: cr.poll() or sid in cr.fin, "the answer")
 
         def gone() -> bool:
             try:
@@ -470,7 +217,7 @@ def test_reset_and_stop_sending_kernel_to_kernel(quic_module, clean_path, topo):
                 return exc.errno == errno.ENOSTR
             raise AssertionError("STOP_SENDING accepted on a finished stream")
 
-        _until(gone, "the stream to be freed (ENOSTR)")
+        until(gone, "the stream to be freed (ENOSTR)")
         assert cr.close is None and sr.close is None
         c.close()
     finally:
@@ -481,7 +228,7 @@ def _aio_send(peer: AioPeer, reader: KernelReader, data: bytes, step) -> int:
     """aioquic opens a stream and sends ``data`` (no FIN); returns once the kernel read it."""
     sid = peer.quic.get_next_available_stream_id()
     peer.quic.send_stream_data(sid, data)
-    _until(lambda: reader.data.get(sid) == data, "the data on the kernel side", step=step)
+    until(lambda: reader.data.get(sid) == data, "the data on the kernel side", step=step)
     return sid
 
 
@@ -507,26 +254,26 @@ def test_reset_and_stop_sending_kernel_and_aioquic(quic_module, clean_path, topo
         sid = _aio_send(peer, sr, b"a" * 1000, step)
         peer.quic.reset_stream(sid, 0x42)
         state = abi.QUIC_STREAM_RECV_STATE_RESET_RECVD
-        _until(lambda: sr.update(sid, state), "RESET_RECVD", step=step)
+        until(lambda: sr.update(sid, state), "RESET_RECVD", step=step)
         assert sr.update(sid, state)[2:] == (0x42, 1000)
 
         # aioquic stops our sending: the kernel resets, aioquic sees StreamReset.
         sid = _aio_send(peer, sr, b"req", step)
         s.send(b"b" * 100, sid)
-        _until(lambda: len(peer.data.get(sid, b"")) == 100, "100 bytes", step=step)
+        until(lambda: len(peer.data.get(sid, b"")) == 100, "100 bytes", step=step)
         peer.quic.stop_stream(sid, 0x77)
-        _until(lambda: peer.event(events.StreamReset, sid), "StreamReset", step=step)
+        until(lambda: peer.event(events.StreamReset, sid), "StreamReset", step=step)
         assert peer.event(events.StreamReset, sid).error_code == 0x77
         state = abi.QUIC_STREAM_SEND_STATE_RESET_SENT
-        _until(lambda: sr.update(sid, state), "RESET_SENT", step=step)
+        until(lambda: sr.update(sid, state), "RESET_SENT", step=step)
         assert sr.update(sid, state)[2:] == (0x77, 100)
 
         # The kernel's socket options: aioquic sees StreamReset and StopSendingReceived.
         sid = _aio_send(peer, sr, b"req", step)
         abi.setsockopt(s.sock, "STREAM_RESET", stream_id=sid, errcode=0x55)
         abi.setsockopt(s.sock, "STREAM_STOP_SENDING", stream_id=sid, errcode=0x66)
-        _until(lambda: peer.event(events.StreamReset, sid), "StreamReset", step=step)
-        _until(lambda: peer.event(events.StopSendingReceived, sid), "STOP_SENDING", step=step)
+        until(lambda: peer.event(events.StreamReset, sid), "StreamReset", step=step)
+        until(lambda: peer.event(events.StopSendingReceived, sid), "STOP_SENDING", step=step)
         assert peer.event(events.StreamReset, sid).error_code == 0x55
         assert peer.event(events.StopSendingReceived, sid).error_code == 0x66
         assert peer.closed is None and sr.close is None
@@ -543,7 +290,7 @@ HOSTILE = {
     # data beyond the stream's credit (16 KB)
     "stream_flow_control": (
         {"max_stream_data_bidi_remote": 16384},
-        [_frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 16380, 10, data=b"x" * 10)],
+        [frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 16380, 10, data=b"x" * 10)],
         0x03,
         QUIC_FRAME_STREAM | OFF | LEN,
     ),
@@ -551,8 +298,8 @@ HOSTILE = {
     "connection_flow_control": (
         {"max_data": 65536, "max_stream_data_bidi_remote": 1 << 20},
         [
-            _frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 40000, 10, data=b"x" * 10),
-            _frame(QUIC_FRAME_STREAM | OFF | LEN, 4, 30000, 10, data=b"x" * 10),
+            frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 40000, 10, data=b"x" * 10),
+            frame(QUIC_FRAME_STREAM | OFF | LEN, 4, 30000, 10, data=b"x" * 10),
         ],
         0x03,
         QUIC_FRAME_STREAM | OFF | LEN,
@@ -560,31 +307,31 @@ HOSTILE = {
     # a bidi stream beyond MAX_STREAMS (10 allowed: IDs 0..36)
     "stream_limit_bidi": (
         {"max_streams_bidi": 10},
-        [_frame(QUIC_FRAME_STREAM | LEN, 40, 1, data=b"x")],
+        [frame(QUIC_FRAME_STREAM | LEN, 40, 1, data=b"x")],
         0x04,
         QUIC_FRAME_STREAM | LEN,
     ),
     "stream_limit_uni": (
         {"max_streams_uni": 10},
-        [_frame(QUIC_FRAME_STREAM | LEN, 42, 1, data=b"x")],
+        [frame(QUIC_FRAME_STREAM | LEN, 42, 1, data=b"x")],
         0x04,
         QUIC_FRAME_STREAM | LEN,
     ),
     # data on the server's unidirectional stream 3, which only the server sends on
     "stream_state": (
         {},
-        [_frame(QUIC_FRAME_STREAM | LEN, 3, 1, data=b"x")],
+        [frame(QUIC_FRAME_STREAM | LEN, 3, 1, data=b"x")],
         0x05,
         QUIC_FRAME_STREAM | LEN,
     ),
     # MAX_STREAM_DATA for the client's unidirectional stream 2: receive-only for the server
-    "stream_state_max_stream_data": ({}, [_frame(0x11, 2, 1000)], 0x05, 0x11),
+    "stream_state_max_stream_data": ({}, [frame(0x11, 2, 1000)], 0x05, 0x11),
     # FIN at 5, then data up to 8
     "final_size_data": (
         {},
         [
-            _frame(QUIC_FRAME_STREAM | LEN | FIN, 0, 5, data=b"hello"),
-            _frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 5, 3, data=b"abc"),
+            frame(QUIC_FRAME_STREAM | LEN | FIN, 0, 5, data=b"hello"),
+            frame(QUIC_FRAME_STREAM | OFF | LEN, 0, 5, 3, data=b"abc"),
         ],
         0x06,
         QUIC_FRAME_STREAM | OFF | LEN,
@@ -592,7 +339,7 @@ HOSTILE = {
     # FIN at 5, then RESET_STREAM with final size 3
     "final_size_reset": (
         {},
-        [_frame(QUIC_FRAME_STREAM | LEN | FIN, 0, 5, data=b"hello"), _frame(0x04, 0, 0, 3)],
+        [frame(QUIC_FRAME_STREAM | LEN | FIN, 0, 5, data=b"hello"), frame(0x04, 0, 0, 3)],
         0x06,
         0x04,
     ),
@@ -616,7 +363,7 @@ def test_hostile_peer_closed_with_rfc_error(quic_module, clean_path, topo, case)
             peer.pump()
             sr.poll()
 
-        _until(lambda: peer.closed is not None and sr.close, "the close", step=step)
+        until(lambda: peer.closed is not None and sr.close, "the close", step=step)
         assert (peer.closed.error_code, peer.closed.frame_type) == (code, ftype)
         assert sr.close == (code, ftype)
         info = s.close_info()
@@ -657,12 +404,12 @@ def test_local_reader_that_never_reads_is_bounded(quic_module, clean_path, topo,
                 sid = conn.open_stream()
                 conn.send(b"GET /two\r\n", sid, fin=True)
                 sids.append(sid)
-            held = _settle(lambda: _inq(conn.sock))
-            row = _conns_row(conn.sock, topo.client)
+            held = _settle(lambda: inq(conn.sock))
+            row = conns_row(conn.sock, topo.client)
             print(f"client holds {held} bytes, conns row {row}")
             assert 0 < held <= row["RCVBUF"] == 4 * tp["max_data"]
             assert row["STATE"] == 1
-            srows = _established(topo.server)
+            srows = established(topo.server)
             assert srows and all(r["TX_QUEUE"] <= _wmem_bound() for r in srows), srows
             got: dict[int, bytearray] = {}
             done: set[int] = set()
@@ -713,15 +460,15 @@ def test_peer_opening_streams_and_never_reading_is_bounded(quic_module, clean_pa
         for _ in range(20):
             peer.pump(0.02)
         assert received() == 65536
-        rows = _established(topo.server)
+        rows = established(topo.server)
         assert len(rows) == 1, rows
         assert rows[0]["TX_QUEUE"] <= _wmem_bound(), rows
         for _ in range(50):
             peer.pump(0.02)
         assert peer.closed is None, "the kernel closed a connection that was only slow"
-        assert len(_established(topo.server)) == 1
+        assert len(established(topo.server)) == 1
         print(f"blocked frames seen: {peer.quic.blocked_frames}, server row {rows[0]}")
     finally:
         peer.close()
         srv.close()
-    _until(lambda: not _established(topo.server), "the server close")
+    until(lambda: not established(topo.server), "the server close")
