@@ -156,9 +156,12 @@ def test_bad_frame_in_initial_closes_with_rfc_error(listener, name, frames, code
             conn.close()
 
 
-def test_anti_amplification_limit_before_validation(quic_module):
+@pytest.mark.parametrize("spoofed", [0, 20], ids=["alone", "with_20_from_elsewhere"])
+def test_anti_amplification_limit_before_validation(quic_module, spoofed):
     """RFC 9000 Section 8.1: one 1200-byte client Initial with a real ClientHello, then
-    silence; across several PTOs the server sends at most 3 x 1200 bytes."""
+    silence; across several PTOs the server sends the client at most 3 x 1200 bytes.  Datagrams
+    for the same connection from another address (an attacker who put a victim's address in
+    the first Initial) do not raise that budget."""
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.connection import QuicConnection as AioConnection
 
@@ -191,7 +194,9 @@ def test_anti_amplification_limit_before_validation(quic_module):
     client.connect(addr, now=time.monotonic())
     dgrams = [d for d, _ in client.datagrams_to_send(now=time.monotonic())]
     assert len(dgrams) == 1, "aioquic's first flight is one datagram"
+    odcid = client._peer_cid.cid  # the Destination ID of the first Initial
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         udp.sendto(dgrams[0], addr)
         received, got = len(dgrams[0]), 0
@@ -202,10 +207,18 @@ def test_anti_amplification_limit_before_validation(quic_module):
                 got += len(udp.recv(65536))
             except TimeoutError:
                 break
+            if spoofed and got:
+                # Initials the server cannot open, for its connection, from another port.
+                for pn in range(spoofed):
+                    junk = bytearray(_client_initial(odcid, os.urandom(8), b"\x01", pn + 1))
+                    junk[-20:] = os.urandom(20)  # the AEAD tag no longer matches
+                    other.sendto(bytes(junk), addr)
+                spoofed = 0
         assert got > 0, "the server never answered the Initial"
         assert got <= 3 * received, f"server sent {got} bytes for {received} received"
     finally:
         udp.close()
+        other.close()
         thread.join(15)
         srv.close()
     assert errors, "the handshake cannot have completed"

@@ -453,7 +453,7 @@ static void quic_packet_dgram(struct sock *sk, struct sk_buff *skb, u32 start,
 	int len;
 
 	if (!QUIC_RCV_CB(skb)->buffered)
-		quic_path_on_recv(sk, end - start);
+		quic_path_on_recv(sk, &QUIC_RCV_CB(skb)->peer, end - start);
 	while (off < end && quic_is_connected(sk)) {
 		len = quic_packet_one(sk, skb, start, off, end);
 		if (len == -ENOKEY) {

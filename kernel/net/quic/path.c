@@ -244,12 +244,19 @@ u32 quic_path_room(struct sock *sk)
 	return min_t(u64, path->mss, limit - path->bytes_sent);
 }
 
-void quic_path_on_recv(struct sock *sk, u32 bytes)
+/*
+ * RFC 9000 Section 8.1: what the peer sent raises what may be sent to it.
+ * Only datagrams from the path's peer count: routed by Destination ID,
+ * datagrams from any address reach the connection, and one who spoofed a
+ * victim's address in the first Initial must not raise the budget toward
+ * the victim by sending from its own.
+ */
+void quic_path_on_recv(struct sock *sk, const union quic_addr *from, u32 bytes)
 {
-	struct quic_path *path = &quic_sk(sk)->path;
+	struct quic_sock *qs = quic_sk(sk);
 
-	if (!path->validated)
-		path->bytes_recv += bytes;
+	if (!qs->path.validated && quic_addr_equal(from, &qs->peer))
+		qs->path.bytes_recv += bytes;
 }
 
 /* A 9000-byte jumbo frame's UDP payload over IPv4: the largest probed. */

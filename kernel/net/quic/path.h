@@ -78,7 +78,8 @@ void quic_path_send_to(struct sock *usk, struct sk_buff *skb,
 bool quic_path_gso(struct sock *sk);
 int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size);
 u32 quic_path_room(struct sock *sk);
-void quic_path_on_recv(struct sock *sk, u32 bytes);
+void quic_path_on_recv(struct sock *sk, const union quic_addr *from,
+		       u32 bytes);
 u16 quic_pl_want(struct sock *sk, u64 now);
 void quic_pl_sent(struct sock *sk, s64 pn, u16 size);
 void quic_pl_acked(struct sock *sk, s64 pn);
