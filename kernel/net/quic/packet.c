@@ -338,7 +338,12 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 	int err;
 
 	if (pkt->len < QUIC_CRYPTO_MIN_PKT_LEN(pkt->pn_offset)) {
-		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVHDRDROP);
+		/* Too short to decrypt, not too short for a Stateless Reset
+		 * (21 bytes and up, RFC 9000 Section 10.3).
+		 */
+		if (pkt->type != QUIC_PKT_SHORT ||
+		    !quic_packet_stateless_reset(sk, p, pkt->len))
+			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVHDRDROP);
 		return -EINVAL;
 	}
 	err = quic_crypto_decrypt(&qs->crypto[pkt->space], p, pkt->len,

@@ -40,12 +40,13 @@
 #define QUIC_MAX_CID_LEN	20	/* RFC 9000 Section 17.2, v1 and v2 */
 
 /*
- * RFC 9001 Section 5.4.2: a short header packet carries at least 4 bytes of
- * packet number and payload plus a 16-byte sample after the DCID, which is
- * QUIC_LOCAL_CID_LEN bytes long for the CIDs this module issues.
+ * The Destination ID of a short header is QUIC_LOCAL_CID_LEN bytes long for
+ * the CIDs this module issues.  A packet that holds a header protection
+ * sample is longer (RFC 9001 Section 5.4.2), but a Stateless Reset may be
+ * as short as 21 bytes (RFC 9000 Section 10.3): the connection decides.
  */
 #define QUIC_LOCAL_CID_LEN	8
-#define QUIC_SHORT_HDR_MIN_LEN	(1 + QUIC_LOCAL_CID_LEN + 4 + 16)
+#define QUIC_SHORT_HDR_MIN_LEN	max(1 + QUIC_LOCAL_CID_LEN, 21)
 
 /*
  * RFC 9000 Section 17.2: a long header carries version, DCID and SCID with
