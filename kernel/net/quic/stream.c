@@ -13,6 +13,135 @@
 #include "quic.h"
 #include "packet.h"
 
+void quic_ooo_init(struct quic_ooo *q)
+{
+	q->root = RB_ROOT;
+	q->mem = 0;
+	q->count = 0;
+}
+
+void quic_ooo_purge(struct quic_ooo *q)
+{
+	struct rb_node *n = rb_first(&q->root);
+
+	while (n) {
+		struct sk_buff *skb = rb_to_skb(n);
+
+		n = rb_next(n);
+		rb_erase(&skb->rbnode, &q->root);
+		kfree_skb(skb);
+	}
+	q->mem = 0;
+	q->count = 0;
+}
+
+/* The piece with the highest offset not above @off, or NULL. */
+static struct sk_buff *quic_ooo_floor(struct quic_ooo *q, u64 off)
+{
+	struct rb_node *n = q->root.rb_node;
+	struct sk_buff *best = NULL;
+
+	while (n) {
+		struct sk_buff *skb = rb_to_skb(n);
+
+		if (QUIC_OOO_OFF(skb) <= off) {
+			best = skb;
+			n = n->rb_right;
+		} else {
+			n = n->rb_left;
+		}
+	}
+	return best;
+}
+
+static void quic_ooo_erase(struct quic_ooo *q, struct sk_buff *skb)
+{
+	rb_erase(&skb->rbnode, &q->root);
+	q->mem -= skb->truesize;
+	q->count--;
+}
+
+/* [@off, @end) is held already, in one piece. */
+bool quic_ooo_covered(struct quic_ooo *q, u64 off, u64 end)
+{
+	struct sk_buff *p = quic_ooo_floor(q, off);
+
+	return p && QUIC_OOO_OFF(p) + p->len >= end;
+}
+
+/**
+ * quic_ooo_insert - hold a piece of out-of-order data
+ * @q: the queue
+ * @skb: the data, linear
+ * @off: its offset in the stream
+ *
+ * Bytes held already are cut from @skb, and pieces that @skb covers whole
+ * are dropped, so that no byte is held twice.
+ *
+ * Return: true if @skb was queued, false if it held nothing new and was
+ * freed.
+ */
+bool quic_ooo_insert(struct quic_ooo *q, struct sk_buff *skb, u64 off)
+{
+	struct rb_node **link = &q->root.rb_node, *parent = NULL;
+	u64 end = off + skb->len;
+	struct sk_buff *p, *n;
+
+	p = quic_ooo_floor(q, off);
+	if (p) {
+		u64 pend = QUIC_OOO_OFF(p) + p->len;
+
+		if (pend >= end)
+			goto dup;
+		if (pend > off) {
+			skb_pull(skb, pend - off);
+			off = pend;
+		}
+		n = skb_rb_next(p);
+	} else {
+		n = skb_rb_first(&q->root);
+	}
+	while (n && QUIC_OOO_OFF(n) < end) {
+		p = skb_rb_next(n);
+		if (QUIC_OOO_OFF(n) + n->len > end) {
+			if (QUIC_OOO_OFF(n) <= off)
+				goto dup;
+			skb_trim(skb, QUIC_OOO_OFF(n) - off);
+			break;
+		}
+		quic_ooo_erase(q, n);
+		kfree_skb(n);
+		n = p;
+	}
+	QUIC_OOO_OFF(skb) = off;
+	while (*link) {
+		parent = *link;
+		if (QUIC_OOO_OFF(rb_to_skb(parent)) < off)
+			link = &parent->rb_right;
+		else
+			link = &parent->rb_left;
+	}
+	rb_link_node(&skb->rbnode, parent, link);
+	rb_insert_color(&skb->rbnode, &q->root);
+	q->mem += skb->truesize;
+	q->count++;
+	return true;
+dup:
+	kfree_skb(skb);
+	return false;
+}
+
+/* The first piece, taken out, if it starts at or below @limit. */
+struct sk_buff *quic_ooo_pop(struct quic_ooo *q, u64 limit)
+{
+	struct sk_buff *skb = skb_rb_first(&q->root);
+
+	if (!skb || QUIC_OOO_OFF(skb) > limit)
+		return NULL;
+	quic_ooo_erase(q, skb);
+	return skb;
+}
+
 static struct hlist_head *quic_stream_bucket(struct quic_stream_table *t,
 					     s64 id)
 {
@@ -40,7 +169,7 @@ void quic_stream_table_free(struct sock *sk)
 	for (i = 0; i < ARRAY_SIZE(t->head); i++) {
 		hlist_for_each_entry_safe(s, n, &t->head[i], node) {
 			hlist_del(&s->node);
-			skb_queue_purge(&s->recv.ooo);
+			quic_ooo_purge(&s->recv.ooo);
 			kfree(s);
 		}
 	}
@@ -110,7 +239,7 @@ static void quic_stream_maybe_free(struct sock *sk, struct quic_stream *s)
 		quic_sk(sk)->streams.active = -1;
 	quic_stream_unblock(sk, s->id);
 	hlist_del(&s->node);
-	skb_queue_purge(&s->recv.ooo);
+	quic_ooo_purge(&s->recv.ooo);
 	kfree(s);
 }
 
@@ -143,7 +272,7 @@ static struct quic_stream *quic_stream_create(struct sock *sk, s64 id)
 	if (!s)
 		return NULL;
 	s->id = id;
-	skb_queue_head_init(&s->recv.ooo);
+	quic_ooo_init(&s->recv.ooo);
 	s->send.state = QUIC_STREAM_SEND_STATE_READY;
 	s->recv.state = QUIC_STREAM_RECV_STATE_RECV;
 	quic_stream_limits(sk, s);
@@ -385,18 +514,15 @@ static void quic_stream_recvd(struct sock *sk, struct quic_stream *s)
 	quic_stream_event(sk, s->id, s->recv.state, 0, s->recv.finalsz);
 }
 
-/* Move in-order data from the out-of-order list to the receive queue. */
+/* Move in-order data from the out-of-order queue to the receive queue. */
 static void quic_stream_deliver(struct sock *sk, struct quic_stream *s)
 {
 	struct sk_buff *skb;
 
-	while ((skb = skb_peek(&s->recv.ooo))) {
-		u64 off = *(u64 *)skb->cb;
+	while ((skb = quic_ooo_pop(&s->recv.ooo, s->recv.offset))) {
+		u64 off = QUIC_OOO_OFF(skb);
 		u64 end = off + skb->len;
 
-		if (off > s->recv.offset)
-			break;
-		__skb_unlink(skb, &s->recv.ooo);
 		if (end <= s->recv.offset) {
 			kfree_skb(skb);
 			continue;
@@ -409,37 +535,6 @@ static void quic_stream_deliver(struct sock *sk, struct quic_stream *s)
 	if (s->recv.fin && s->recv.offset == s->recv.finalsz &&
 	    s->recv.state < QUIC_STREAM_RECV_STATE_RECVD)
 		quic_stream_recvd(sk, s);
-}
-
-/* Out-of-order data already held for [@off, @end): a duplicate. */
-static bool quic_stream_ooo_has(struct quic_stream *s, u64 off, u64 end)
-{
-	struct sk_buff *p;
-
-	skb_queue_walk(&s->recv.ooo, p) {
-		u64 start = *(u64 *)p->cb;
-
-		if (start > off)
-			break;
-		if (start + p->len >= end)
-			return true;
-	}
-	return false;
-}
-
-static void quic_stream_ooo_add(struct quic_stream *s, struct sk_buff *skb,
-				u64 off)
-{
-	struct sk_buff *p;
-
-	*(u64 *)skb->cb = off;
-	skb_queue_walk(&s->recv.ooo, p) {
-		if (*(u64 *)p->cb > off) {
-			__skb_queue_before(&s->recv.ooo, p, skb);
-			return;
-		}
-	}
-	__skb_queue_tail(&s->recv.ooo, skb);
 }
 
 /* RFC 9000 Section 4.5: final size rules. */
@@ -587,22 +682,22 @@ int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
 		len -= s->recv.offset - off;
 		off = s->recv.offset;
 	}
-	if (off > s->recv.offset && quic_stream_ooo_has(s, off, end))
+	if (off > s->recv.offset && quic_ooo_covered(&s->recv.ooo, off, end))
 		return 0;	/* retransmitted: the memory is held once */
 	if (off > s->recv.offset)
 		from = NULL;	/* may wait long: copied, not pinning a train */
 	skb = quic_stream_skb(sk, from, data, len);
-	if (!skb && off == s->recv.offset && !skb_queue_empty(&s->recv.ooo)) {
+	if (!skb && off == s->recv.offset && s->recv.ooo.count) {
 		/* In-order data goes first: drop what lies beyond, as TCP
 		 * prunes its out-of-order queue; it is sent again.
 		 */
-		skb_queue_purge(&s->recv.ooo);
+		quic_ooo_purge(&s->recv.ooo);
 		skb = quic_stream_skb(sk, from, data, len);
 	}
 	if (!skb)
 		return -ENOMEM;
 	if (off > s->recv.offset) {
-		quic_stream_ooo_add(s, skb, off);
+		quic_ooo_insert(&s->recv.ooo, skb, off);
 		return 0;
 	}
 	s->recv.offset = end;
@@ -875,7 +970,7 @@ int quic_stream_reset_recv(struct sock *sk, s64 id, u32 errcode, u64 finalsz)
 	s->recv.fin = 1;
 	s->recv.finalsz = finalsz;
 	s->recv.state = QUIC_STREAM_RECV_STATE_RESET_RECVD;
-	skb_queue_purge(&s->recv.ooo);
+	quic_ooo_purge(&s->recv.ooo);
 	quic_stream_rcvq_purge(sk, id);
 	quic_flow_read(sk, finalsz - s->recv.read);
 	s->recv.read = finalsz;

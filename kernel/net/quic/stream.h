@@ -5,17 +5,43 @@
  * Streams are kept in a small hash table by ID.  Send side: data is cut
  * into STREAM frames by sendmsg, within the peer's flow control limits,
  * so everything queued may be sent.  Receive side: in-order data goes to
- * the socket receive queue, the rest waits in a per-stream list.
+ * the socket receive queue, the rest waits in a per-stream struct quic_ooo,
+ * which also holds out-of-order CRYPTO data.
  */
 
 #ifndef __NET_QUIC_STREAM_H
 #define __NET_QUIC_STREAM_H
 
+#include <linux/rbtree.h>
 #include <linux/skbuff.h>
 #include <linux/types.h>
 #include <uapi/linux/quic.h>
 
 struct sock;
+
+/**
+ * struct quic_ooo - out-of-order data of a byte stream (STREAM or CRYPTO)
+ * @root: skbs by offset (skb->rbnode), as TCP's out-of-order queue: no
+ *	two overlap, so that a byte is held once however often it is sent
+ * @mem: truesize of the skbs held (each is charged to the socket)
+ * @count: skbs held
+ *
+ * The offset of each skb's first byte is in its cb (QUIC_OOO_OFF()).
+ * Lookup and insertion are O(log n) in the number of pieces.
+ */
+struct quic_ooo {
+	struct rb_root root;
+	u32 mem;
+	u32 count;
+};
+
+#define QUIC_OOO_OFF(skb)	(*(u64 *)(skb)->cb)
+
+void quic_ooo_init(struct quic_ooo *q);
+void quic_ooo_purge(struct quic_ooo *q);
+bool quic_ooo_covered(struct quic_ooo *q, u64 off, u64 end);
+bool quic_ooo_insert(struct quic_ooo *q, struct sk_buff *skb, u64 off);
+struct sk_buff *quic_ooo_pop(struct quic_ooo *q, u64 limit);
 
 #define QUIC_STREAM_HT_BITS	6
 
@@ -86,7 +112,7 @@ struct quic_stream {
 		u64 max;
 		struct quic_rwnd rwnd;
 		u64 finalsz;
-		struct sk_buff_head ooo;
+		struct quic_ooo ooo;
 		u8 state;
 		u8 fin:1;
 		u8 highest_seen:1;
