@@ -241,6 +241,11 @@ static void quic_stream_maybe_free(struct sock *sk, struct quic_stream *s)
 	hlist_del(&s->node);
 	quic_ooo_purge(&s->recv.ooo);
 	kfree(s);
+	if (local) {
+		/* Room for a stream open waiting on QUIC_TP_MAX_STREAMS. */
+		quic_sk(sk)->streams.freed_local[uni]++;
+		sk->sk_write_space(sk);
+	}
 }
 
 /* RFC 9000 Section 18.2: initial stream limits by stream type. */
@@ -345,6 +350,16 @@ static int quic_stream_local_open(struct sock *sk, s64 id, u32 flags,
 		quic_stream_streams_blocked(sk, uni);
 		return -EAGAIN;
 	}
+	/*
+	 * Opening N opens every lower stream of its type, each held in a
+	 * struct quic_stream: however high the peer's MAX_STREAMS, the local
+	 * streams of a type hold at most QUIC_TP_MAX_STREAMS (the most this
+	 * end grants the peer), and so one open allocates at most that many.
+	 * Beyond it, wait for streams to be gone, unless N could never fit.
+	 */
+	if (n - t->freed_local[uni] >= QUIC_TP_MAX_STREAMS)
+		return n - t->next_local[uni] >= QUIC_TP_MAX_STREAMS ? -EINVAL :
+								       -EAGAIN;
 	*sp = quic_stream_open_upto(sk, id, &t->next_local[uni]);
 	if (!*sp)
 		return -ENOMEM;

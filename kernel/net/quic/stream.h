@@ -125,6 +125,8 @@ struct quic_stream {
  * @head: hash table
  * @next_local: next local stream ID to open, [0] bidi, [1] uni
  * @max_local: peer's limit as a stream count (MAX_STREAMS), [0] bidi, [1] uni
+ * @freed_local: local streams gone, [0] bidi, [1] uni: next_local minus
+ *	these is what the local streams hold (at most QUIC_TP_MAX_STREAMS)
  * @next_peer: number of peer streams opened, [0] bidi, [1] uni
  * @max_peer: our limit as a stream count, [0] bidi, [1] uni
  * @done_peer: peer streams finished (credit for MAX_STREAMS)
@@ -137,6 +139,7 @@ struct quic_stream_table {
 	struct hlist_head head[1 << QUIC_STREAM_HT_BITS];
 	u64 next_local[2];
 	u64 max_local[2];
+	u64 freed_local[2];
 	u64 next_peer[2];
 	u64 max_peer[2];
 	u64 done_peer[2];
