@@ -589,9 +589,10 @@ static int quic_stream_flow_check(struct sock *sk, struct quic_stream *s,
  * Data that fills most of its datagram is not copied: a clone of @from,
  * cut down to the data, is queued instead.  The clone shares the buffer of
  * the whole skb; in a train each clone is charged its datagram's share of
- * it.  Smaller pieces are copied, so that several of them never pin one
- * buffer many times over, and so is out-of-order data, which may wait long
- * while the rest of its train is read (quic_stream_recv_data()).
+ * it, and all of a train's clones are for one stream (quic_stream_skb()).
+ * Smaller pieces are copied, so that several of them never pin one buffer
+ * many times over, and so is out-of-order data, which may wait long while
+ * the rest of its train is read (quic_stream_recv_data()).
  *
  * Return: the clone, or NULL if the data is to be copied.
  */
@@ -617,10 +618,32 @@ struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
 }
 EXPORT_SYMBOL_GPL(quic_stream_clone);
 
-static struct sk_buff *quic_stream_skb(struct sock *sk, struct sk_buff *from,
-				       const u8 *data, u32 len)
+/*
+ * Clones of a train are charged their shares of its buffer, which is fair
+ * while they are read together: then the last one read frees it.  A clone
+ * left behind by the reading of its siblings pins the whole buffer on its
+ * share alone, so a train's clones are all for one stream (whose data is
+ * read in order): data of another stream in the same train is copied.
+ * @from is only compared, never followed: a new train at the address of a
+ * freed one at worst has one piece copied.
+ */
+static struct sk_buff *quic_stream_skb(struct sock *sk, struct quic_stream *s,
+				       struct sk_buff *from, const u8 *data,
+				       u32 len)
 {
-	struct sk_buff *skb = from ? quic_stream_clone(from, data, len) : NULL;
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	struct sk_buff *skb = NULL;
+
+	if (from && QUIC_RCV_CB(from)->seg) {
+		if (t->clone_train != from) {
+			t->clone_train = from;
+			t->clone_stream = s->id;
+		} else if (t->clone_stream != s->id) {
+			from = NULL;
+		}
+	}
+	if (from)
+		skb = quic_stream_clone(from, data, len);
 
 	if (!skb) {
 		skb = alloc_skb(len, GFP_ATOMIC);
@@ -639,7 +662,7 @@ static struct sk_buff *quic_stream_skb(struct sock *sk, struct sk_buff *from,
 /* The FIN is known and all data is queued: a FIN-only item if needed. */
 static int quic_stream_fin_item(struct sock *sk, struct quic_stream *s)
 {
-	struct sk_buff *skb = quic_stream_skb(sk, NULL, NULL, 0);
+	struct sk_buff *skb = quic_stream_skb(sk, s, NULL, NULL, 0);
 
 	if (!skb)
 		return -ENOMEM;
@@ -701,13 +724,13 @@ int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
 		return 0;	/* retransmitted: the memory is held once */
 	if (off > s->recv.offset)
 		from = NULL;	/* may wait long: copied, not pinning a train */
-	skb = quic_stream_skb(sk, from, data, len);
+	skb = quic_stream_skb(sk, s, from, data, len);
 	if (!skb && off == s->recv.offset && s->recv.ooo.count) {
 		/* In-order data goes first: drop what lies beyond, as TCP
 		 * prunes its out-of-order queue; it is sent again.
 		 */
 		quic_ooo_purge(&s->recv.ooo);
-		skb = quic_stream_skb(sk, from, data, len);
+		skb = quic_stream_skb(sk, s, from, data, len);
 	}
 	if (!skb)
 		return -ENOMEM;

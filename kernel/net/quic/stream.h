@@ -134,6 +134,8 @@ struct quic_stream {
  * @active: stream used by sendmsg with stream_id -1, or -1
  * @send_blocked: stream whose own window stopped the last sendmsg, or -1;
  *	poll() reports no EPOLLOUT meanwhile
+ * @clone_train: the train the last clone was taken from (compared only)
+ * @clone_stream: the stream of that clone
  */
 struct quic_stream_table {
 	struct hlist_head head[1 << QUIC_STREAM_HT_BITS];
@@ -146,6 +148,8 @@ struct quic_stream_table {
 	u64 blocked[2];
 	s64 active;
 	s64 send_blocked;
+	const struct sk_buff *clone_train;
+	s64 clone_stream;
 };
 
 void quic_stream_table_init(struct quic_stream_table *t);
