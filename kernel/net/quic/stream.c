@@ -19,6 +19,7 @@ void quic_ooo_init(struct quic_ooo *q)
 	q->mem = 0;
 	q->count = 0;
 }
+EXPORT_SYMBOL_GPL(quic_ooo_init);
 
 void quic_ooo_purge(struct quic_ooo *q)
 {
@@ -34,6 +35,7 @@ void quic_ooo_purge(struct quic_ooo *q)
 	q->mem = 0;
 	q->count = 0;
 }
+EXPORT_SYMBOL_GPL(quic_ooo_purge);
 
 /* The piece with the highest offset not above @off, or NULL. */
 static struct sk_buff *quic_ooo_floor(struct quic_ooo *q, u64 off)
@@ -68,6 +70,7 @@ bool quic_ooo_covered(struct quic_ooo *q, u64 off, u64 end)
 
 	return p && QUIC_OOO_OFF(p) + p->len >= end;
 }
+EXPORT_SYMBOL_GPL(quic_ooo_covered);
 
 /**
  * quic_ooo_insert - hold a piece of out-of-order data
@@ -130,6 +133,7 @@ dup:
 	kfree_skb(skb);
 	return false;
 }
+EXPORT_SYMBOL_GPL(quic_ooo_insert);
 
 /* The first piece, taken out, if it starts at or below @limit. */
 struct sk_buff *quic_ooo_pop(struct quic_ooo *q, u64 limit)
@@ -141,6 +145,7 @@ struct sk_buff *quic_ooo_pop(struct quic_ooo *q, u64 limit)
 	quic_ooo_erase(q, skb);
 	return skb;
 }
+EXPORT_SYMBOL_GPL(quic_ooo_pop);
 
 static struct hlist_head *quic_stream_bucket(struct quic_stream_table *t,
 					     s64 id)
