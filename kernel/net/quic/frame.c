@@ -398,56 +398,71 @@ static int quic_frame_crypto_item(struct sock *sk, u8 space, const u8 *data,
 	return 0;
 }
 
-/* Out-of-order CRYPTO data waits, by offset, in the space (64 KiB max). */
-#define QUIC_CRYPTO_OOO_MAX	65536
+/*
+ * Out-of-order CRYPTO data waits, by offset, in its space (RFC 9000
+ * Section 7.5): up to QUIC_CRYPTO_OOO_SPAN bytes beyond the next byte
+ * expected, in at most QUIC_CRYPTO_OOO_MEM of memory (truesize, charged to
+ * the socket), so that tiny pieces at gapped offsets cannot hold much more
+ * than full-size ones would.  Beyond either: CRYPTO_BUFFER_EXCEEDED.
+ */
+#define QUIC_CRYPTO_OOO_SPAN	65536
+#define QUIC_CRYPTO_OOO_MEM	(4 * QUIC_CRYPTO_OOO_SPAN)
 
-static int quic_frame_crypto_ooo(struct quic_pnspace *s, u64 off,
-				 const u8 *data, u32 len)
+static int quic_frame_crypto_ooo(struct sock *sk, struct quic_pnspace *s,
+				 u64 off, const u8 *data, u32 len)
 {
-	struct sk_buff *skb, *p;
-	u32 total = len;
+	struct sk_buff *skb;
 
-	skb_queue_walk(&s->crypto_ooo, p)
-		total += p->len;
-	if (total > QUIC_CRYPTO_OOO_MAX)
+	if (off + len - s->crypto_recv > QUIC_CRYPTO_OOO_SPAN)
 		return QUIC_TRANSPORT_ERROR_CRYPTO_BUF_EXCEEDED;
+	if (quic_ooo_covered(&s->crypto_ooo, off, off + len))
+		return 0;	/* retransmitted: held once */
 	skb = alloc_skb(len, GFP_ATOMIC);
 	if (!skb)
 		return -ENOMEM;
 	skb_put_data(skb, data, len);
-	*(u64 *)skb->cb = off;
-	skb_queue_walk(&s->crypto_ooo, p) {
-		if (*(u64 *)p->cb > off) {
-			__skb_queue_before(&s->crypto_ooo, p, skb);
-			return 0;
-		}
+	if (s->crypto_ooo.mem + skb->truesize > QUIC_CRYPTO_OOO_MEM) {
+		kfree_skb(skb);
+		return QUIC_TRANSPORT_ERROR_CRYPTO_BUF_EXCEEDED;
 	}
-	__skb_queue_tail(&s->crypto_ooo, skb);
+	if (!quic_rcv_charge(sk, skb)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RCVBUFDROP);
+		kfree_skb(skb);
+		return -ENOMEM;
+	}
+	quic_ooo_insert(&s->crypto_ooo, skb, off);
 	return 0;
 }
 
+/*
+ * Out-of-order data that is now in order goes to the socket.  A piece that
+ * cannot be queued stays, and the offset with it: the bytes are not lost,
+ * and the next CRYPTO frame of the space (a retransmission, as the packet
+ * is dropped) tries again.
+ */
 static int quic_frame_crypto_drain(struct sock *sk, u8 space)
 {
 	struct quic_pnspace *s = &quic_sk(sk)->space[space];
 	struct sk_buff *skb;
-	int err = 0;
+	int err;
 
-	while (!err && (skb = skb_peek(&s->crypto_ooo))) {
-		u64 off = *(u64 *)skb->cb, end = off + skb->len;
+	while ((skb = quic_ooo_pop(&s->crypto_ooo, s->crypto_recv))) {
+		u64 off = QUIC_OOO_OFF(skb), end = off + skb->len;
 
-		if (off > s->crypto_recv)
-			break;
-		__skb_unlink(skb, &s->crypto_ooo);
 		if (end > s->crypto_recv) {
 			u32 skip = s->crypto_recv - off;
 
 			err = quic_frame_crypto_item(sk, space, skb->data + skip,
 						     skb->len - skip);
+			if (err) {
+				quic_ooo_insert(&s->crypto_ooo, skb, off);
+				return err;
+			}
 			s->crypto_recv = end;
 		}
 		kfree_skb(skb);
 	}
-	return err;
+	return 0;
 }
 
 /* RFC 9000 Section 19.6: CRYPTO, an ordered byte stream per space. */
@@ -466,9 +481,9 @@ static int quic_frame_crypto(struct quic_frame_rx *rx)
 	if (off + len > QUIC_VARINT_MAX)
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
 	if (!len || off + len <= s->crypto_recv)
-		return 0;
+		return quic_frame_crypto_drain(sk, space);
 	if (off > s->crypto_recv)
-		return quic_frame_crypto_ooo(s, off, data, len);
+		return quic_frame_crypto_ooo(sk, s, off, data, len);
 	data += s->crypto_recv - off;
 	len -= s->crypto_recv - off;
 	err = quic_frame_crypto_item(sk, space, data, len);

@@ -19,7 +19,7 @@ void quic_pnspace_init(struct quic_pnspace *space)
 	INIT_LIST_HEAD(&space->sent);
 	INIT_LIST_HEAD(&space->lost);
 	INIT_LIST_HEAD(&space->outq);
-	skb_queue_head_init(&space->crypto_ooo);
+	quic_ooo_init(&space->crypto_ooo);
 }
 
 void quic_sent_pkt_free(struct quic_sent_pkt *pkt)
@@ -73,7 +73,7 @@ void quic_pnspace_lost_del(struct quic_pnspace *space,
 void quic_pnspace_free(struct quic_pnspace *space)
 {
 	quic_pnspace_lost_trim(space, 0);
-	skb_queue_purge(&space->crypto_ooo);
+	quic_ooo_purge(&space->crypto_ooo);
 	space->nranges = 0;
 	space->ack_pending = 0;
 	space->ack_deadline = 0;

@@ -15,6 +15,8 @@
 #include <linux/skbuff.h>
 #include <linux/types.h>
 
+#include "stream.h"
+
 /* Spaces are numbered like the crypto levels that use them. */
 enum quic_space_id {
 	QUIC_SPACE_APP = 0,		/* QUIC_CRYPTO_APP (and EARLY) */
@@ -105,7 +107,7 @@ struct quic_pnspace {
 	struct list_head outq;
 	u64 crypto_send;
 	u64 crypto_recv;
-	struct sk_buff_head crypto_ooo;
+	struct quic_ooo crypto_ooo;
 };
 
 void quic_pnspace_init(struct quic_pnspace *space);

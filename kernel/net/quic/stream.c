@@ -13,6 +13,140 @@
 #include "quic.h"
 #include "packet.h"
 
+void quic_ooo_init(struct quic_ooo *q)
+{
+	q->root = RB_ROOT;
+	q->mem = 0;
+	q->count = 0;
+}
+EXPORT_SYMBOL_GPL(quic_ooo_init);
+
+void quic_ooo_purge(struct quic_ooo *q)
+{
+	struct rb_node *n = rb_first(&q->root);
+
+	while (n) {
+		struct sk_buff *skb = rb_to_skb(n);
+
+		n = rb_next(n);
+		rb_erase(&skb->rbnode, &q->root);
+		kfree_skb(skb);
+	}
+	q->mem = 0;
+	q->count = 0;
+}
+EXPORT_SYMBOL_GPL(quic_ooo_purge);
+
+/* The piece with the highest offset not above @off, or NULL. */
+static struct sk_buff *quic_ooo_floor(struct quic_ooo *q, u64 off)
+{
+	struct rb_node *n = q->root.rb_node;
+	struct sk_buff *best = NULL;
+
+	while (n) {
+		struct sk_buff *skb = rb_to_skb(n);
+
+		if (QUIC_OOO_OFF(skb) <= off) {
+			best = skb;
+			n = n->rb_right;
+		} else {
+			n = n->rb_left;
+		}
+	}
+	return best;
+}
+
+static void quic_ooo_erase(struct quic_ooo *q, struct sk_buff *skb)
+{
+	rb_erase(&skb->rbnode, &q->root);
+	q->mem -= skb->truesize;
+	q->count--;
+}
+
+/* [@off, @end) is held already, in one piece. */
+bool quic_ooo_covered(struct quic_ooo *q, u64 off, u64 end)
+{
+	struct sk_buff *p = quic_ooo_floor(q, off);
+
+	return p && QUIC_OOO_OFF(p) + p->len >= end;
+}
+EXPORT_SYMBOL_GPL(quic_ooo_covered);
+
+/**
+ * quic_ooo_insert - hold a piece of out-of-order data
+ * @q: the queue
+ * @skb: the data, linear
+ * @off: its offset in the stream
+ *
+ * Bytes held already are cut from @skb, and pieces that @skb covers whole
+ * are dropped, so that no byte is held twice.
+ *
+ * Return: true if @skb was queued, false if it held nothing new and was
+ * freed.
+ */
+bool quic_ooo_insert(struct quic_ooo *q, struct sk_buff *skb, u64 off)
+{
+	struct rb_node **link = &q->root.rb_node, *parent = NULL;
+	u64 end = off + skb->len;
+	struct sk_buff *p, *n;
+
+	p = quic_ooo_floor(q, off);
+	if (p) {
+		u64 pend = QUIC_OOO_OFF(p) + p->len;
+
+		if (pend >= end)
+			goto dup;
+		if (pend > off) {
+			skb_pull(skb, pend - off);
+			off = pend;
+		}
+		n = skb_rb_next(p);
+	} else {
+		n = skb_rb_first(&q->root);
+	}
+	while (n && QUIC_OOO_OFF(n) < end) {
+		p = skb_rb_next(n);
+		if (QUIC_OOO_OFF(n) + n->len > end) {
+			if (QUIC_OOO_OFF(n) <= off)
+				goto dup;
+			skb_trim(skb, QUIC_OOO_OFF(n) - off);
+			break;
+		}
+		quic_ooo_erase(q, n);
+		kfree_skb(n);
+		n = p;
+	}
+	QUIC_OOO_OFF(skb) = off;
+	while (*link) {
+		parent = *link;
+		if (QUIC_OOO_OFF(rb_to_skb(parent)) < off)
+			link = &parent->rb_right;
+		else
+			link = &parent->rb_left;
+	}
+	rb_link_node(&skb->rbnode, parent, link);
+	rb_insert_color(&skb->rbnode, &q->root);
+	q->mem += skb->truesize;
+	q->count++;
+	return true;
+dup:
+	kfree_skb(skb);
+	return false;
+}
+EXPORT_SYMBOL_GPL(quic_ooo_insert);
+
+/* The first piece, taken out, if it starts at or below @limit. */
+struct sk_buff *quic_ooo_pop(struct quic_ooo *q, u64 limit)
+{
+	struct sk_buff *skb = skb_rb_first(&q->root);
+
+	if (!skb || QUIC_OOO_OFF(skb) > limit)
+		return NULL;
+	quic_ooo_erase(q, skb);
+	return skb;
+}
+EXPORT_SYMBOL_GPL(quic_ooo_pop);
+
 static struct hlist_head *quic_stream_bucket(struct quic_stream_table *t,
 					     s64 id)
 {
@@ -40,7 +174,7 @@ void quic_stream_table_free(struct sock *sk)
 	for (i = 0; i < ARRAY_SIZE(t->head); i++) {
 		hlist_for_each_entry_safe(s, n, &t->head[i], node) {
 			hlist_del(&s->node);
-			skb_queue_purge(&s->recv.ooo);
+			quic_ooo_purge(&s->recv.ooo);
 			kfree(s);
 		}
 	}
@@ -110,8 +244,13 @@ static void quic_stream_maybe_free(struct sock *sk, struct quic_stream *s)
 		quic_sk(sk)->streams.active = -1;
 	quic_stream_unblock(sk, s->id);
 	hlist_del(&s->node);
-	skb_queue_purge(&s->recv.ooo);
+	quic_ooo_purge(&s->recv.ooo);
 	kfree(s);
+	if (local) {
+		/* Room for a stream open waiting on QUIC_TP_MAX_STREAMS. */
+		quic_sk(sk)->streams.freed_local[uni]++;
+		sk->sk_write_space(sk);
+	}
 }
 
 /* RFC 9000 Section 18.2: initial stream limits by stream type. */
@@ -143,7 +282,7 @@ static struct quic_stream *quic_stream_create(struct sock *sk, s64 id)
 	if (!s)
 		return NULL;
 	s->id = id;
-	skb_queue_head_init(&s->recv.ooo);
+	quic_ooo_init(&s->recv.ooo);
 	s->send.state = QUIC_STREAM_SEND_STATE_READY;
 	s->recv.state = QUIC_STREAM_RECV_STATE_RECV;
 	quic_stream_limits(sk, s);
@@ -216,6 +355,16 @@ static int quic_stream_local_open(struct sock *sk, s64 id, u32 flags,
 		quic_stream_streams_blocked(sk, uni);
 		return -EAGAIN;
 	}
+	/*
+	 * Opening N opens every lower stream of its type, each held in a
+	 * struct quic_stream: however high the peer's MAX_STREAMS, the local
+	 * streams of a type hold at most QUIC_TP_MAX_STREAMS (the most this
+	 * end grants the peer), and so one open allocates at most that many.
+	 * Beyond it, wait for streams to be gone, unless N could never fit.
+	 */
+	if (n - t->freed_local[uni] >= QUIC_TP_MAX_STREAMS)
+		return n - t->next_local[uni] >= QUIC_TP_MAX_STREAMS ? -EINVAL :
+								       -EAGAIN;
 	*sp = quic_stream_open_upto(sk, id, &t->next_local[uni]);
 	if (!*sp)
 		return -ENOMEM;
@@ -385,18 +534,15 @@ static void quic_stream_recvd(struct sock *sk, struct quic_stream *s)
 	quic_stream_event(sk, s->id, s->recv.state, 0, s->recv.finalsz);
 }
 
-/* Move in-order data from the out-of-order list to the receive queue. */
+/* Move in-order data from the out-of-order queue to the receive queue. */
 static void quic_stream_deliver(struct sock *sk, struct quic_stream *s)
 {
 	struct sk_buff *skb;
 
-	while ((skb = skb_peek(&s->recv.ooo))) {
-		u64 off = *(u64 *)skb->cb;
+	while ((skb = quic_ooo_pop(&s->recv.ooo, s->recv.offset))) {
+		u64 off = QUIC_OOO_OFF(skb);
 		u64 end = off + skb->len;
 
-		if (off > s->recv.offset)
-			break;
-		__skb_unlink(skb, &s->recv.ooo);
 		if (end <= s->recv.offset) {
 			kfree_skb(skb);
 			continue;
@@ -409,37 +555,6 @@ static void quic_stream_deliver(struct sock *sk, struct quic_stream *s)
 	if (s->recv.fin && s->recv.offset == s->recv.finalsz &&
 	    s->recv.state < QUIC_STREAM_RECV_STATE_RECVD)
 		quic_stream_recvd(sk, s);
-}
-
-/* Out-of-order data already held for [@off, @end): a duplicate. */
-static bool quic_stream_ooo_has(struct quic_stream *s, u64 off, u64 end)
-{
-	struct sk_buff *p;
-
-	skb_queue_walk(&s->recv.ooo, p) {
-		u64 start = *(u64 *)p->cb;
-
-		if (start > off)
-			break;
-		if (start + p->len >= end)
-			return true;
-	}
-	return false;
-}
-
-static void quic_stream_ooo_add(struct quic_stream *s, struct sk_buff *skb,
-				u64 off)
-{
-	struct sk_buff *p;
-
-	*(u64 *)skb->cb = off;
-	skb_queue_walk(&s->recv.ooo, p) {
-		if (*(u64 *)p->cb > off) {
-			__skb_queue_before(&s->recv.ooo, p, skb);
-			return;
-		}
-	}
-	__skb_queue_tail(&s->recv.ooo, skb);
 }
 
 /* RFC 9000 Section 4.5: final size rules. */
@@ -479,9 +594,10 @@ static int quic_stream_flow_check(struct sock *sk, struct quic_stream *s,
  * Data that fills most of its datagram is not copied: a clone of @from,
  * cut down to the data, is queued instead.  The clone shares the buffer of
  * the whole skb; in a train each clone is charged its datagram's share of
- * it.  Smaller pieces are copied, so that several of them never pin one
- * buffer many times over, and so is out-of-order data, which may wait long
- * while the rest of its train is read (quic_stream_recv_data()).
+ * it, and all of a train's clones are for one stream (quic_stream_skb()).
+ * Smaller pieces are copied, so that several of them never pin one buffer
+ * many times over, and so is out-of-order data, which may wait long while
+ * the rest of its train is read (quic_stream_recv_data()).
  *
  * Return: the clone, or NULL if the data is to be copied.
  */
@@ -507,10 +623,32 @@ struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
 }
 EXPORT_SYMBOL_GPL(quic_stream_clone);
 
-static struct sk_buff *quic_stream_skb(struct sock *sk, struct sk_buff *from,
-				       const u8 *data, u32 len)
+/*
+ * Clones of a train are charged their shares of its buffer, which is fair
+ * while they are read together: then the last one read frees it.  A clone
+ * left behind by the reading of its siblings pins the whole buffer on its
+ * share alone, so a train's clones are all for one stream (whose data is
+ * read in order): data of another stream in the same train is copied.
+ * @from is only compared, never followed: a new train at the address of a
+ * freed one at worst has one piece copied.
+ */
+static struct sk_buff *quic_stream_skb(struct sock *sk, struct quic_stream *s,
+				       struct sk_buff *from, const u8 *data,
+				       u32 len)
 {
-	struct sk_buff *skb = from ? quic_stream_clone(from, data, len) : NULL;
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	struct sk_buff *skb = NULL;
+
+	if (from && QUIC_RCV_CB(from)->seg) {
+		if (t->clone_train != from) {
+			t->clone_train = from;
+			t->clone_stream = s->id;
+		} else if (t->clone_stream != s->id) {
+			from = NULL;
+		}
+	}
+	if (from)
+		skb = quic_stream_clone(from, data, len);
 
 	if (!skb) {
 		skb = alloc_skb(len, GFP_ATOMIC);
@@ -529,7 +667,7 @@ static struct sk_buff *quic_stream_skb(struct sock *sk, struct sk_buff *from,
 /* The FIN is known and all data is queued: a FIN-only item if needed. */
 static int quic_stream_fin_item(struct sock *sk, struct quic_stream *s)
 {
-	struct sk_buff *skb = quic_stream_skb(sk, NULL, NULL, 0);
+	struct sk_buff *skb = quic_stream_skb(sk, s, NULL, NULL, 0);
 
 	if (!skb)
 		return -ENOMEM;
@@ -587,22 +725,22 @@ int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
 		len -= s->recv.offset - off;
 		off = s->recv.offset;
 	}
-	if (off > s->recv.offset && quic_stream_ooo_has(s, off, end))
+	if (off > s->recv.offset && quic_ooo_covered(&s->recv.ooo, off, end))
 		return 0;	/* retransmitted: the memory is held once */
 	if (off > s->recv.offset)
 		from = NULL;	/* may wait long: copied, not pinning a train */
-	skb = quic_stream_skb(sk, from, data, len);
-	if (!skb && off == s->recv.offset && !skb_queue_empty(&s->recv.ooo)) {
+	skb = quic_stream_skb(sk, s, from, data, len);
+	if (!skb && off == s->recv.offset && s->recv.ooo.count) {
 		/* In-order data goes first: drop what lies beyond, as TCP
 		 * prunes its out-of-order queue; it is sent again.
 		 */
-		skb_queue_purge(&s->recv.ooo);
-		skb = quic_stream_skb(sk, from, data, len);
+		quic_ooo_purge(&s->recv.ooo);
+		skb = quic_stream_skb(sk, s, from, data, len);
 	}
 	if (!skb)
 		return -ENOMEM;
 	if (off > s->recv.offset) {
-		quic_stream_ooo_add(s, skb, off);
+		quic_ooo_insert(&s->recv.ooo, skb, off);
 		return 0;
 	}
 	s->recv.offset = end;
@@ -875,7 +1013,7 @@ int quic_stream_reset_recv(struct sock *sk, s64 id, u32 errcode, u64 finalsz)
 	s->recv.fin = 1;
 	s->recv.finalsz = finalsz;
 	s->recv.state = QUIC_STREAM_RECV_STATE_RESET_RECVD;
-	skb_queue_purge(&s->recv.ooo);
+	quic_ooo_purge(&s->recv.ooo);
 	quic_stream_rcvq_purge(sk, id);
 	quic_flow_read(sk, finalsz - s->recv.read);
 	s->recv.read = finalsz;

@@ -5,17 +5,43 @@
  * Streams are kept in a small hash table by ID.  Send side: data is cut
  * into STREAM frames by sendmsg, within the peer's flow control limits,
  * so everything queued may be sent.  Receive side: in-order data goes to
- * the socket receive queue, the rest waits in a per-stream list.
+ * the socket receive queue, the rest waits in a per-stream struct quic_ooo,
+ * which also holds out-of-order CRYPTO data.
  */
 
 #ifndef __NET_QUIC_STREAM_H
 #define __NET_QUIC_STREAM_H
 
+#include <linux/rbtree.h>
 #include <linux/skbuff.h>
 #include <linux/types.h>
 #include <uapi/linux/quic.h>
 
 struct sock;
+
+/**
+ * struct quic_ooo - out-of-order data of a byte stream (STREAM or CRYPTO)
+ * @root: skbs by offset (skb->rbnode), as TCP's out-of-order queue: no
+ *	two overlap, so that a byte is held once however often it is sent
+ * @mem: truesize of the skbs held (each is charged to the socket)
+ * @count: skbs held
+ *
+ * The offset of each skb's first byte is in its cb (QUIC_OOO_OFF()).
+ * Lookup and insertion are O(log n) in the number of pieces.
+ */
+struct quic_ooo {
+	struct rb_root root;
+	u32 mem;
+	u32 count;
+};
+
+#define QUIC_OOO_OFF(skb)	(*(u64 *)(skb)->cb)
+
+void quic_ooo_init(struct quic_ooo *q);
+void quic_ooo_purge(struct quic_ooo *q);
+bool quic_ooo_covered(struct quic_ooo *q, u64 off, u64 end);
+bool quic_ooo_insert(struct quic_ooo *q, struct sk_buff *skb, u64 off);
+struct sk_buff *quic_ooo_pop(struct quic_ooo *q, u64 limit);
 
 #define QUIC_STREAM_HT_BITS	6
 
@@ -86,7 +112,7 @@ struct quic_stream {
 		u64 max;
 		struct quic_rwnd rwnd;
 		u64 finalsz;
-		struct sk_buff_head ooo;
+		struct quic_ooo ooo;
 		u8 state;
 		u8 fin:1;
 		u8 highest_seen:1;
@@ -99,6 +125,8 @@ struct quic_stream {
  * @head: hash table
  * @next_local: next local stream ID to open, [0] bidi, [1] uni
  * @max_local: peer's limit as a stream count (MAX_STREAMS), [0] bidi, [1] uni
+ * @freed_local: local streams gone, [0] bidi, [1] uni: next_local minus
+ *	these is what the local streams hold (at most QUIC_TP_MAX_STREAMS)
  * @next_peer: number of peer streams opened, [0] bidi, [1] uni
  * @max_peer: our limit as a stream count, [0] bidi, [1] uni
  * @done_peer: peer streams finished (credit for MAX_STREAMS)
@@ -106,17 +134,22 @@ struct quic_stream {
  * @active: stream used by sendmsg with stream_id -1, or -1
  * @send_blocked: stream whose own window stopped the last sendmsg, or -1;
  *	poll() reports no EPOLLOUT meanwhile
+ * @clone_train: the train the last clone was taken from (compared only)
+ * @clone_stream: the stream of that clone
  */
 struct quic_stream_table {
 	struct hlist_head head[1 << QUIC_STREAM_HT_BITS];
 	u64 next_local[2];
 	u64 max_local[2];
+	u64 freed_local[2];
 	u64 next_peer[2];
 	u64 max_peer[2];
 	u64 done_peer[2];
 	u64 blocked[2];
 	s64 active;
 	s64 send_blocked;
+	const struct sk_buff *clone_train;
+	s64 clone_stream;
 };
 
 void quic_stream_table_init(struct quic_stream_table *t);

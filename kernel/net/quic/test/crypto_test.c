@@ -1221,6 +1221,83 @@ static void quic_test_stream_clone(struct kunit *test)
 	kfree_skb(skb);
 }
 
+/* Bytes (@off + i) & 0xff for [@off, @off + @len): a piece of a test stream. */
+static struct sk_buff *quic_test_piece(struct kunit *test, u64 off, u32 len)
+{
+	struct sk_buff *skb = alloc_skb(len, GFP_KERNEL);
+	u32 i;
+
+	KUNIT_ASSERT_NOT_NULL(test, skb);
+	for (i = 0; i < len; i++)
+		skb_put_u8(skb, (off + i) & 0xff);
+	return skb;
+}
+
+static void quic_test_ooo_expect(struct kunit *test, struct sk_buff *skb,
+				 u64 off, u32 len)
+{
+	u32 i;
+
+	KUNIT_ASSERT_NOT_NULL(test, skb);
+	KUNIT_EXPECT_EQ(test, QUIC_OOO_OFF(skb), off);
+	KUNIT_EXPECT_EQ(test, skb->len, len);
+	for (i = 0; i < skb->len; i++)
+		KUNIT_EXPECT_EQ(test, skb->data[i], (u8)((off + i) & 0xff));
+	kfree_skb(skb);
+}
+
+/* Out-of-order data: overlaps cut or dropped, pieces out in offset order. */
+static void quic_test_ooo(struct kunit *test)
+{
+	struct quic_ooo q;
+	u64 off, expect;
+	int i;
+
+	quic_ooo_init(&q);
+	KUNIT_EXPECT_TRUE(test, quic_ooo_insert(&q, quic_test_piece(test, 10, 10), 10));
+	/* held whole already: dropped */
+	KUNIT_EXPECT_FALSE(test, quic_ooo_insert(&q, quic_test_piece(test, 12, 6), 12));
+	KUNIT_EXPECT_TRUE(test, quic_ooo_covered(&q, 10, 20));
+	KUNIT_EXPECT_FALSE(test, quic_ooo_covered(&q, 5, 12));
+	KUNIT_EXPECT_FALSE(test, quic_ooo_covered(&q, 15, 21));
+	/* [15, 30): its head is held, [20, 30) is new */
+	KUNIT_EXPECT_TRUE(test, quic_ooo_insert(&q, quic_test_piece(test, 15, 15), 15));
+	/* [35, 55) covers [40, 50) whole, which goes */
+	KUNIT_EXPECT_TRUE(test, quic_ooo_insert(&q, quic_test_piece(test, 40, 10), 40));
+	KUNIT_EXPECT_TRUE(test, quic_ooo_insert(&q, quic_test_piece(test, 35, 20), 35));
+	KUNIT_EXPECT_EQ(test, q.count, 3);
+	/* [25, 38) between [20, 30) and [35, 55): [30, 35) is new */
+	KUNIT_EXPECT_TRUE(test, quic_ooo_insert(&q, quic_test_piece(test, 25, 13), 25));
+	/* [30, 40): what [30, 35) and [35, 55) hold, in two pieces */
+	KUNIT_EXPECT_FALSE(test, quic_ooo_insert(&q, quic_test_piece(test, 30, 10), 30));
+	KUNIT_EXPECT_TRUE(test, quic_ooo_insert(&q, quic_test_piece(test, 0, 5), 0));
+	KUNIT_EXPECT_EQ(test, q.count, 5);
+
+	quic_test_ooo_expect(test, quic_ooo_pop(&q, 4), 0, 5);
+	KUNIT_EXPECT_NULL(test, quic_ooo_pop(&q, 9));
+	quic_test_ooo_expect(test, quic_ooo_pop(&q, 10), 10, 10);
+	quic_test_ooo_expect(test, quic_ooo_pop(&q, 20), 20, 10);
+	quic_test_ooo_expect(test, quic_ooo_pop(&q, 30), 30, 5);
+	quic_test_ooo_expect(test, quic_ooo_pop(&q, 35), 35, 20);
+	KUNIT_EXPECT_NULL(test, quic_ooo_pop(&q, U64_MAX));
+	KUNIT_EXPECT_EQ(test, q.count, 0);
+	KUNIT_EXPECT_EQ(test, q.mem, 0);
+
+	/* 1-byte pieces at every other offset, backwards, then a purge */
+	for (i = 999; i >= 0; i--) {
+		off = 2 * i + 1;
+		KUNIT_EXPECT_TRUE(test, quic_ooo_insert(&q, quic_test_piece(test, off, 1), off));
+	}
+	KUNIT_EXPECT_EQ(test, q.count, 1000);
+	KUNIT_EXPECT_GT(test, q.mem, 1000 * SKB_TRUESIZE(1) - 1);
+	for (expect = 1; expect < 21; expect += 2)
+		quic_test_ooo_expect(test, quic_ooo_pop(&q, expect), expect, 1);
+	quic_ooo_purge(&q);
+	KUNIT_EXPECT_EQ(test, q.count, 0);
+	KUNIT_EXPECT_EQ(test, q.mem, 0);
+	KUNIT_EXPECT_NULL(test, quic_ooo_pop(&q, U64_MAX));
+}
+
 /* Appendix A.2 again, in a paged skb at an offset (coalesced packets). */
 static void quic_test_skb_paths(struct kunit *test)
 {
@@ -1302,6 +1379,7 @@ static struct kunit_case quic_crypto_test_cases[] = {
 	KUNIT_CASE(quic_test_key_update),
 	KUNIT_CASE(quic_test_skb_paths),
 	KUNIT_CASE(quic_test_stream_clone),
+	KUNIT_CASE(quic_test_ooo),
 	KUNIT_CASE(quic_test_reset_token),
 	{}
 };
