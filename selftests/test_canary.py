@@ -24,8 +24,6 @@ from pathlib import Path
 import pytest
 from conftest import run
 
-pytestmark = [pytest.mark.debug_kernel, pytest.mark.canary]
-
 DEBUGFS = Path("/sys/kernel/debug/quic_canary")
 
 # What each trigger must make the scan report, and all it may: (pattern, how many).
@@ -82,6 +80,8 @@ def _scan(trigger: str, timeout: float = 30) -> list[str]:
         time.sleep(0.5)
 
 
+@pytest.mark.debug_kernel
+@pytest.mark.canary
 @pytest.mark.parametrize("trigger", list(EXPECTED))
 def test_canary_is_caught(canary, trigger):
     from quicctl import guest
@@ -111,3 +111,22 @@ def test_canary_is_caught(canary, trigger):
     # Caught: the scan (this test's dmesg check, the run's) passes over these lines from now.
     guest.kmsg(guest.CANARY_CAUGHT + trigger)
     assert not guest.findings(guest.dmesg_since(start))
+
+
+@pytest.mark.host
+def test_scan_passes_over_caught_canary_windows_only():
+    """The scan's bookkeeping, on made-up logs: a caught window's reports no longer count; an
+    open one's do, and so does what comes after it or outside it."""
+    from quicctl.guest import CANARY_CAUGHT, CANARY_EXPECT, findings
+
+    kasan = "[9.1] BUG: KASAN: slab-out-of-bounds in quic_canary_oob_read+0x4f/0x90"
+    warn = "[9.5] WARNING: CPU: 1 PID: 7 at net/quic/stream.c:10 quic_stream_free"
+    off = "[9.6] Disabling lock debugging due to kernel taint"
+    begin, caught = f"[9.0] {CANARY_EXPECT}kasan_oob_read", f"[9.2] {CANARY_CAUGHT}kasan_oob_read"
+    assert findings([begin, kasan, caught]) == []
+    assert findings([begin, kasan, caught, warn]) == [warn]
+    assert findings([warn, begin, kasan, caught]) == [warn]
+    assert findings([begin, kasan]) == [kasan]  # not caught: it counts
+    assert findings([begin, kasan, f"[9.2] {CANARY_CAUGHT}lockdep_abba"]) == [kasan]
+    assert findings([off]) == [off]
+    assert findings([f"[9.0] {CANARY_EXPECT}lockdep_abba", begin, kasan, caught]) == []
