@@ -17,6 +17,14 @@ from quicctl.paths import CACHE_DIR, SHARED
 
 TARBALL_DIR = Path(os.environ.get("QUICCTL_DEBUG_KERNEL_DIR", SHARED / "debug-kernel"))
 
+# Kernel command line the debug kernel must boot with, or it checks neither KASAN nor lockdep.
+# QEMU's TCG CPU offers 5-level paging, and with it this kernel prints a KASAN report 0.05 s
+# into every boot (wild-memory-access in do_raw_spin_lock, an early interrupt, not quic.ko):
+# that report taints the kernel, which turns lockdep off, and uses up KASAN's one report, so
+# every later one is suppressed.  `no5lvl` avoids the early report; `kasan_multi_shot` keeps
+# KASAN reporting after a first report (the canary test makes several).
+CMDLINE = ("no5lvl", "kasan_multi_shot")
+
 
 def _tarball() -> Path:
     found = sorted(TARBALL_DIR.glob("quicdbg-*.tar.xz"))

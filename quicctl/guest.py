@@ -18,13 +18,26 @@ from pathlib import Path
 
 MARK = "quicctl-guest: run starts"
 
-# What fails a run when the kernel logs it during the command (STYLE.md item 21).
+# What fails a run when the kernel logs it during the command (STYLE.md item 21).  The last
+# line: lockdep turned itself off (a taint, e.g. from a KASAN report, or its own limits), after
+# which no locking is checked; a run that says so has not been checked.
 BAD = re.compile(
     r"BUG[: ]|WARNING:|Oops|KASAN|UBSAN|refcount_t|list_del corruption|list_add corruption|"
     r"general protection fault|Kernel panic|possible recursive locking|"
     r"circular locking dependency|suspicious RCU usage|scheduling while atomic|"
-    r"sleeping function called from invalid context|stack-protector|stack guard page"
+    r"sleeping function called from invalid context|stack-protector|stack guard page|"
+    r"Disabling lock debugging|turning off the locking correctness validator|"
+    r"lockdep is turned off"
 )
+
+# The canary (selftests/test_canary.py) makes the debug kernel report on purpose, to prove that
+# the scan below catches KASAN and lockdep.  It logs CANARY_EXPECT before it fires a trigger
+# and, once it has checked that findings() reports exactly what it fired, CANARY_CAUGHT: the
+# lines between the two are its own and no longer fail the run.  A window that is not closed
+# (the canary was not caught, or something else was logged meanwhile) still counts.
+CANARY_EXPECT = "quicctl-canary: expecting "
+CANARY_CAUGHT = "quicctl-canary: caught "
+LOCKDEP_STATS = Path("/proc/lockdep_stats")
 KMEMLEAK = Path("/sys/kernel/debug/kmemleak")
 ORIG_INDEX = "/tmp/quicctl-modules-orig"
 
@@ -44,6 +57,64 @@ def dmesg_since(mark: str = MARK) -> list[str]:
         if mark in out[i]:
             return out[i + 1 :]
     return out
+
+
+def findings(lines: list[str]) -> list[str]:
+    """The lines of ``lines`` (kernel log) that fail a run: BAD ones, except those inside a
+    canary window the canary test closed."""
+    out: list[str] = []
+    window: list[str] | None = None
+    name = ""
+    for line in lines:
+        if CANARY_EXPECT in line:
+            out += window or []
+            window, name = [], line.split(CANARY_EXPECT, 1)[1].strip()
+        elif window is not None and CANARY_CAUGHT + name in line:
+            window = None
+        elif BAD.search(line):
+            (window if window is not None else out).append(line)
+    return out + (window or [])
+
+
+def canaries_caught(lines: list[str]) -> list[str]:
+    """The canary triggers whose reports the canary test has consumed in ``lines``."""
+    return [ln.split(CANARY_CAUGHT, 1)[1].strip() for ln in lines if CANARY_CAUGHT in ln]
+
+
+def debug_locks() -> int | None:
+    """Lockdep's ``debug_locks`` (1: on; 0: it turned itself off), None without lockdep."""
+    try:
+        text = LOCKDEP_STATS.read_text()
+    except OSError:
+        return None
+    m = re.search(r"^\s*debug_locks:\s*(\d+)", text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def debug_checks_armed() -> list[str]:
+    """On the debug kernel, before the command: what keeps KASAN or lockdep from reporting.
+
+    The kernel must have been booted with quicctl.debugkernel.CMDLINE, lockdep must still be
+    on, and the boot itself must have logged nothing bad (a boot-time KASAN report taints the
+    kernel, which turns lockdep off, and without kasan_multi_shot uses up KASAN's one report).
+    """
+    from quicctl.debugkernel import CMDLINE
+
+    problems = []
+    cmdline = Path("/proc/cmdline").read_text().split()
+    missing = [opt for opt in CMDLINE if opt not in cmdline]
+    if missing:
+        problems.append(
+            f"debug kernel booted without {' '.join(missing)}: KASAN and lockdep are not "
+            f"checked (/proc/cmdline: {' '.join(cmdline)})"
+        )
+    locks = debug_locks()
+    if locks is None:
+        problems.append(f"debug kernel without lockdep: no debug_locks in {LOCKDEP_STATS}")
+    elif locks != 1:
+        problems.append(f"lockdep is off before the run (debug_locks {locks}): nothing is checked")
+    problems += [f"at boot: {line}" for line in findings(dmesg_since(MARK))]
+    return problems
 
 
 def _mount_debugfs() -> None:
@@ -120,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="quicctl.guest")
     ap.add_argument("--result", required=True)
     ap.add_argument("--unload-check", action="store_true")
+    ap.add_argument(
+        "--debug-kernel", action="store_true", help="check that KASAN and lockdep are armed"
+    )
     ap.add_argument("--env", action="append", default=[])
     ap.add_argument("--modules", help="host-prepared module index to install")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -138,20 +212,33 @@ def main(argv: list[str] | None = None) -> int:
         env["QUICCTL_DEPMOD_DIR"] = args.modules
     _mount_debugfs()
     _kmemleak_write("clear")
+    # Before the mark, so that no line of the run can count as a line of the boot.
+    armed = debug_checks_armed() if args.debug_kernel else []
     kmsg(MARK)
-    try:
-        rc = subprocess.run(cmd, env=env).returncode
-    except OSError as exc:
-        print(f"quicctl vm: cannot run {cmd[0]!r}: {exc.strerror}", file=sys.stderr)
-        rc = 127
-    findings = _unload_check() if args.unload_check else []
-    findings += [line for line in dmesg_since() if BAD.search(line)]
-    findings += _kmemleak_report()
-    if findings:
+    if armed:
+        for line in armed:
+            print(f"quicctl vm: {line}", file=sys.stderr)
+        rc = 1  # the command would run unchecked: do not run it
+    else:
+        try:
+            rc = subprocess.run(cmd, env=env).returncode
+        except OSError as exc:
+            print(f"quicctl vm: cannot run {cmd[0]!r}: {exc.strerror}", file=sys.stderr)
+            rc = 127
+    problems = armed + (_unload_check() if args.unload_check else [])
+    log = dmesg_since()
+    problems += findings(log)
+    if args.debug_kernel and not armed and debug_locks() != 1 and not canaries_caught(log):
+        problems.append(
+            f"lockdep turned itself off during the run (debug_locks {debug_locks()}) "
+            "and no canary accounts for it: the rest of the run was not checked"
+        )
+    problems += _kmemleak_report()
+    if problems:
         print("quicctl vm: the kernel log shows problems:", file=sys.stderr)
         for line in dmesg_since()[-200:]:
             print(f"  dmesg: {line}", file=sys.stderr)
-    Path(args.result).write_text(json.dumps({"rc": rc, "findings": findings}))
+    Path(args.result).write_text(json.dumps({"rc": rc, "findings": problems}))
     return rc
 
 

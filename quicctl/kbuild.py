@@ -513,3 +513,36 @@ def build(
             f"{paths.MODULE_SRC / 'Kbuild'}?)"
         )
     return ko
+
+
+def build_external(kernel: Kernel, src: Path, name: str) -> Path:
+    """Build the single-module directory ``src`` (its own Kbuild) for ``kernel`` with ``W=1``;
+    returns ``name``.ko.  For test modules that are not part of quic (the debug-pass canary):
+    mirrored into ``BUILD_DIR/<release>/<src's name>/``, never into the DKMS sources."""
+    make = shutil.which("make")
+    if make is None:
+        raise QuicctlError(f"cannot build {name}.ko: make is not installed")
+    dst = build_tree(kernel.release) / src.name
+    try:
+        sync_tree(src, dst, manifest=dst / _MANIFEST)
+    except OSError as exc:
+        raise QuicctlError(f"cannot copy {src} to {dst}: {exc.strerror or exc}") from None
+    argv = [make, "-C", str(kernel.build_dir), f"M={dst}", "W=1", f"-j{_default_jobs()}",
+            *_kbuild_vars(kernel, ()), "modules"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env.update(LANG="C", LC_ALL="C")
+    r = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env,
+                       stdin=subprocess.DEVNULL)  # fmt: skip
+    lines = (r.stdout + r.stderr).splitlines()
+    (dst / _LOG).write_text(" ".join(argv) + "\n" + "\n".join(lines) + "\n")
+    warnings = [ln.replace(f"{dst}{os.sep}", f"{src}{os.sep}") for ln in lines if is_warning(ln)]
+    if r.returncode or warnings:
+        detail = "\n".join("  " + ln for ln in (warnings or error_excerpt(lines)))
+        raise QuicctlError(
+            f"build of {name}.ko for {kernel.release} failed (make exit {r.returncode}"
+            f"{', W=1 warnings' if warnings else ''}):\n{detail}\nfull log: {dst / _LOG}"
+        )
+    ko = dst / f"{name}.ko"
+    if not ko.is_file():
+        raise QuicctlError(f"make succeeded but {ko} was not produced")
+    return ko

@@ -132,6 +132,8 @@ def run(
     guest = [guest_python(), "-m", "quicctl.guest", "--result", str(result)]
     if unload_check:
         guest.append("--unload-check")
+    if kernel.debug:
+        guest.append("--debug-kernel")  # the guest checks that KASAN and lockdep are armed
     for key, val in (env or {}).items():
         guest += ["--env", f"{key}={val}"]
     # The dev build, where there is one for this kernel, is what modprobe and socket autoload
@@ -143,11 +145,16 @@ def run(
         guest += ["--modules", str(prepare_depmod(kernel.release, ko))]
     guest += ["--", *cmd]
     memory = memory or ("4G" if kernel.debug else "2G")
+    append = "panic_on_oops=1 loglevel=5 oops=panic"
+    if kernel.debug:
+        from quicctl import debugkernel
+
+        append += " " + " ".join(debugkernel.CMDLINE)
     argv = [
         vng, "--run", str(kernel.image), "--disable-kvm",
         "--cpus", str(cpus), "--memory", memory,
         "--rwdir", str(ROOT), "--cwd", str(Path.cwd()),
-        "--append", "panic_on_oops=1 loglevel=5 oops=panic",
+        "--append", append,
         "--exec", subprocess.list2cmdline(guest),
     ]  # fmt: skip
     if not BUILD_DIR.resolve().is_relative_to(ROOT.resolve()):

@@ -87,9 +87,12 @@ def test_kernel_client_to_aioquic_server(quic_module, clean_path, topo, www, cip
 
 
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
-def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path, family):
-    """An independent decoder (tshark + key log) reads a kernel-to-kernel connection with no
-    malformed packets or expert errors and sees the frames we sent."""
+def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path, family, capsys):
+    """Independent decoders (tshark, and quicdecode on aioquic's primitives, each with the key
+    log) read a kernel-to-kernel connection with no malformed packets or expert errors and see
+    the frames we sent.  tshark crashing decides nothing: then quicdecode's result does."""
+    import quicdecode
+
     from quicctl import hq
 
     for tool in ("tcpdump", "tshark"):
@@ -119,33 +122,41 @@ def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path
         server.close()
         dump.terminate()
         dump.wait(10)
-    base = [
-        "tshark",
-        "-n",
-        "-r",
-        str(pcap),
-        "-o",
-        f"tls.keylog_file:{keylog}",
-        "-d",
-        f"udp.port=={server.port},quic",
-    ]
-    frames = subprocess.run(
-        base + ["-Y", "quic", "-T", "fields", "-e", "quic.frame_type"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    seen = {int(t, 0) for line in frames.split() for t in line.split(",") if t}
-    for ftype, name in ((0x06, "CRYPTO"), (0x02, "ACK"), (0x1E, "HANDSHAKE_DONE")):
-        assert ftype in seen, f"tshark saw no {name} frame (saw {sorted(seen)})"
-    assert seen & set(range(0x08, 0x10)), f"tshark saw no STREAM frame (saw {sorted(seen)})"
-    bad = subprocess.run(
-        base + ["-Y", "_ws.malformed || _ws.expert.severity >= 8388608"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert not bad.strip(), "tshark reports malformed packets or expert errors:\n" + bad[:3000]
+    # Two decoders: tshark, and ours (quicdecode, on aioquic's packet protection).  tshark
+    # 4.0.17 has crashed (SIGSEGV) on our captures on a busy machine: a crash is reported, its
+    # capture and key log kept, and the verdict is then ours alone.
+    ours = quicdecode.decode(pcap, server.port, keylog)
+    assert not ours.errors, f"quicdecode: {ours.summary()}:\n" + "\n".join(ours.errors[:40])
+    decoders = {"quicdecode": set(ours.frames)}
+    base = ["-n", "-r", str(pcap), "-o", f"tls.keylog_file:{keylog}",
+            "-d", f"udp.port=={server.port},quic"]  # fmt: skip
+    name = f"decodes-{family}"
+    frames = quicdecode.run_tshark(
+        base + ["-Y", "quic", "-T", "fields", "-e", "quic.frame_type"], pcap, keylog, name
+    )
+    if not frames.crashed:
+        assert frames.rc == 0, f"tshark failed ({frames.rc}): {frames.stderr}"
+        decoders["tshark"] = {
+            int(t, 0) for line in frames.stdout.split() for t in line.split(",") if t
+        }
+    for decoder, seen in decoders.items():
+        for ftype, fname in ((0x06, "CRYPTO"), (0x02, "ACK"), (0x1E, "HANDSHAKE_DONE")):
+            assert ftype in seen, f"{decoder} saw no {fname} frame (saw {sorted(seen)})"
+        assert seen & set(range(0x08, 0x10)), f"{decoder} saw no STREAM frame ({sorted(seen)})"
+    bad = quicdecode.run_tshark(
+        base + ["-Y", "_ws.malformed || _ws.expert.severity >= 8388608"], pcap, keylog, name
+    )
+    if not bad.crashed:
+        assert bad.rc == 0, f"tshark failed ({bad.rc}): {bad.stderr}"
+        assert not bad.stdout.strip(), (
+            "tshark reports malformed packets or expert errors:\n" + bad.stdout[:3000]
+        )
+    with capsys.disabled():
+        crashed = [r for r in (frames, bad) if r.crashed]
+        print(
+            f"\n  quicdecode: {ours.summary()}; tshark: "
+            + (f"crashed, capture kept in {crashed[0].kept}" if crashed else "agrees")
+        )
 
 
 def test_handshake_and_transfer_on_lossy_path(quic_module, clean_path, topo, www):

@@ -6,7 +6,7 @@ client -> aioquic server, aioquic client -> kernel server), and handshakeloss an
 run in those pairings and kernel to kernel.  Each case is judged by the files' hashes, by the
 kernel's counters (/proc/net/quic/snmp and cong) and by what the path or a capture shows: the
 netem qdiscs' counters prove the traffic went through the impairment, and for handshakeloss
-tshark counts the connections in a tcpdump capture.
+tshark and quicdecode count the connections in a tcpdump capture.
 
 The blackhole (10 MB, the path black 5 s of every 7) runs with ngtcp2's gtlsclient (HTTP/3)
 downloading from the kernel, judged by the saved file's hash and the nftables drop counters.
@@ -141,18 +141,31 @@ class Capture:
         self.proc.terminate()
         self.proc.wait(30)
 
-    def scids(self, port: int, direction: str) -> set[str]:
+    def scids(self, port: int, direction: str, name: str) -> set[str]:
         """The Source Connection IDs of the long-header (Initial, Handshake) packets sent to
         (``"to"``) or from (``"from"``) the server's UDP ``port``: one per connection and end,
-        whatever the packets' version and however often they were sent again."""
-        r = subprocess.run(
-            ["tshark", "-n", "-r", str(self.pcap), "-d", f"udp.port=={port},quic",
+        whatever the packets' version and however often they were sent again.
+
+        Read by two decoders, tshark and quicdecode, which must agree; a tshark that crashes
+        (it has, on a busy machine) decides nothing: its crash is reported, the capture kept,
+        and quicdecode's reading stands alone."""
+        import quicdecode
+
+        ours = quicdecode.decode(self.pcap, port).scids["client" if direction == "to" else "server"]
+        r = quicdecode.run_tshark(
+            ["-n", "-r", str(self.pcap), "-d", f"udp.port=={port},quic",
              "-Y", f"quic && udp.{'dst' if direction == 'to' else 'src'}port=={port}",
-             "-T", "fields", "-e", "quic.scid"],
-            capture_output=True, text=True, timeout=600,
+             "-T", "fields", "-e", "quic.scid"], self.pcap, None, name,
         )  # fmt: skip
-        assert r.returncode == 0, f"tshark failed: {r.stderr}"
-        return {c for line in r.stdout.split() for c in line.split(",") if c}
+        if r.crashed:
+            return ours
+        assert r.rc == 0, f"tshark failed: {r.stderr}"
+        theirs = {c.replace(":", "") for line in r.stdout.split() for c in line.split(",") if c}
+        assert theirs == ours, (
+            f"tshark and quicdecode read different Source Connection IDs {direction} the server: "
+            f"only tshark {sorted(theirs - ours)}, only quicdecode {sorted(ours - theirs)}"
+        )
+        return ours
 
 
 # 50 connections take ~400 s in a loaded TCG guest, too close to the suite's 600 s per test;
@@ -194,7 +207,8 @@ def test_handshakeloss(quic_module, clean_path, topo, www, tmp_path, pair, capsy
             f"netem (sent, dropped) {netem}"
         )
     assert all(dropped for _, dropped in netem.values()), f"nothing was lost: {netem}"
-    clients, servers = cap.scids(srv.port, "to"), cap.scids(srv.port, "from")
+    name = f"handshakeloss-{pair}"
+    clients, servers = cap.scids(srv.port, "to", name), cap.scids(srv.port, "from", name)
     assert len(clients) == HANDSHAKES, f"{len(clients)} client Connection IDs: {sorted(clients)}"
     assert len(servers) == HANDSHAKES, f"{len(servers)} server Connection IDs: {sorted(servers)}"
 
