@@ -8,6 +8,7 @@ both phases is printed at the end; the result is non-zero on any failure or erro
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,9 @@ from pathlib import Path
 from quicctl import kbuild, vm
 from quicctl.errors import QuicctlError
 from quicctl.paths import BUILD_DIR, ROOT, SELFTESTS
+
+# What sizes or seeds the long runs of test_scale and test_fuzz, passed from the host.
+PASS_THROUGH = ("QUICCTL_SCALE_CONNS", "QUICCTL_FUZZ_SEED")
 
 
 @dataclass
@@ -114,6 +118,8 @@ def run(
     built = _build(kb)
     shutil.copy2(built, ko)
     env = {"QUICCTL_MODULE": str(ko), "QUICCTL_TARGET_RELEASE": kb.release}
+    # Sizes of the long runs, set on the host (e.g. QUICCTL_SCALE_CONNS=1000), reach the guest.
+    env.update({k: v for k, v in os.environ.items() if k in PASS_THROUGH})
     if debug_kernel:
         # KUnit tests: built only against kernels with CONFIG_KUNIT.
         unit = built.with_name("quic_unit_test.ko")
@@ -189,8 +195,6 @@ def _debug_build_tree() -> Path:
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     env.update(extra)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
