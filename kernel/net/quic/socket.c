@@ -865,24 +865,6 @@ int quic_inet_listen(struct socket *sock, int backlog)
 #define QUIC_REQUEST_SKBS_MAX	16
 #define QUIC_MIN_ODCID_LEN	8	/* RFC 9000 Section 7.2 */
 
-static void quic_request_local(struct sk_buff *skb, union quic_addr *a)
-{
-	const struct udphdr *uh = udp_hdr(skb);
-
-	memset(a, 0, sizeof(*a));
-	if (ip_hdr(skb)->version == 4) {
-		a->v4.sin_family = AF_INET;
-		a->v4.sin_addr.s_addr = ip_hdr(skb)->daddr;
-		a->v4.sin_port = uh->dest;
-		return;
-	}
-	a->v6.sin6_family = AF_INET6;
-	a->v6.sin6_addr = ipv6_hdr(skb)->daddr;
-	a->v6.sin6_port = uh->dest;
-	a->v6.sin6_scope_id = ipv6_iface_scope_id(&a->v6.sin6_addr,
-						  inet6_iif(skb));
-}
-
 static struct quic_request *quic_request_find(struct sock *sk,
 					      const struct quic_pkt *pkt,
 					      const union quic_addr *peer)
@@ -908,8 +890,8 @@ static int quic_request_new(struct sock *sk, struct sk_buff *skb,
 	req = kzalloc(sizeof(*req), GFP_ATOMIC);
 	if (!req)
 		return -ENOMEM;
-	req->peer = QUIC_RCV_CB(skb)->peer;
-	quic_request_local(skb, &req->local);
+	quic_rcv_peer(skb, &req->peer);
+	quic_rcv_local(skb, &req->local);
 	quic_conn_id_set_raw(&req->dcid, pkt->dcid, pkt->dcid_len);
 	quic_conn_id_set_raw(&req->scid, pkt->scid, pkt->scid_len);
 	req->version = pkt->version;
@@ -929,7 +911,7 @@ static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
 			   const struct quic_pkt *pkt)
 {
 	u32 len = 7 + pkt->dcid_len + pkt->scid_len + 8;
-	union quic_addr local;
+	union quic_addr local, peer;
 	struct sk_buff *nskb;
 	u8 *p;
 
@@ -948,9 +930,9 @@ static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
 	p = quic_put_data(p, pkt->dcid, pkt->dcid_len);
 	p = quic_put_u32(p, QUIC_VERSION_V2);
 	quic_put_u32(p, QUIC_VERSION_V1);
-	quic_request_local(skb, &local);
-	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local,
-			  &QUIC_RCV_CB(skb)->peer);
+	quic_rcv_local(skb, &local);
+	quic_rcv_peer(skb, &peer);
+	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, &peer);
 }
 
 static bool quic_version_known(u32 version)
@@ -961,6 +943,7 @@ static bool quic_version_known(u32 version)
 int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 {
 	struct quic_request *req;
+	union quic_addr peer;
 	struct quic_pkt pkt;
 	struct sock *child;
 
@@ -980,7 +963,8 @@ int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 		sock_put(child);
 		return 0;
 	}
-	req = quic_request_find(sk, &pkt, &QUIC_RCV_CB(skb)->peer);
+	quic_rcv_peer(skb, &peer);
+	req = quic_request_find(sk, &pkt, &peer);
 	if (req) {
 		if (skb_queue_len(&req->skbs) >= QUIC_REQUEST_SKBS_MAX)
 			goto drop;
