@@ -190,6 +190,8 @@ int quic_crypto_retry_tag(u32 version, const u8 *odcid, u8 odcid_len,
 			  const u8 *pkt, u32 len, u8 *tag);
 int quic_crypto_retry_verify(u32 version, const u8 *odcid, u8 odcid_len,
 			     const u8 *pkt, u32 len);
+int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
+			      const u8 *pkt, u32 len, u32 pn_offset);
 int quic_crypto_stateless_reset_token(const u8 *cid, u8 cid_len, u8 *token);
 
 int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,

@@ -6,8 +6,9 @@
  * short header one.  Each is parsed, its protection removed in place by
  * crypto.c, its packet number checked and its frames handled.  Packets
  * that cannot be opened yet (keys not installed) are kept, up to
- * QUIC_PKT_BUFFERED_MAX per socket, and processed when the keys come
- * (ABI reference Section 1.13).  Everything runs under the socket lock.
+ * QUIC_PKT_BUFFERED_MAX per socket and within its receive memory
+ * (sk_rcvbuf), and processed when the keys come (ABI reference
+ * Section 1.13).  Everything runs under the socket lock.
  */
 
 #include <linux/slab.h>
@@ -113,6 +114,12 @@ static void quic_packet_buffer(struct sock *sk, struct sk_buff *skb, u32 off,
 		return;
 	}
 	skb_put_data(nskb, skb->data + off, end - off);
+	/* Nobody has authenticated it: it is receive memory like any. */
+	if (!quic_rcv_charge(sk, nskb)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		kfree_skb(nskb);
+		return;
+	}
 	*QUIC_RCV_CB(nskb) = *QUIC_RCV_CB(skb);
 	QUIC_RCV_CB(nskb)->buffered = 1;
 	QUIC_RCV_CB(nskb)->seg = 0;

@@ -860,7 +860,10 @@ int quic_inet_listen(struct socket *sock, int backlog)
  * Initial with a Destination ID we do not know becomes a request that
  * accept() turns into a connection.  Datagrams for a request already
  * queued are kept with it; those for a connection accept() has already
- * created are passed on to it.
+ * created are passed on to it.  Only Initials that open with the keys of
+ * their Destination ID are kept, at most QUIC_REQUEST_SKBS_MAX a request,
+ * all of them charged to the listener's receive memory (sk_rcvbuf): with
+ * the accept queue's length, that bounds what a listener holds.
  */
 #define QUIC_REQUEST_SKBS_MAX	16
 #define QUIC_MIN_ODCID_LEN	8	/* RFC 9000 Section 7.2 */
@@ -963,11 +966,24 @@ int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 		sock_put(child);
 		return 0;
 	}
+	/* Nothing is kept for a packet that does not open:
+	 * anyone can send 1200 bytes that look like an Initial.
+	 */
+	if (quic_crypto_initial_check(pkt.version, pkt.dcid, pkt.dcid_len,
+				      skb->data, pkt.len, pkt.pn_offset)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_DECDROP);
+		kfree_skb(skb);
+		return 0;
+	}
 	quic_rcv_peer(skb, &peer);
 	req = quic_request_find(sk, &pkt, &peer);
+	if (req && skb_queue_len(&req->skbs) >= QUIC_REQUEST_SKBS_MAX)
+		goto drop;
+	/* What requests hold is the listener's receive memory. */
+	skb_orphan(skb);
+	if (!quic_rcv_charge(sk, skb))
+		goto drop;
 	if (req) {
-		if (skb_queue_len(&req->skbs) >= QUIC_REQUEST_SKBS_MAX)
-			goto drop;
 		__skb_queue_tail(&req->skbs, skb);
 		return 0;
 	}
@@ -1129,8 +1145,10 @@ static int quic_accept_setup(struct sock *sk, struct sock *lsk,
 	__quic_update_rcvbuf(sk);
 	__quic_hash_conn(sk, QUIC_SS_ESTABLISHING);
 	quic_conn_timers_start(sk);
-	while ((skb = __skb_dequeue(&req->skbs)))
+	while ((skb = __skb_dequeue(&req->skbs))) {
+		skb_orphan(skb);	/* charged to the listener so far */
 		quic_packet_rcv(sk, skb);
+	}
 	return 0;
 }
 
