@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from test_wire import _client_initial
@@ -220,3 +223,193 @@ def test_key_wait_buffer_charged_and_bounded(raw_listener):
         print(f"key-wait buffer: {held} bytes held of SO_RCVBUF {rcvbuf}")
     finally:
         conn.close()
+
+
+# -- Retry (RFC 9000 Sections 8.1.2 and 17.2.5) ----------------------------------------------
+
+
+def _initial_with_token(dcid: bytes, scid: bytes, token: bytes, pn: int = 0) -> bytes:
+    """A 1200-byte client Initial (version 1, a PING) carrying ``token``."""
+    from aioquic.quic.crypto import CryptoPair
+    from test_wire import _varint
+
+    pair = CryptoPair()
+    pair.setup_initial(cid=dcid, is_client=True, version=1)
+
+    def header(plen: int) -> bytes:
+        return (bytes([0xC3]) + struct.pack("!I", 1) + bytes([len(dcid)]) + dcid
+                + bytes([len(scid)]) + scid + _varint(len(token)) + token
+                + struct.pack("!H", 0x4000 | (4 + plen + 16)) + struct.pack("!I", pn))  # fmt: skip
+
+    body = PING + bytes(1200 - len(header(0)) - len(PING) - 16)
+    return pair.encrypt_packet(header(len(body)), body, pn)
+
+
+def _parse_retry(dgram: bytes, odcid: bytes) -> tuple[bytes, bytes, bytes]:
+    """(DCID, SCID, token) of a Retry, after checking its type and integrity tag."""
+    from aioquic.quic.packet import get_retry_integrity_tag
+
+    assert dgram[0] & 0xF0 == 0xF0, f"not a version 1 Retry (first byte {dgram[0]:#x})"
+    assert dgram[1:5] == b"\x00\x00\x00\x01"
+    i = 5
+    dcid = dgram[i + 1 : i + 1 + dgram[i]]
+    i += 1 + dgram[i]
+    scid = dgram[i + 1 : i + 1 + dgram[i]]
+    i += 1 + dgram[i]
+    token = dgram[i:-16]
+    assert get_retry_integrity_tag(dgram[:-16], odcid, 1) == dgram[-16:], "bad integrity tag"
+    return dcid, scid, token
+
+
+def _tp(ext: bytes) -> dict[int, bytes]:
+    from test_wire import _pull_varint
+
+    out, i = {}, 0
+    while i < len(ext):
+        pid, i = _pull_varint(ext, i)
+        plen, i = _pull_varint(ext, i)
+        out[pid] = ext[i : i + plen]
+        i += plen
+    return out
+
+
+def test_retry_server_validates_address(quic_module):
+    """validate_peer_address (QUIC_SOCKOPT_CONFIG): a first Initial is answered with a Retry
+    (integrity tag checked with aioquic's RFC 9001 Section 5.8 code) and makes no request;
+    the Initial that returns its token to the Retry's Source ID does, and the accepted
+    connection's transport parameters carry original_destination_connection_id (the first
+    DCID) and retry_source_connection_id.  A forged token, the token from another address,
+    and a token older than 3 s make nothing."""
+    from quicctl import abi
+
+    lst = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, IPPROTO_QUIC)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    conn = None
+    try:
+        abi.setsockopt(lst, "CONFIG", validate_peer_address=1)
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(8)
+        here = lst.getsockname()
+        udp.bind(("127.0.0.1", 0))
+        other.bind(("127.0.0.2", 0))
+        udp.settimeout(10)
+        lst.settimeout(1)
+
+        def retry_for(odcid: bytes, scid: bytes, udp=udp) -> tuple[bytes, bytes]:
+            udp.sendto(_initial_with_token(odcid, scid, b""), here)
+            dgram, src = udp.recvfrom(65536)
+            assert src[:2] == here[:2]
+            dcid, rscid, token = _parse_retry(dgram, odcid)
+            assert dcid == scid and len(rscid) == 8 and rscid != odcid and token
+            return rscid, token
+
+        odcid, scid = os.urandom(8), os.urandom(8)
+        rscid, token = retry_for(odcid, scid)
+        with pytest.raises(TimeoutError):
+            lst.accept()  # the first Initial made no request
+
+        before = _snmp("QuicPktRcvDrop")
+        forged = bytearray(token)
+        forged[len(forged) // 2] ^= 0x01
+        udp.sendto(_initial_with_token(rscid, scid, bytes(forged)), here)
+        other.sendto(_initial_with_token(rscid, scid, token), here)  # another address
+        udp.sendto(_initial_with_token(os.urandom(8), scid, token), here)  # another DCID
+        with pytest.raises(TimeoutError):
+            lst.accept()
+        assert _snmp("QuicPktRcvDrop") - before >= 3
+
+        udp.sendto(_initial_with_token(rscid, scid, token), here)
+        lst.settimeout(10)
+        conn, _ = lst.accept()
+        tp = _tp(abi.getsockopt(conn, "TRANSPORT_PARAM_EXT"))
+        assert tp.get(0x00) == odcid, f"original_destination_connection_id {tp.get(0x00)}"
+        assert tp.get(0x10) == rscid, f"retry_source_connection_id {tp.get(0x10)}"
+
+        # A fresh socket: the accepted connection answers on the first one.
+        late.bind(("127.0.0.1", 0))
+        late.settimeout(10)
+        odcid2 = os.urandom(8)
+        rscid2, token2 = retry_for(odcid2, scid, late)
+        time.sleep(3.3)  # Retry tokens are valid 3 s (ABI reference Section 1)
+        late.sendto(_initial_with_token(rscid2, scid, token2), here)
+        lst.settimeout(1)
+        with pytest.raises(TimeoutError):
+            lst.accept()
+    finally:
+        if conn is not None:
+            conn.close()
+        for s in (udp, other, late, lst):
+            s.close()
+
+
+def test_retry_aioquic_client_to_kernel_server(quic_module, clean_path, topo, tmp_path):
+    """An aioquic client follows the kernel server's Retry and checks both connection IDs
+    of the transport parameters (RFC 9000 Section 7.3), then downloads a file."""
+    from conftest import SERVER_NAME, KernelHqServer
+
+    from quicctl import userspace
+    from quicctl.hq import make_file
+    from quicctl.netns import enter
+    from quicctl.paths import KEYS
+
+    digest = make_file(tmp_path / "f", 100_000, seed=7)
+    server = KernelHqServer(topo, tmp_path, config={"validate_peer_address": 1})
+    try:
+        with enter(topo.client):
+            downloads = userspace.fetch(topo.server_v4, server.port, ["/f"],
+                                        cafile=str(KEYS / "ca.crt"), server_name=SERVER_NAME,
+                                        timeout=120)  # fmt: skip
+        assert downloads[0].done and downloads[0].sha256.hexdigest() == digest
+    finally:
+        server.close()
+    assert not server.log, server.log
+
+
+def _this_quicctl() -> list[str]:
+    """The quicctl command of this source tree (the venv's console script may be another's)."""
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r}); sys.argv[0] = 'quicctl'; "
+        "from quicctl.cli import main; main()"
+    )
+    return [sys.executable, "-c", code]
+
+
+def test_retry_gtlsclient_from_quicctl_server_retry(quic_module, clean_path, topo, tmp_path):
+    """ngtcp2's HTTP/3 client follows the Retry of `quicctl server --retry` (kernel) and
+    downloads a file byte-identical (gtlsclient exits 0 even on failure: the bytes decide)."""
+    import hashlib
+
+    from conftest import SERVER_NAME
+    from test_h3 import _tool
+
+    from quicctl.demo import _stop, _wait_listening
+    from quicctl.hq import make_file
+    from quicctl.paths import KEYS
+
+    root = tmp_path / "www"
+    root.mkdir()
+    digest = make_file(root / "f", 200_000, seed=9)
+    outdir = tmp_path / "dl"
+    outdir.mkdir()
+    port = 4475
+    srv = topo.popen(topo.server,
+                     [*_this_quicctl(), "server", "::", str(port), str(KEYS / "pkey.key"),
+                      str(KEYS / "cert.crt"), "--root", str(root), "--retry"],
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        _wait_listening(srv, "quicctl")
+        addr = topo.server_v4
+        r = topo.run(topo.client,
+                     [_tool("gtlsclient"), "-q", "--exit-on-all-streams-close", "--download",
+                      str(outdir), "--sni", SERVER_NAME, addr, str(port),
+                      f"https://{addr}:{port}/f"],
+                     capture_output=True, text=True, timeout=300)  # fmt: skip
+    finally:
+        _stop(srv)
+    got = outdir / "f"
+    detail = f"gtlsclient stdout:\n{r.stdout[-2000:]}\nstderr:\n{r.stderr[-2000:]}"
+    assert got.is_file(), f"nothing downloaded\n{detail}"
+    assert hashlib.sha256(got.read_bytes()).hexdigest() == digest, detail

@@ -1567,6 +1567,32 @@ out:
 }
 EXPORT_SYMBOL_GPL(quic_crypto_initial_check);
 
+/* Key of the address validation tokens this host issues (Retry). */
+static u8 quic_token_key[SHA256_DIGEST_SIZE];
+
+/**
+ * quic_crypto_token_mac() - authenticate an address validation token
+ * @data: what the token binds: its own bytes, the client address and the
+ *	connection ID it is valid for
+ * @len: length of @data
+ * @mac: QUIC_CRYPTO_TOKEN_MAC_LEN bytes of output
+ *
+ * RFC 9000 Section 8.1.4: tokens must be hard to forge.  HMAC-SHA256 under
+ * a random key drawn when the module loads, truncated.  Any context.
+ */
+void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac)
+{
+	u8 d[SHA256_DIGEST_SIZE];
+	struct quic_hmac256 h;
+
+	quic_hmac256_init(&h, quic_token_key, sizeof(quic_token_key));
+	sha256_update(&h.inner, data, len);
+	quic_hmac256_final(&h, d);
+	memcpy(mac, d, QUIC_CRYPTO_TOKEN_MAC_LEN);
+	memzero_explicit(d, sizeof(d));
+}
+EXPORT_SYMBOL_GPL(quic_crypto_token_mac);
+
 /**
  * quic_crypto_stateless_reset_token() - token for a connection ID
  * @cid: connection ID
@@ -1782,6 +1808,7 @@ int quic_crypto_init(void)
 {
 	int err;
 
+	get_random_bytes(quic_token_key, sizeof(quic_token_key));
 	err = quic_retry_init();
 	if (err) {
 		pr_err("cannot set up gcm(aes) for Retry tags: %d\n", err);
@@ -1805,5 +1832,6 @@ void quic_crypto_exit(void)
 		crypto_free_shash(quic_reset_tfm);
 	quic_reset_tfm = NULL;
 	quic_retry_exit();
+	memzero_explicit(quic_token_key, sizeof(quic_token_key));
 }
 EXPORT_SYMBOL_GPL(quic_crypto_exit);

@@ -20,6 +20,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <crypto/algapi.h>
 #include <linux/export.h>
 #include <linux/nospec.h>
 #include <linux/poll.h>
@@ -884,7 +885,8 @@ static struct quic_request *quic_request_find(struct sock *sk,
 }
 
 static int quic_request_new(struct sock *sk, struct sk_buff *skb,
-			    const struct quic_pkt *pkt)
+			    const struct quic_pkt *pkt,
+			    const struct quic_conn_id *retry_odcid)
 {
 	struct quic_request *req;
 
@@ -897,6 +899,7 @@ static int quic_request_new(struct sock *sk, struct sk_buff *skb,
 	quic_rcv_local(skb, &req->local);
 	quic_conn_id_set_raw(&req->dcid, pkt->dcid, pkt->dcid_len);
 	quic_conn_id_set_raw(&req->scid, pkt->scid, pkt->scid_len);
+	req->retry_odcid = *retry_odcid;
 	req->version = pkt->version;
 	skb_queue_head_init(&req->skbs);
 	__skb_queue_tail(&req->skbs, skb);
@@ -938,6 +941,140 @@ static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
 	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, &peer);
 }
 
+/*
+ * RFC 9000 Sections 8.1.2 and 17.2.5: with validate_peer_address, a new
+ * client's first Initial is answered with a Retry carrying a token; only an
+ * Initial that returns it, from the same address within
+ * QUIC_RETRY_TOKEN_LIFE (ABI reference: 3 s), makes a request.  The token:
+ * type, issue time (ms), the client's first Destination ID, and a MAC
+ * (quic_crypto_token_mac()) over those, the Retry's Source ID (the client's
+ * Destination ID from then on) and the client's IP address.
+ */
+#define QUIC_RETRY_TOKEN_TYPE	0x52
+#define QUIC_RETRY_TOKEN_LIFE	3000	/* ms */
+#define QUIC_RETRY_TOKEN_HDR	(1 + 8 + 1)
+
+static u64 quic_token_now(void)
+{
+	return div_u64(ktime_get_boottime_ns(), NSEC_PER_MSEC);
+}
+
+/* MAC of token @t (@len bytes before its MAC), for @cid and @peer. */
+static void quic_retry_token_mac(const u8 *t, u32 len,
+				 const struct quic_conn_id *cid,
+				 const union quic_addr *peer, u8 *mac)
+{
+	u8 buf[QUIC_RETRY_TOKEN_HDR + QUIC_CONN_ID_MAX_LEN + 1 +
+	       QUIC_CONN_ID_MAX_LEN + 1 + sizeof(struct in6_addr)];
+	u8 *p = quic_put_data(buf, t, len);
+
+	*p++ = cid->len;
+	p = quic_put_data(p, cid->data, cid->len);
+	if (peer->sa.sa_family == AF_INET6) {
+		*p++ = 6;
+		p = quic_put_data(p, &peer->v6.sin6_addr, 16);
+	} else {
+		*p++ = 4;
+		p = quic_put_data(p, &peer->v4.sin_addr, 4);
+	}
+	quic_crypto_token_mac(buf, p - buf, mac);
+}
+
+static u32 quic_retry_token_build(u8 *t, const struct quic_pkt *pkt,
+				  const struct quic_conn_id *scid,
+				  const union quic_addr *peer)
+{
+	u64 now = quic_token_now();
+	u8 *p = t;
+	int i;
+
+	*p++ = QUIC_RETRY_TOKEN_TYPE;
+	for (i = 7; i >= 0; i--)
+		*p++ = (u8)(now >> (8 * i));
+	*p++ = pkt->dcid_len;
+	p = quic_put_data(p, pkt->dcid, pkt->dcid_len);
+	quic_retry_token_mac(t, p - t, scid, peer, p);
+	return p - t + QUIC_CRYPTO_TOKEN_MAC_LEN;
+}
+
+/*
+ * The token of an Initial: 1 a valid Retry token (@odcid set from it),
+ * 0 none of ours (no token, or one from NEW_TOKEN), -1 a Retry token that
+ * is forged, expired or from another address.
+ */
+static int quic_retry_token_check(const struct quic_pkt *pkt,
+				  const union quic_addr *peer,
+				  struct quic_conn_id *odcid)
+{
+	const u8 *t = pkt->token;
+	u8 mac[QUIC_CRYPTO_TOKEN_MAC_LEN];
+	struct quic_conn_id cid;
+	u64 issued = 0, now;
+	u32 len;
+	int i;
+
+	if (!pkt->token_len || t[0] != QUIC_RETRY_TOKEN_TYPE)
+		return 0;
+	if (pkt->token_len < QUIC_RETRY_TOKEN_HDR ||
+	    t[9] < QUIC_MIN_ODCID_LEN || t[9] > QUIC_CONN_ID_MAX_LEN)
+		return -1;
+	len = QUIC_RETRY_TOKEN_HDR + t[9];
+	if (pkt->token_len != len + QUIC_CRYPTO_TOKEN_MAC_LEN)
+		return -1;
+	quic_conn_id_set_raw(&cid, pkt->dcid, pkt->dcid_len);
+	quic_retry_token_mac(t, len, &cid, peer, mac);
+	if (crypto_memneq(mac, t + len, sizeof(mac)))
+		return -1;
+	for (i = 1; i <= 8; i++)
+		issued = (issued << 8) | t[i];
+	now = quic_token_now();
+	if (issued > now || now - issued > QUIC_RETRY_TOKEN_LIFE)
+		return -1;
+	quic_conn_id_set_raw(odcid, t + QUIC_RETRY_TOKEN_HDR, t[9]);
+	return 1;
+}
+
+static void quic_listen_retry(struct sock *sk, struct sk_buff *skb,
+			      const struct quic_pkt *pkt,
+			      const union quic_addr *peer)
+{
+	u32 len, tlen, max = 7 + 2 * QUIC_CONN_ID_MAX_LEN +
+			     QUIC_RETRY_TOKEN_HDR + QUIC_CONN_ID_MAX_LEN +
+			     QUIC_CRYPTO_TOKEN_MAC_LEN + QUIC_CRYPTO_RETRY_TAG_LEN;
+	struct quic_conn_id scid;
+	union quic_addr local;
+	struct sk_buff *nskb;
+	u8 *start, *p;
+
+	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
+			 sizeof(struct udphdr) + max, GFP_ATOMIC);
+	if (!nskb)
+		return;
+	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
+		    sizeof(struct udphdr));
+	quic_conn_id_generate(&scid);
+	start = skb_tail_pointer(nskb);
+	p = start;
+	*p++ = quic_pkt_first_byte(pkt->version, QUIC_PKT_RETRY) |
+	       (get_random_u8() & 0x0f);
+	p = quic_put_u32(p, pkt->version);
+	*p++ = pkt->scid_len;
+	p = quic_put_data(p, pkt->scid, pkt->scid_len);
+	*p++ = scid.len;
+	p = quic_put_data(p, scid.data, scid.len);
+	tlen = quic_retry_token_build(p, pkt, &scid, peer);
+	p += tlen;
+	len = p - start;
+	if (quic_crypto_retry_tag(pkt->version, pkt->dcid, pkt->dcid_len,
+				  start, len, p)) {
+		kfree_skb(nskb);
+		return;
+	}
+	skb_put(nskb, len + QUIC_CRYPTO_RETRY_TAG_LEN);
+	quic_rcv_local(skb, &local);
+	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, peer);
+}
+
 static bool quic_version_known(u32 version)
 {
 	return version == QUIC_VERSION_V1 || version == QUIC_VERSION_V2;
@@ -945,8 +1082,10 @@ static bool quic_version_known(u32 version)
 
 int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 {
+	struct quic_conn_id odcid;
 	struct quic_request *req;
 	union quic_addr peer;
+	int retry;
 	struct quic_pkt pkt;
 	struct sock *child;
 
@@ -979,6 +1118,17 @@ int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 	req = quic_request_find(sk, &pkt, &peer);
 	if (req && skb_queue_len(&req->skbs) >= QUIC_REQUEST_SKBS_MAX)
 		goto drop;
+	if (!req) {
+		memset(&odcid, 0, sizeof(odcid));
+		retry = quic_retry_token_check(&pkt, &peer, &odcid);
+		if (retry < 0)	/* RFC 9000 Section 8.1.3: may discard */
+			goto drop;
+		if (!retry && quic_sk(sk)->config.validate_peer_address) {
+			quic_listen_retry(sk, skb, &pkt, &peer);
+			consume_skb(skb);
+			return 0;
+		}
+	}
 	/* What requests hold is the listener's receive memory. */
 	skb_orphan(skb);
 	if (!quic_rcv_charge(sk, skb))
@@ -987,7 +1137,7 @@ int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 		__skb_queue_tail(&req->skbs, skb);
 		return 0;
 	}
-	if (!quic_request_new(sk, skb, &pkt))
+	if (!quic_request_new(sk, skb, &pkt, &odcid))
 		return 0;
 drop:
 	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
@@ -1108,6 +1258,7 @@ static int quic_accept_conn_ids(struct sock *sk, const struct quic_request *req)
 	int err;
 
 	qs->odcid = req->dcid;
+	qs->retry_cid = req->retry_odcid;
 	qs->peer_scid = req->scid;
 	qs->version = req->version;
 	err = quic_conn_scid_init(sk);
@@ -1141,6 +1292,9 @@ static int quic_accept_setup(struct sock *sk, struct sock *lsk,
 		err = quic_path_route(sk);
 	if (err)
 		return err;
+	/* RFC 9000 Section 8.1.2: a Retry token validated the address. */
+	if (req->retry_odcid.len)
+		quic_sk(sk)->path.validated = 1;
 	quic_conn_limits_init(sk);
 	__quic_update_rcvbuf(sk);
 	__quic_hash_conn(sk, QUIC_SS_ESTABLISHING);
@@ -2686,8 +2840,10 @@ static int __quic_get_transport_param_ext(struct sock *sk, void *kopt,
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_conn_id_entry *e = quic_conn_id_find(&qs->source, 0);
+	bool retry = qs->is_serv && qs->retry_cid.len;
 	struct quic_tp_build_ctx ctx = {
-		.odcid = &qs->odcid,
+		.odcid = retry ? &qs->retry_cid : &qs->odcid,
+		.retry_scid = retry ? &qs->odcid : NULL,
 		.scid = e ? &e->key.id : NULL,
 		.reset_token = qs->is_serv && e ? e->token : NULL,
 		.version = qs->version,
