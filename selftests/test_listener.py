@@ -367,6 +367,35 @@ def test_retry_aioquic_client_to_kernel_server(quic_module, clean_path, topo, tm
     assert not server.log, server.log
 
 
+@pytest.mark.parametrize("server", ["aioquic", "kernel"])
+def test_retry_kernel_client_follows_retry(quic_module, clean_path, topo, tmp_path, server):
+    """A kernel client follows a Retry (RFC 9000 Section 17.2.5.2): it sends its Initial again
+    to the Retry's Source ID with the token, under the keys of that ID, and checks the
+    server's retry_source_connection_id; against aioquic with retry=True (which then also
+    moves to QUIC v2 by compatible version negotiation) and against a kernel server with
+    validate_peer_address.  Before, the Retry was dropped and the handshake timed out."""
+    from conftest import KernelHqServer, kernel_connect
+
+    from quicctl import hq, userspace
+    from quicctl.hq import make_file
+    from quicctl.netns import enter
+    from quicctl.paths import KEYS
+
+    digest = make_file(tmp_path / "f", 100_000, seed=8)
+    if server == "aioquic":
+        with enter(topo.server):
+            srv = userspace.ServerThread("::", 0, root=tmp_path, certfile=str(KEYS / "cert.crt"),
+                                         keyfile=str(KEYS / "pkey.key"), retry=True)  # fmt: skip
+    else:
+        srv = KernelHqServer(topo, tmp_path, config={"validate_peer_address": 1})
+    try:
+        with kernel_connect(topo, topo.server_v6, srv.port, timeout=60) as conn:
+            downloads = hq.fetch(conn, ["/f"], None)
+        assert downloads[0].done and downloads[0].sha256.hexdigest() == digest
+    finally:
+        srv.close()
+
+
 def _this_quicctl() -> list[str]:
     """The quicctl command of this source tree (the venv's console script may be another's)."""
     root = Path(__file__).resolve().parent.parent
@@ -413,3 +442,45 @@ def test_retry_gtlsclient_from_quicctl_server_retry(quic_module, clean_path, top
     detail = f"gtlsclient stdout:\n{r.stdout[-2000:]}\nstderr:\n{r.stderr[-2000:]}"
     assert got.is_file(), f"nothing downloaded\n{detail}"
     assert hashlib.sha256(got.read_bytes()).hexdigest() == digest, detail
+
+
+def test_retry_quicctl_client_from_gtlsserver_validating(quic_module, clean_path, topo, tmp_path):
+    """`quicctl client --alpn h3` (kernel) against ngtcp2's server with address validation
+    (gtlsserver -V, a Retry for every new connection): before, the kernel dropped the Retry
+    and the handshake timed out."""
+    from conftest import SERVER_NAME
+    from test_h3 import _tool
+
+    from quicctl.hq import make_file
+    from quicctl.paths import KEYS
+
+    root = tmp_path / "www"
+    root.mkdir()
+    digest = make_file(root / "f", 200_000, seed=10)
+    port = 4476
+    log = open(tmp_path / "gtlsserver.log", "w+")  # noqa: SIM115 - closed below
+    srv = topo.popen(topo.server,
+                     [_tool("gtlsserver"), "-q", "-V", "-d", str(root), "*", str(port),
+                      str(KEYS / "pkey.key"), str(KEYS / "cert.crt")],
+                     stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ss = topo.run(topo.server, ["ss", "-Hunl", f"sport = :{port}"],
+                          capture_output=True, text=True)  # fmt: skip
+            if ss.stdout.strip():
+                break
+            time.sleep(0.2)
+        r = topo.run(topo.client,
+                     [*_this_quicctl(), "client", topo.server_v4, str(port), "--alpn", "h3",
+                      "--cafile", str(KEYS / "ca.crt"), "--server-name", SERVER_NAME, "/f"],
+                     capture_output=True, text=True, timeout=300)  # fmt: skip
+    finally:
+        srv.terminate()
+        srv.wait(10)
+        log.seek(0)
+        said = log.read()[-2000:]
+        log.close()
+    detail = f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\ngtlsserver:\n{said}"
+    assert r.returncode == 0, f"quicctl client failed ({r.returncode})\n{detail}"
+    assert r.stdout.split()[0] == digest, detail

@@ -693,6 +693,34 @@ void quic_space_discard(struct sock *sk, u8 space)
 	quic_loss_set_timer(sk);
 }
 
+/**
+ * quic_space_restart - send a space's frames again as if never sent
+ * @sk: the socket
+ * @space: packet number space
+ *
+ * RFC 9002 Section 6.3: after a Retry the client's Initial packets are
+ * neither lost nor acknowledged; they leave the bytes in flight, their
+ * frames are sent again (packet numbers go on, RFC 9000 Section 17.2.5.3),
+ * and the probe count starts over.
+ */
+void quic_space_restart(struct sock *sk, u8 space)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+	struct quic_sent_pkt *pkt, *tmp;
+	LIST_HEAD(again);
+
+	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
+		list_del(&pkt->list);
+		quic_cong_on_discard(&qs->cong, pkt->size);
+		list_splice_tail_init(&pkt->frames, &again);
+		quic_sent_pkt_free(pkt);
+	}
+	list_splice(&again, &s->outq);
+	s->loss_time = 0;
+	qs->cong.pto_count = 0;
+}
+
 static void quic_conn_set_closed(struct sock *sk)
 {
 	int i;

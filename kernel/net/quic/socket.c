@@ -250,9 +250,44 @@ static void quic_conn_free(struct sock *sk)
  * discarded keys (RFC 9001 Section 4.9), derive the next 1-RTT keys after
  * a key update (RFC 9001 Section 6).  Called with the socket owned.
  */
+/*
+ * RFC 9000 Section 17.2.5.2 and RFC 9001 Section 5.2: after a Retry
+ * (quic_packet_retry()) the client's Initial keys come from the Retry's
+ * Source ID, now its Destination ID, and its Initial packets go again.
+ */
+static void quic_conn_retry(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	const struct quic_conn_id *cid = &qs->retry_cid;
+	int err;
+
+	if (!quic_is_establishing(sk))
+		return;
+	err = quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
+					       cid->data, cid->len,
+					       qs->version, false);
+	if (!err && qs->initial_alt)
+		err = quic_crypto_initial_keys_install(qs->initial_alt,
+						       cid->data, cid->len,
+						       qs->initial_alt->rx.version,
+						       false);
+	if (err) {
+		quic_conn_error(sk, QUIC_TRANSPORT_ERROR_INTERNAL, 0);
+		return;
+	}
+	quic_space_restart(sk, QUIC_SPACE_INITIAL);
+	quic_output_flush(sk);
+	quic_loss_set_timer(sk);
+}
+
 static void quic_conn_deferred(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
+
+	if (qs->retry_pending) {
+		qs->retry_pending = 0;
+		quic_conn_retry(sk);
+	}
 
 	/* The server's first packet fixed the version: the spare keys go. */
 	if (qs->initial_alt && qs->peer_scid.len)
@@ -2808,6 +2843,8 @@ static int __quic_set_transport_param_ext(struct sock *sk, void *kopt,
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_tp_parse_ctx ctx = {
 		.odcid = qs->is_serv ? NULL : &qs->odcid,
+		.retry_scid = !qs->is_serv && qs->retry_cid.len ?
+			      &qs->retry_cid : NULL,
 		.peer_scid = &qs->peer_scid,
 		.version = qs->version,
 		.pref_version = qs->config.version,
