@@ -424,22 +424,30 @@ def test_retry_gtlsclient_from_quicctl_server_retry(quic_module, clean_path, top
     outdir = tmp_path / "dl"
     outdir.mkdir()
     port = 4475
+    qlog = tmp_path / "qlog"
+    qlog.mkdir()
+    errlog = open(tmp_path / "server.err", "w+")  # noqa: SIM115 - closed below
     srv = topo.popen(topo.server,
                      [*_this_quicctl(), "server", "::", str(port), str(KEYS / "pkey.key"),
                       str(KEYS / "cert.crt"), "--root", str(root), "--retry"],
-                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+                     stdout=subprocess.PIPE, stderr=errlog, text=True)  # fmt: skip
     try:
         _wait_listening(srv, "quicctl")
         addr = topo.server_v4
         r = topo.run(topo.client,
                      [_tool("gtlsclient"), "-q", "--exit-on-all-streams-close", "--download",
-                      str(outdir), "--sni", SERVER_NAME, addr, str(port),
+                      str(outdir), "--qlog-dir", str(qlog), "--sni", SERVER_NAME, addr, str(port),
                       f"https://{addr}:{port}/f"],
                      capture_output=True, text=True, timeout=300)  # fmt: skip
     finally:
         _stop(srv)
+        errlog.seek(0)
+        said = errlog.read()[-2000:]
+        errlog.close()
     got = outdir / "f"
-    detail = f"gtlsclient stdout:\n{r.stdout[-2000:]}\nstderr:\n{r.stderr[-2000:]}"
+    events = "".join(p.read_text()[-3000:] for p in qlog.iterdir())
+    detail = (f"gtlsclient stdout:\n{r.stdout[-2000:]}\nstderr:\n{r.stderr[-2000:]}\n"
+              f"server:\n{said}\nqlog (end):\n{events}")  # fmt: skip
     assert got.is_file(), f"nothing downloaded\n{detail}"
     assert hashlib.sha256(got.read_bytes()).hexdigest() == digest, detail
 
