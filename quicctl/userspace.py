@@ -435,11 +435,12 @@ async def _serve(
     hub: _Hub,
     on_listening: Callable[[int], None] | None,
     stop: threading.Event | None,
+    retry: bool = False,
 ) -> None:
     loop = asyncio.get_running_loop()
     try:
         transport, server = await loop.create_datagram_endpoint(
-            lambda: QuicServer(configuration=config, create_protocol=hub.protocol),
+            lambda: QuicServer(configuration=config, create_protocol=hub.protocol, retry=retry),
             local_addr=(host, port),
         )
     except OSError as exc:
@@ -475,6 +476,7 @@ def serve(
     stop: threading.Event | None = None,
     log: Log | None = None,
     versions: list[int] | None = None,
+    retry: bool = False,
 ) -> None:
     """Serve the files under ``root`` over hq-interop and/or h3 (``alpn``: each connection by
     the one it negotiated) on UDP ``host``:``port`` (0: any port) until ``stop`` is set or
@@ -483,7 +485,8 @@ def serve(
     ``on_listening(port)`` is called once the socket is bound.  ``keylog``: append TLS secrets
     in NSS key log format to this file (default: $SSLKEYLOGFILE).  ``log`` gets one line per
     failed connection or refused request (default: stderr).  ``versions``, if given, gets the
-    QUIC version of each connection once its handshake completes.
+    QUIC version of each connection once its handshake completes.  ``retry``: validate each
+    client's address with a Retry first (RFC 9000 Section 8.1.2).
     """
     root = Path(root).resolve()
     if not root.is_dir():
@@ -506,7 +509,7 @@ def serve(
             hub = _Hub(root, log)
             if versions is not None:
                 hub.versions = versions
-            asyncio.run(_serve(host, port, config, hub, on_listening, stop))
+            asyncio.run(_serve(host, port, config, hub, on_listening, stop, retry))
         except KeyboardInterrupt:
             pass
     finally:

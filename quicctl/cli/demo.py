@@ -20,7 +20,9 @@ from quicctl.errors import QuicctlError
 @click.option("--alpn", default="h3,hq-interop", show_default=True,
               help="Protocols offered, comma-separated: h3 and/or hq-interop.")  # fmt: skip
 @click.option("--userspace", is_flag=True, help="Use aioquic instead of the kernel module.")
-def server(addr, port, key, cert, root, alpn, userspace) -> None:
+@click.option("--retry", is_flag=True,
+              help="Validate client addresses with a Retry first (RFC 9000 8.1.2).")  # fmt: skip
+def server(addr, port, key, cert, root, alpn, userspace, retry) -> None:
     """Serve files under --root over HTTP/3 and hq-interop (by each connection's ALPN)."""
     from quicctl import hq
     from quicctl.connection import QuicServer
@@ -37,13 +39,14 @@ def server(addr, port, key, cert, root, alpn, userspace) -> None:
 
         try:
             us.serve(addr, port, root=Path(root), certfile=cert, keyfile=key, alpn=alpn,
-                     on_listening=listening)  # fmt: skip
+                     on_listening=listening, retry=retry)  # fmt: skip
         except KeyboardInterrupt:
             pass
         return
 
     try:
-        srv = QuicServer(addr, port, alpn=alpn, certfile=cert, keyfile=key)
+        config = {"validate_peer_address": 1} if retry else None
+        srv = QuicServer(addr, port, alpn=alpn, certfile=cert, keyfile=key, config=config)
     except OSError as exc:
         raise QuicctlError(f"cannot listen on {addr} port {port}: {exc.strerror or exc}") from exc
     host, bound = srv.getsockname()[:2]

@@ -1318,6 +1318,281 @@ int quic_crypto_retry_verify(u32 version, const u8 *odcid, u8 odcid_len,
 }
 EXPORT_SYMBOL_GPL(quic_crypto_retry_verify);
 
+/*
+ * A client's Initial opened in any context, before any state is kept for it
+ * (a listener's receive path).  Initial keys come from the Destination ID
+ * on the wire and protect nothing secret (RFC 9001 Section 5.2), so plain
+ * library code does: HMAC-SHA256 over the SHA-256 library, AES-128 from the
+ * AES library for header protection and the GCM tag.  The payload itself
+ * is not deciphered: the GCM tag covers the ciphertext, so checking it
+ * needs only GHASH over the bytes as they are, and the packet is left
+ * untouched for the connection that opens it again with its own keys.
+ */
+
+struct quic_hmac256 {
+	struct sha256_state inner;
+	u8 okey[SHA256_BLOCK_SIZE];
+};
+
+static void quic_hmac256_init(struct quic_hmac256 *h, const u8 *key, u32 len)
+{
+	u8 k[SHA256_BLOCK_SIZE] = {};
+	int i;
+
+	if (len > SHA256_BLOCK_SIZE)
+		sha256(key, len, k);
+	else
+		memcpy(k, key, len);
+	for (i = 0; i < SHA256_BLOCK_SIZE; i++) {
+		h->okey[i] = k[i] ^ 0x5c;
+		k[i] ^= 0x36;
+	}
+	sha256_init(&h->inner);
+	sha256_update(&h->inner, k, sizeof(k));
+	memzero_explicit(k, sizeof(k));
+}
+
+static void quic_hmac256_final(struct quic_hmac256 *h, u8 *out)
+{
+	struct sha256_state outer;
+	u8 d[SHA256_DIGEST_SIZE];
+
+	sha256_final(&h->inner, d);
+	sha256_init(&outer);
+	sha256_update(&outer, h->okey, sizeof(h->okey));
+	sha256_update(&outer, d, sizeof(d));
+	sha256_final(&outer, out);
+	memzero_explicit(d, sizeof(d));
+	memzero_explicit(h, sizeof(*h));
+}
+
+/* HKDF-Expand-Label for outputs of one hash block (RFC 8446 Section 7.1). */
+static void quic_lib_expand_label(const u8 *secret, const char *label,
+				  u8 *out, u32 out_len)
+{
+	static const char prefix[] = "tls13 ";
+	u8 info[2 + 1 + sizeof(prefix) - 1 + QUIC_LABEL_MAX_LEN + 2];
+	u32 plen = sizeof(prefix) - 1, llen = strlen(label), ilen;
+	u8 t[SHA256_DIGEST_SIZE];
+	struct quic_hmac256 h;
+
+	info[0] = 0;
+	info[1] = out_len;
+	info[2] = plen + llen;
+	memcpy(&info[3], prefix, plen);
+	memcpy(&info[3 + plen], label, llen);
+	ilen = 3 + plen + llen;
+	info[ilen++] = 0;	/* empty context */
+	info[ilen++] = 1;	/* T(1) */
+	quic_hmac256_init(&h, secret, SHA256_DIGEST_SIZE);
+	sha256_update(&h.inner, info, ilen);
+	quic_hmac256_final(&h, t);
+	memcpy(out, t, out_len);
+	memzero_explicit(t, sizeof(t));
+}
+
+static u64 quic_get_be64(const u8 *p)
+{
+	u64 v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void quic_put_be64(u64 v, u8 *p)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (u8)v;
+}
+
+/* GHASH (NIST SP 800-38D Section 6.4), one bit at a time: public keys. */
+struct quic_ghash {
+	u64 h[2];
+	u64 y[2];
+	u8 buf[AES_BLOCK_SIZE];
+	u32 n;
+};
+
+static void quic_ghash_block(struct quic_ghash *g, const u8 *b)
+{
+	u64 x0 = g->y[0] ^ quic_get_be64(b);
+	u64 x1 = g->y[1] ^ quic_get_be64(b + 8);
+	u64 v0 = g->h[0], v1 = g->h[1], z0 = 0, z1 = 0, lsb;
+	int i;
+
+	for (i = 0; i < 128; i++) {
+		if ((i < 64 ? x0 >> (63 - i) : x1 >> (127 - i)) & 1) {
+			z0 ^= v0;
+			z1 ^= v1;
+		}
+		lsb = v1 & 1;
+		v1 = (v1 >> 1) | (v0 << 63);
+		v0 >>= 1;
+		if (lsb)
+			v0 ^= 0xe100000000000000ULL;
+	}
+	g->y[0] = z0;
+	g->y[1] = z1;
+}
+
+static void quic_ghash_update(struct quic_ghash *g, const u8 *p, u32 len)
+{
+	u32 n;
+
+	while (len) {
+		if (!g->n && len >= AES_BLOCK_SIZE) {
+			quic_ghash_block(g, p);
+			p += AES_BLOCK_SIZE;
+			len -= AES_BLOCK_SIZE;
+			continue;
+		}
+		n = min(len, AES_BLOCK_SIZE - g->n);
+		memcpy(g->buf + g->n, p, n);
+		g->n += n;
+		p += n;
+		len -= n;
+		if (g->n == AES_BLOCK_SIZE) {
+			quic_ghash_block(g, g->buf);
+			g->n = 0;
+		}
+	}
+}
+
+/* Zero padding to the block boundary, between AAD and ciphertext. */
+static void quic_ghash_pad(struct quic_ghash *g)
+{
+	if (!g->n)
+		return;
+	memset(g->buf + g->n, 0, AES_BLOCK_SIZE - g->n);
+	quic_ghash_block(g, g->buf);
+	g->n = 0;
+}
+
+/**
+ * quic_crypto_initial_check() - does a client Initial open?
+ * @version: QUIC version of the packet (1 or 2)
+ * @dcid: its Destination Connection ID
+ * @dcid_len: the ID's length, 0..20
+ * @pkt: the packet, from its first byte to the end of its tag
+ * @len: its length
+ * @pn_offset: offset of the Packet Number field
+ *
+ * RFC 9001 Sections 5.2 to 5.4: header protection removed and the AEAD tag
+ * checked with the client's Initial keys, on a copy of the few header bytes
+ * concerned; @pkt is not written.  Any context.
+ *
+ * Return: 0 if the packet is authentic, -EBADMSG if not, -EINVAL if it is
+ * too short to hold a sample and a tag.
+ */
+int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
+			      const u8 *pkt, u32 len, u32 pn_offset)
+{
+	const struct quic_version_info *v = quic_version_get(version);
+	u8 secret[SHA256_DIGEST_SIZE], key[16], iv[QUIC_CRYPTO_IV_LEN], hp[16];
+	u8 mask[AES_BLOCK_SIZE], blk[AES_BLOCK_SIZE], first, pnb[4];
+	struct crypto_aes_ctx *aes;
+	struct quic_hmac256 h;
+	struct quic_ghash g = {};
+	u32 i, pn_len, plen;
+	s64 pn = 0;
+	int err = -EBADMSG;
+
+	if (dcid_len > QUIC_CRYPTO_CID_MAX_LEN || quic_pkt_check(len, pn_offset))
+		return -EINVAL;
+	aes = kmalloc(sizeof(*aes), GFP_ATOMIC);
+	if (!aes)
+		return -ENOMEM;
+
+	/* RFC 9001 Section 5.2: initial_secret, then "client in". */
+	quic_hmac256_init(&h, v->salt, QUIC_INITIAL_SALT_LEN);
+	sha256_update(&h.inner, dcid, dcid_len);
+	quic_hmac256_final(&h, secret);
+	quic_lib_expand_label(secret, "client in", secret, sizeof(secret));
+	quic_lib_expand_label(secret, v->key, key, sizeof(key));
+	quic_lib_expand_label(secret, v->iv, iv, sizeof(iv));
+	quic_lib_expand_label(secret, v->hp, hp, sizeof(hp));
+
+	/* Section 5.4: header protection, AES-ECB of the sample. */
+	if (aes_expandkey(aes, hp, sizeof(hp)))
+		goto out;
+	aes_encrypt(aes, mask, pkt + pn_offset + QUIC_CRYPTO_SAMPLE_OFFSET);
+	first = pkt[0] ^ (mask[0] & quic_hp_first_bits(pkt[0]));
+	pn_len = quic_hdr_pn_len(first);
+	plen = pn_offset + pn_len;
+	if (len < plen + QUIC_CRYPTO_TAG_LEN)
+		goto out;
+	for (i = 0; i < pn_len; i++) {
+		pnb[i] = pkt[pn_offset + i] ^ mask[1 + i];
+		pn = (pn << 8) | pnb[i];
+	}
+	/* Section 5.3: nonce = iv XOR packet number (nothing received yet) */
+	pn = quic_pn_decode(-1, pn, pn_len * 8);
+	for (i = 0; i < 8; i++)
+		iv[QUIC_CRYPTO_IV_LEN - 1 - i] ^= (u8)(pn >> (8 * i));
+
+	/* AES-GCM tag: GHASH of header and ciphertext, masked by E(K, J0). */
+	if (aes_expandkey(aes, key, sizeof(key)))
+		goto out;
+	memset(blk, 0, sizeof(blk));
+	aes_encrypt(aes, blk, blk);
+	g.h[0] = quic_get_be64(blk);
+	g.h[1] = quic_get_be64(blk + 8);
+	quic_ghash_update(&g, &first, 1);
+	quic_ghash_update(&g, pkt + 1, pn_offset - 1);
+	quic_ghash_update(&g, pnb, pn_len);
+	quic_ghash_pad(&g);
+	quic_ghash_update(&g, pkt + plen, len - plen - QUIC_CRYPTO_TAG_LEN);
+	quic_ghash_pad(&g);
+	quic_put_be64((u64)plen * 8, blk);
+	quic_put_be64((u64)(len - plen - QUIC_CRYPTO_TAG_LEN) * 8, blk + 8);
+	quic_ghash_update(&g, blk, sizeof(blk));
+	memcpy(blk, iv, QUIC_CRYPTO_IV_LEN);
+	memset(blk + QUIC_CRYPTO_IV_LEN, 0, 3);
+	blk[AES_BLOCK_SIZE - 1] = 1;	/* J0 = IV || 0^31 || 1 */
+	aes_encrypt(aes, mask, blk);
+	quic_put_be64(g.y[0], blk);
+	quic_put_be64(g.y[1], blk + 8);
+	crypto_xor(blk, mask, sizeof(blk));
+	if (!crypto_memneq(blk, pkt + len - QUIC_CRYPTO_TAG_LEN,
+			   QUIC_CRYPTO_TAG_LEN))
+		err = 0;
+out:
+	memzero_explicit(secret, sizeof(secret));
+	kfree_sensitive(aes);
+	return err;
+}
+EXPORT_SYMBOL_GPL(quic_crypto_initial_check);
+
+/* Key of the address validation tokens this host issues (Retry). */
+static u8 quic_token_key[SHA256_DIGEST_SIZE];
+
+/**
+ * quic_crypto_token_mac() - authenticate an address validation token
+ * @data: what the token binds: its own bytes, the client address and the
+ *	connection ID it is valid for
+ * @len: length of @data
+ * @mac: QUIC_CRYPTO_TOKEN_MAC_LEN bytes of output
+ *
+ * RFC 9000 Section 8.1.4: tokens must be hard to forge.  HMAC-SHA256 under
+ * a random key drawn when the module loads, truncated.  Any context.
+ */
+void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac)
+{
+	u8 d[SHA256_DIGEST_SIZE];
+	struct quic_hmac256 h;
+
+	quic_hmac256_init(&h, quic_token_key, sizeof(quic_token_key));
+	sha256_update(&h.inner, data, len);
+	quic_hmac256_final(&h, d);
+	memcpy(mac, d, QUIC_CRYPTO_TOKEN_MAC_LEN);
+	memzero_explicit(d, sizeof(d));
+}
+EXPORT_SYMBOL_GPL(quic_crypto_token_mac);
+
 /**
  * quic_crypto_stateless_reset_token() - token for a connection ID
  * @cid: connection ID
@@ -1533,6 +1808,7 @@ int quic_crypto_init(void)
 {
 	int err;
 
+	get_random_bytes(quic_token_key, sizeof(quic_token_key));
 	err = quic_retry_init();
 	if (err) {
 		pr_err("cannot set up gcm(aes) for Retry tags: %d\n", err);
@@ -1556,5 +1832,6 @@ void quic_crypto_exit(void)
 		crypto_free_shash(quic_reset_tfm);
 	quic_reset_tfm = NULL;
 	quic_retry_exit();
+	memzero_explicit(quic_token_key, sizeof(quic_token_key));
 }
 EXPORT_SYMBOL_GPL(quic_crypto_exit);

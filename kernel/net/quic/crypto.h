@@ -37,6 +37,7 @@ struct crypto_sync_skcipher;
 #define QUIC_CRYPTO_CID_MAX_LEN		20	/* RFC 9000 Section 17.2 */
 #define QUIC_CRYPTO_RETRY_TAG_LEN	16	/* RFC 9001 Section 5.8 */
 #define QUIC_CRYPTO_RESET_TOKEN_LEN	16	/* RFC 9000 Section 10.3 */
+#define QUIC_CRYPTO_TOKEN_MAC_LEN	16	/* address validation tokens */
 /* Shortest packet that holds a full header protection sample. */
 #define QUIC_CRYPTO_MIN_PKT_LEN(pn_offset)	\
 	((pn_offset) + QUIC_CRYPTO_SAMPLE_OFFSET + QUIC_CRYPTO_SAMPLE_LEN)
@@ -190,6 +191,9 @@ int quic_crypto_retry_tag(u32 version, const u8 *odcid, u8 odcid_len,
 			  const u8 *pkt, u32 len, u8 *tag);
 int quic_crypto_retry_verify(u32 version, const u8 *odcid, u8 odcid_len,
 			     const u8 *pkt, u32 len);
+int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
+			      const u8 *pkt, u32 len, u32 pn_offset);
+void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac);
 int quic_crypto_stateless_reset_token(const u8 *cid, u8 cid_len, u8 *token);
 
 int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,

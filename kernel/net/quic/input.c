@@ -21,24 +21,71 @@
 #include "input.h"
 #include "output.h"
 
-/* The peer's address, from the IP and UDP headers. */
-static void quic_input_peer(struct sk_buff *skb, union quic_addr *a)
+/*
+ * Both ends of the datagram, from its IP and UDP headers, into its control
+ * block: the only moment they are read.  inet6_iif() reads IP6CB(), which
+ * the control block overwrites, so it comes first.
+ */
+static void quic_input_addrs(struct sk_buff *skb)
 {
+	struct quic_rcv_cb *cb = QUIC_RCV_CB(skb);
 	const struct udphdr *uh = udp_hdr(skb);
-	int iif = ip_hdr(skb)->version == 4 ? 0 : inet6_iif(skb);
+	__be16 sport = uh->source, dport = uh->dest;
+	struct in6_addr saddr = {}, daddr = {};
+	int iif = 0;
+	u8 family;
 
-	/* @a is in skb->cb, where inet6_iif() reads: that comes first. */
-	memset(a, 0, sizeof(*a));
+	BUILD_BUG_ON(sizeof(struct quic_rcv_cb) > sizeof(skb->cb));
 	if (ip_hdr(skb)->version == 4) {
+		family = AF_INET;
+		saddr.s6_addr32[0] = ip_hdr(skb)->saddr;
+		daddr.s6_addr32[0] = ip_hdr(skb)->daddr;
+	} else {
+		family = AF_INET6;
+		iif = inet6_iif(skb);
+		saddr = ipv6_hdr(skb)->saddr;
+		daddr = ipv6_hdr(skb)->daddr;
+	}
+	memset(cb, 0, sizeof(*cb));
+	cb->saddr = saddr;
+	cb->daddr = daddr;
+	cb->iif = iif;
+	cb->sport = sport;
+	cb->dport = dport;
+	cb->family = family;
+}
+
+static void quic_rcv_addr(const struct quic_rcv_cb *cb,
+			  const struct in6_addr *addr, __be16 port,
+			  union quic_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (cb->family == AF_INET) {
 		a->v4.sin_family = AF_INET;
-		a->v4.sin_addr.s_addr = ip_hdr(skb)->saddr;
-		a->v4.sin_port = uh->source;
+		a->v4.sin_addr.s_addr = addr->s6_addr32[0];
+		a->v4.sin_port = port;
 		return;
 	}
 	a->v6.sin6_family = AF_INET6;
-	a->v6.sin6_addr = ipv6_hdr(skb)->saddr;
-	a->v6.sin6_port = uh->source;
-	a->v6.sin6_scope_id = ipv6_iface_scope_id(&a->v6.sin6_addr, iif);
+	a->v6.sin6_addr = *addr;
+	a->v6.sin6_port = port;
+	a->v6.sin6_scope_id = ipv6_iface_scope_id(addr, cb->iif);
+}
+
+/* The address a received datagram came from. */
+void quic_rcv_peer(const struct sk_buff *skb, union quic_addr *a)
+{
+	const struct quic_rcv_cb *cb = QUIC_RCV_CB(skb);
+
+	quic_rcv_addr(cb, &cb->saddr, cb->sport, a);
+}
+
+/* The address a received datagram was sent to. */
+void quic_rcv_local(const struct sk_buff *skb, union quic_addr *a)
+{
+	const struct quic_rcv_cb *cb = QUIC_RCV_CB(skb);
+
+	quic_rcv_addr(cb, &cb->daddr, cb->dport, a);
 }
 
 /*
@@ -183,11 +230,10 @@ static int quic_input_train(struct quic_udp_sock *us, struct sock *usk,
 			    struct sk_buff *skb)
 {
 	u32 seg = skb_shinfo(skb)->gso_size, off, n;
-	union quic_addr peer;
 	struct sk_buff *one;
 	bool same = true;
 
-	quic_input_peer(skb, &peer);
+	quic_input_addrs(skb);
 	__skb_pull(skb, skb_transport_offset(skb) + sizeof(struct udphdr));
 	skb_gso_reset(skb);
 	if (!seg || skb_linearize_cow(skb)) {
@@ -203,8 +249,6 @@ static int quic_input_train(struct quic_udp_sock *us, struct sock *usk,
 			       QUIC_CONN_ID_DEF_LEN);
 	}
 	if (same && skb->len > seg) {
-		QUIC_RCV_CB(skb)->peer = peer;
-		QUIC_RCV_CB(skb)->buffered = 0;
 		QUIC_RCV_CB(skb)->seg = seg;
 		return quic_input_one(us, usk, skb);
 	}
@@ -219,9 +263,7 @@ static int quic_input_train(struct quic_udp_sock *us, struct sock *usk,
 			continue;
 		}
 		skb_put_data(one, skb->data + off, n);
-		QUIC_RCV_CB(one)->peer = peer;
-		QUIC_RCV_CB(one)->buffered = 0;
-		QUIC_RCV_CB(one)->seg = 0;
+		*QUIC_RCV_CB(one) = *QUIC_RCV_CB(skb);
 		quic_input_one(us, usk, one);
 	}
 	consume_skb(skb);
@@ -242,9 +284,7 @@ int quic_input_encap_rcv(struct quic_udp_sock *us, struct sock *usk,
 {
 	if (skb_is_gso(skb))
 		return quic_input_train(us, usk, skb);
-	quic_input_peer(skb, &QUIC_RCV_CB(skb)->peer);
-	QUIC_RCV_CB(skb)->buffered = 0;
-	QUIC_RCV_CB(skb)->seg = 0;
+	quic_input_addrs(skb);
 	__skb_pull(skb, skb_transport_offset(skb) + sizeof(struct udphdr));
 	return quic_input_one(us, usk, skb);
 }
@@ -651,6 +691,34 @@ void quic_space_discard(struct sock *sk, u8 space)
 	quic_conn_defer(sk);
 	qs->cong.pto_count = 0;
 	quic_loss_set_timer(sk);
+}
+
+/**
+ * quic_space_restart - send a space's frames again as if never sent
+ * @sk: the socket
+ * @space: packet number space
+ *
+ * RFC 9002 Section 6.3: after a Retry the client's Initial packets are
+ * neither lost nor acknowledged; they leave the bytes in flight, their
+ * frames are sent again (packet numbers go on, RFC 9000 Section 17.2.5.3),
+ * and the probe count starts over.
+ */
+void quic_space_restart(struct sock *sk, u8 space)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+	struct quic_sent_pkt *pkt, *tmp;
+	LIST_HEAD(again);
+
+	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
+		list_del(&pkt->list);
+		quic_cong_on_discard(&qs->cong, pkt->size);
+		list_splice_tail_init(&pkt->frames, &again);
+		quic_sent_pkt_free(pkt);
+	}
+	list_splice(&again, &s->outq);
+	s->loss_time = 0;
+	qs->cong.pto_count = 0;
 }
 
 static void quic_conn_set_closed(struct sock *sk)

@@ -6,8 +6,9 @@
  * short header one.  Each is parsed, its protection removed in place by
  * crypto.c, its packet number checked and its frames handled.  Packets
  * that cannot be opened yet (keys not installed) are kept, up to
- * QUIC_PKT_BUFFERED_MAX per socket, and processed when the keys come
- * (ABI reference Section 1.13).  Everything runs under the socket lock.
+ * QUIC_PKT_BUFFERED_MAX per socket and within its receive memory
+ * (sk_rcvbuf), and processed when the keys come (ABI reference
+ * Section 1.13).  Everything runs under the socket lock.
  */
 
 #include <linux/slab.h>
@@ -113,6 +114,12 @@ static void quic_packet_buffer(struct sock *sk, struct sk_buff *skb, u32 off,
 		return;
 	}
 	skb_put_data(nskb, skb->data + off, end - off);
+	/* Nobody has authenticated it: it is receive memory like any. */
+	if (!quic_rcv_charge(sk, nskb)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+		kfree_skb(nskb);
+		return;
+	}
 	*QUIC_RCV_CB(nskb) = *QUIC_RCV_CB(skb);
 	QUIC_RCV_CB(nskb)->buffered = 1;
 	QUIC_RCV_CB(nskb)->seg = 0;
@@ -409,6 +416,60 @@ static bool quic_packet_version_other(struct sock *sk, struct quic_pkt *pkt)
 	       !pkt->token_len && pkt->version == qs->initial_alt->rx.version;
 }
 
+#define QUIC_RETRY_TOKEN_MAX	512	/* a server's Retry token we keep */
+
+/*
+ * RFC 9000 Section 17.2.5.2: a client takes one Retry, before anything else
+ * from the server, addressed to it and with a valid integrity tag (RFC 9001
+ * Section 5.8); anything else is dropped.  It then sends its Initial again
+ * to the Retry's Source ID with the token, under Initial keys derived from
+ * that ID: quic_conn_retry() does it in process context.
+ */
+static void quic_packet_retry(struct sock *sk, const u8 *p, u32 len,
+			      const struct quic_pkt *pkt)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	const struct quic_conn_id *own;
+	u32 tlen;
+	u8 *token;
+
+	if (qs->is_serv || qs->retry_cid.len || qs->peer_scid.len ||
+	    !quic_is_establishing(sk) || pkt->version != qs->version ||
+	    !qs->source.active)
+		goto drop;
+	own = &qs->source.active->key.id;
+	if (pkt->dcid_len != own->len || memcmp(pkt->dcid, own->data, own->len))
+		goto drop;
+	if (len < pkt->pn_offset + QUIC_CRYPTO_RETRY_TAG_LEN + 1)
+		goto drop;
+	tlen = len - pkt->pn_offset - QUIC_CRYPTO_RETRY_TAG_LEN;
+	if (tlen > QUIC_RETRY_TOKEN_MAX)
+		goto drop;
+	if (quic_crypto_retry_verify(pkt->version, qs->odcid.data,
+				     qs->odcid.len, p, len)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_DECDROP);
+		return;
+	}
+	token = kmemdup(p + pkt->pn_offset, tlen, GFP_ATOMIC);
+	if (!token)
+		goto drop;
+	kfree_sensitive(qs->token.data);
+	qs->token.data = token;
+	qs->token.len = tlen;
+	quic_conn_id_set_raw(&qs->retry_cid, pkt->scid, pkt->scid_len);
+	if (quic_conn_id_dest_update(&qs->dest, &qs->retry_cid)) {
+		quic_conn_error(sk, QUIC_TRANSPORT_ERROR_INTERNAL, 0);
+		return;
+	}
+	pr_debug("%s: sk %p Retry, token %u bytes\n", __func__, sk, tlen);
+	quic_timer_stop(sk, QUIC_TIMER_LOSS);
+	qs->retry_pending = 1;
+	quic_conn_defer(sk);
+	return;
+drop:
+	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
+}
+
 /*
  * One packet at @off of the datagram [@start, @end) of @skb.  Return: its
  * length (the next packet follows), or a negative error: -ENOKEY (keep the
@@ -436,7 +497,11 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 		err = quic_packet_version_switch(sk, &pkt, p);
 		return err == -ENOKEY ? err : pkt.len;
 	}
-	if (pkt.type == QUIC_PKT_RETRY || pkt.type == QUIC_PKT_0RTT ||
+	if (pkt.type == QUIC_PKT_RETRY) {
+		quic_packet_retry(sk, p, pkt.len, &pkt);
+		return -EINVAL;	/* a Retry takes its whole datagram */
+	}
+	if (pkt.type == QUIC_PKT_0RTT ||
 	    pkt.type == QUIC_PKT_UNKNOWN ||
 	    (pkt.type != QUIC_PKT_SHORT && pkt.version != qs->version) ||
 	    (pkt.type == QUIC_PKT_INITIAL && !qs->is_serv && pkt.token_len) ||

@@ -73,18 +73,30 @@ struct quic_pkt {
 };
 
 /*
- * Control block of a received datagram while it is processed: the peer
- * address it came from (the local one is in its IP header).  skb->data
- * points at the QUIC packet.
+ * Control block of a received datagram while it is processed: both ends of
+ * its path, taken from the IP and UDP headers on arrival (input.c), since
+ * a datagram copied out of a GRO/GSO train has no headers, and the listener
+ * needs the local address after skb->cb and the headers are gone.
+ * skb->data points at the QUIC packet.  Read through quic_rcv_peer() and
+ * quic_rcv_local().
  */
 struct quic_rcv_cb {
-	union quic_addr peer;
-	u8 buffered:1;	/* kept for keys: already counted on the path */
+	struct in6_addr saddr;	/* IPv4: s6_addr32[0] */
+	struct in6_addr daddr;
+	int iif;		/* interface it came in on (IPv6 scope) */
+	__be16 sport;
+	__be16 dport;
 	u16 seg;	/* a train of datagrams of this size (input.c), or 0 */
+	u8 family;	/* AF_INET or AF_INET6 */
+	u8 buffered:1;	/* kept for keys: already counted on the path */
 };
 
 #define QUIC_RCV_CB(skb)	((struct quic_rcv_cb *)&((skb)->cb[0]))
 
+union quic_addr;
+
+void quic_rcv_peer(const struct sk_buff *skb, union quic_addr *a);
+void quic_rcv_local(const struct sk_buff *skb, union quic_addr *a);
 u8 quic_pkt_type_of(u32 version, u8 first);
 u8 quic_pkt_first_byte(u32 version, u8 type);
 int quic_pkt_parse_long(const u8 *p, u32 len, struct quic_pkt *pkt);

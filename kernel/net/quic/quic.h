@@ -119,6 +119,8 @@ struct quic_flow {
  * @dcid: Destination ID of the client's first Initial (original DCID)
  * @scid: the client's Source ID
  * @version: version of the client's Initial
+ * @retry_odcid: after our Retry, the client's Destination ID before it
+ *	(@dcid is then the Retry's Source ID); empty without a Retry
  * @skbs: datagrams received for it so far
  */
 struct quic_request {
@@ -127,6 +129,7 @@ struct quic_request {
 	union quic_addr local;
 	struct quic_conn_id dcid;
 	struct quic_conn_id scid;
+	struct quic_conn_id retry_odcid;
 	u32 version;
 	struct sk_buff_head skbs;
 };
@@ -160,6 +163,11 @@ struct quic_sock {
 	struct quic_conn_id_set dest;	/* IDs the peer issued */
 	struct quic_conn_id odcid;	/* client's first Destination ID */
 	struct quic_conn_id_entry *odcid_entry;	/* server: @odcid hashed */
+	/* Server: the client's first DCID, before our Retry (@odcid is then
+	 * the Retry's SCID).  Client: the SCID of the Retry it followed.
+	 * Empty without a Retry.
+	 */
+	struct quic_conn_id retry_cid;
 	struct quic_conn_id peer_scid;	/* Source ID of the peer's first packet */
 	struct quic_stream_table streams;
 	struct list_head stream_outq;	/* STREAM frames never sent */
@@ -184,6 +192,7 @@ struct quic_sock {
 	u8 nst_done:1;			/* @nst complete or given up */
 	u8 idle_sent:1;			/* ack-eliciting sent since last receive */
 	u8 peer_version_info:1;		/* server: client sent version_information */
+	u8 retry_pending:1;		/* client: Retry taken, Initial to send again */
 	u8 ack_delay_exponent;		/* peer's (RFC 9000 Section 18.2) */
 	unsigned int rcv_waiters;	/* recvmsg callers asleep for data */
 };

@@ -20,6 +20,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <crypto/algapi.h>
 #include <linux/export.h>
 #include <linux/nospec.h>
 #include <linux/poll.h>
@@ -249,9 +250,44 @@ static void quic_conn_free(struct sock *sk)
  * discarded keys (RFC 9001 Section 4.9), derive the next 1-RTT keys after
  * a key update (RFC 9001 Section 6).  Called with the socket owned.
  */
+/*
+ * RFC 9000 Section 17.2.5.2 and RFC 9001 Section 5.2: after a Retry
+ * (quic_packet_retry()) the client's Initial keys come from the Retry's
+ * Source ID, now its Destination ID, and its Initial packets go again.
+ */
+static void quic_conn_retry(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	const struct quic_conn_id *cid = &qs->retry_cid;
+	int err;
+
+	if (!quic_is_establishing(sk))
+		return;
+	err = quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
+					       cid->data, cid->len,
+					       qs->version, false);
+	if (!err && qs->initial_alt)
+		err = quic_crypto_initial_keys_install(qs->initial_alt,
+						       cid->data, cid->len,
+						       qs->initial_alt->rx.version,
+						       false);
+	if (err) {
+		quic_conn_error(sk, QUIC_TRANSPORT_ERROR_INTERNAL, 0);
+		return;
+	}
+	quic_space_restart(sk, QUIC_SPACE_INITIAL);
+	quic_output_flush(sk);
+	quic_loss_set_timer(sk);
+}
+
 static void quic_conn_deferred(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
+
+	if (qs->retry_pending) {
+		qs->retry_pending = 0;
+		quic_conn_retry(sk);
+	}
 
 	/* The server's first packet fixed the version: the spare keys go. */
 	if (qs->initial_alt && qs->peer_scid.len)
@@ -860,28 +896,13 @@ int quic_inet_listen(struct socket *sock, int backlog)
  * Initial with a Destination ID we do not know becomes a request that
  * accept() turns into a connection.  Datagrams for a request already
  * queued are kept with it; those for a connection accept() has already
- * created are passed on to it.
+ * created are passed on to it.  Only Initials that open with the keys of
+ * their Destination ID are kept, at most QUIC_REQUEST_SKBS_MAX a request,
+ * all of them charged to the listener's receive memory (sk_rcvbuf): with
+ * the accept queue's length, that bounds what a listener holds.
  */
 #define QUIC_REQUEST_SKBS_MAX	16
 #define QUIC_MIN_ODCID_LEN	8	/* RFC 9000 Section 7.2 */
-
-static void quic_request_local(struct sk_buff *skb, union quic_addr *a)
-{
-	const struct udphdr *uh = udp_hdr(skb);
-
-	memset(a, 0, sizeof(*a));
-	if (ip_hdr(skb)->version == 4) {
-		a->v4.sin_family = AF_INET;
-		a->v4.sin_addr.s_addr = ip_hdr(skb)->daddr;
-		a->v4.sin_port = uh->dest;
-		return;
-	}
-	a->v6.sin6_family = AF_INET6;
-	a->v6.sin6_addr = ipv6_hdr(skb)->daddr;
-	a->v6.sin6_port = uh->dest;
-	a->v6.sin6_scope_id = ipv6_iface_scope_id(&a->v6.sin6_addr,
-						  inet6_iif(skb));
-}
 
 static struct quic_request *quic_request_find(struct sock *sk,
 					      const struct quic_pkt *pkt,
@@ -899,7 +920,8 @@ static struct quic_request *quic_request_find(struct sock *sk,
 }
 
 static int quic_request_new(struct sock *sk, struct sk_buff *skb,
-			    const struct quic_pkt *pkt)
+			    const struct quic_pkt *pkt,
+			    const struct quic_conn_id *retry_odcid)
 {
 	struct quic_request *req;
 
@@ -908,10 +930,11 @@ static int quic_request_new(struct sock *sk, struct sk_buff *skb,
 	req = kzalloc(sizeof(*req), GFP_ATOMIC);
 	if (!req)
 		return -ENOMEM;
-	req->peer = QUIC_RCV_CB(skb)->peer;
-	quic_request_local(skb, &req->local);
+	quic_rcv_peer(skb, &req->peer);
+	quic_rcv_local(skb, &req->local);
 	quic_conn_id_set_raw(&req->dcid, pkt->dcid, pkt->dcid_len);
 	quic_conn_id_set_raw(&req->scid, pkt->scid, pkt->scid_len);
+	req->retry_odcid = *retry_odcid;
 	req->version = pkt->version;
 	skb_queue_head_init(&req->skbs);
 	__skb_queue_tail(&req->skbs, skb);
@@ -929,7 +952,7 @@ static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
 			   const struct quic_pkt *pkt)
 {
 	u32 len = 7 + pkt->dcid_len + pkt->scid_len + 8;
-	union quic_addr local;
+	union quic_addr local, peer;
 	struct sk_buff *nskb;
 	u8 *p;
 
@@ -948,9 +971,143 @@ static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
 	p = quic_put_data(p, pkt->dcid, pkt->dcid_len);
 	p = quic_put_u32(p, QUIC_VERSION_V2);
 	quic_put_u32(p, QUIC_VERSION_V1);
-	quic_request_local(skb, &local);
-	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local,
-			  &QUIC_RCV_CB(skb)->peer);
+	quic_rcv_local(skb, &local);
+	quic_rcv_peer(skb, &peer);
+	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, &peer);
+}
+
+/*
+ * RFC 9000 Sections 8.1.2 and 17.2.5: with validate_peer_address, a new
+ * client's first Initial is answered with a Retry carrying a token; only an
+ * Initial that returns it, from the same address within
+ * QUIC_RETRY_TOKEN_LIFE (ABI reference: 3 s), makes a request.  The token:
+ * type, issue time (ms), the client's first Destination ID, and a MAC
+ * (quic_crypto_token_mac()) over those, the Retry's Source ID (the client's
+ * Destination ID from then on) and the client's IP address.
+ */
+#define QUIC_RETRY_TOKEN_TYPE	0x52
+#define QUIC_RETRY_TOKEN_LIFE	3000	/* ms */
+#define QUIC_RETRY_TOKEN_HDR	(1 + 8 + 1)
+
+static u64 quic_token_now(void)
+{
+	return div_u64(ktime_get_boottime_ns(), NSEC_PER_MSEC);
+}
+
+/* MAC of token @t (@len bytes before its MAC), for @cid and @peer. */
+static void quic_retry_token_mac(const u8 *t, u32 len,
+				 const struct quic_conn_id *cid,
+				 const union quic_addr *peer, u8 *mac)
+{
+	u8 buf[QUIC_RETRY_TOKEN_HDR + QUIC_CONN_ID_MAX_LEN + 1 +
+	       QUIC_CONN_ID_MAX_LEN + 1 + sizeof(struct in6_addr)];
+	u8 *p = quic_put_data(buf, t, len);
+
+	*p++ = cid->len;
+	p = quic_put_data(p, cid->data, cid->len);
+	if (peer->sa.sa_family == AF_INET6) {
+		*p++ = 6;
+		p = quic_put_data(p, &peer->v6.sin6_addr, 16);
+	} else {
+		*p++ = 4;
+		p = quic_put_data(p, &peer->v4.sin_addr, 4);
+	}
+	quic_crypto_token_mac(buf, p - buf, mac);
+}
+
+static u32 quic_retry_token_build(u8 *t, const struct quic_pkt *pkt,
+				  const struct quic_conn_id *scid,
+				  const union quic_addr *peer)
+{
+	u64 now = quic_token_now();
+	u8 *p = t;
+	int i;
+
+	*p++ = QUIC_RETRY_TOKEN_TYPE;
+	for (i = 7; i >= 0; i--)
+		*p++ = (u8)(now >> (8 * i));
+	*p++ = pkt->dcid_len;
+	p = quic_put_data(p, pkt->dcid, pkt->dcid_len);
+	quic_retry_token_mac(t, p - t, scid, peer, p);
+	return p - t + QUIC_CRYPTO_TOKEN_MAC_LEN;
+}
+
+/*
+ * The token of an Initial: 1 a valid Retry token (@odcid set from it),
+ * 0 none of ours (no token, or one from NEW_TOKEN), -1 a Retry token that
+ * is forged, expired or from another address.
+ */
+static int quic_retry_token_check(const struct quic_pkt *pkt,
+				  const union quic_addr *peer,
+				  struct quic_conn_id *odcid)
+{
+	const u8 *t = pkt->token;
+	u8 mac[QUIC_CRYPTO_TOKEN_MAC_LEN];
+	struct quic_conn_id cid;
+	u64 issued = 0, now;
+	u32 len;
+	int i;
+
+	if (!pkt->token_len || t[0] != QUIC_RETRY_TOKEN_TYPE)
+		return 0;
+	if (pkt->token_len < QUIC_RETRY_TOKEN_HDR ||
+	    t[9] < QUIC_MIN_ODCID_LEN || t[9] > QUIC_CONN_ID_MAX_LEN)
+		return -1;
+	len = QUIC_RETRY_TOKEN_HDR + t[9];
+	if (pkt->token_len != len + QUIC_CRYPTO_TOKEN_MAC_LEN)
+		return -1;
+	quic_conn_id_set_raw(&cid, pkt->dcid, pkt->dcid_len);
+	quic_retry_token_mac(t, len, &cid, peer, mac);
+	if (crypto_memneq(mac, t + len, sizeof(mac)))
+		return -1;
+	for (i = 1; i <= 8; i++)
+		issued = (issued << 8) | t[i];
+	now = quic_token_now();
+	if (issued > now || now - issued > QUIC_RETRY_TOKEN_LIFE)
+		return -1;
+	quic_conn_id_set_raw(odcid, t + QUIC_RETRY_TOKEN_HDR, t[9]);
+	return 1;
+}
+
+static void quic_listen_retry(struct sock *sk, struct sk_buff *skb,
+			      const struct quic_pkt *pkt,
+			      const union quic_addr *peer)
+{
+	u32 len, tlen, max = 7 + 2 * QUIC_CONN_ID_MAX_LEN +
+			     QUIC_RETRY_TOKEN_HDR + QUIC_CONN_ID_MAX_LEN +
+			     QUIC_CRYPTO_TOKEN_MAC_LEN + QUIC_CRYPTO_RETRY_TAG_LEN;
+	struct quic_conn_id scid;
+	union quic_addr local;
+	struct sk_buff *nskb;
+	u8 *start, *p;
+
+	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
+			 sizeof(struct udphdr) + max, GFP_ATOMIC);
+	if (!nskb)
+		return;
+	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
+		    sizeof(struct udphdr));
+	quic_conn_id_generate(&scid);
+	start = skb_tail_pointer(nskb);
+	p = start;
+	*p++ = quic_pkt_first_byte(pkt->version, QUIC_PKT_RETRY) |
+	       (get_random_u8() & 0x0f);
+	p = quic_put_u32(p, pkt->version);
+	*p++ = pkt->scid_len;
+	p = quic_put_data(p, pkt->scid, pkt->scid_len);
+	*p++ = scid.len;
+	p = quic_put_data(p, scid.data, scid.len);
+	tlen = quic_retry_token_build(p, pkt, &scid, peer);
+	p += tlen;
+	len = p - start;
+	if (quic_crypto_retry_tag(pkt->version, pkt->dcid, pkt->dcid_len,
+				  start, len, p)) {
+		kfree_skb(nskb);
+		return;
+	}
+	skb_put(nskb, len + QUIC_CRYPTO_RETRY_TAG_LEN);
+	quic_rcv_local(skb, &local);
+	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, peer);
 }
 
 static bool quic_version_known(u32 version)
@@ -960,7 +1117,10 @@ static bool quic_version_known(u32 version)
 
 int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 {
+	struct quic_conn_id odcid;
 	struct quic_request *req;
+	union quic_addr peer;
+	int retry;
 	struct quic_pkt pkt;
 	struct sock *child;
 
@@ -980,14 +1140,39 @@ int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 		sock_put(child);
 		return 0;
 	}
-	req = quic_request_find(sk, &pkt, &QUIC_RCV_CB(skb)->peer);
-	if (req) {
-		if (skb_queue_len(&req->skbs) >= QUIC_REQUEST_SKBS_MAX)
+	/* Nothing is kept for a packet that does not open:
+	 * anyone can send 1200 bytes that look like an Initial.
+	 */
+	if (quic_crypto_initial_check(pkt.version, pkt.dcid, pkt.dcid_len,
+				      skb->data, pkt.len, pkt.pn_offset)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_DECDROP);
+		kfree_skb(skb);
+		return 0;
+	}
+	quic_rcv_peer(skb, &peer);
+	req = quic_request_find(sk, &pkt, &peer);
+	if (req && skb_queue_len(&req->skbs) >= QUIC_REQUEST_SKBS_MAX)
+		goto drop;
+	if (!req) {
+		memset(&odcid, 0, sizeof(odcid));
+		retry = quic_retry_token_check(&pkt, &peer, &odcid);
+		if (retry < 0)	/* RFC 9000 Section 8.1.3: may discard */
 			goto drop;
+		if (!retry && quic_sk(sk)->config.validate_peer_address) {
+			quic_listen_retry(sk, skb, &pkt, &peer);
+			consume_skb(skb);
+			return 0;
+		}
+	}
+	/* What requests hold is the listener's receive memory. */
+	skb_orphan(skb);
+	if (!quic_rcv_charge(sk, skb))
+		goto drop;
+	if (req) {
 		__skb_queue_tail(&req->skbs, skb);
 		return 0;
 	}
-	if (!quic_request_new(sk, skb, &pkt))
+	if (!quic_request_new(sk, skb, &pkt, &odcid))
 		return 0;
 drop:
 	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
@@ -1108,6 +1293,7 @@ static int quic_accept_conn_ids(struct sock *sk, const struct quic_request *req)
 	int err;
 
 	qs->odcid = req->dcid;
+	qs->retry_cid = req->retry_odcid;
 	qs->peer_scid = req->scid;
 	qs->version = req->version;
 	err = quic_conn_scid_init(sk);
@@ -1141,12 +1327,17 @@ static int quic_accept_setup(struct sock *sk, struct sock *lsk,
 		err = quic_path_route(sk);
 	if (err)
 		return err;
+	/* RFC 9000 Section 8.1.2: a Retry token validated the address. */
+	if (req->retry_odcid.len)
+		quic_sk(sk)->path.validated = 1;
 	quic_conn_limits_init(sk);
 	__quic_update_rcvbuf(sk);
 	__quic_hash_conn(sk, QUIC_SS_ESTABLISHING);
 	quic_conn_timers_start(sk);
-	while ((skb = __skb_dequeue(&req->skbs)))
+	while ((skb = __skb_dequeue(&req->skbs))) {
+		skb_orphan(skb);	/* charged to the listener so far */
 		quic_packet_rcv(sk, skb);
+	}
 	return 0;
 }
 
@@ -2652,6 +2843,8 @@ static int __quic_set_transport_param_ext(struct sock *sk, void *kopt,
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_tp_parse_ctx ctx = {
 		.odcid = qs->is_serv ? NULL : &qs->odcid,
+		.retry_scid = !qs->is_serv && qs->retry_cid.len ?
+			      &qs->retry_cid : NULL,
 		.peer_scid = &qs->peer_scid,
 		.version = qs->version,
 		.pref_version = qs->config.version,
@@ -2684,8 +2877,10 @@ static int __quic_get_transport_param_ext(struct sock *sk, void *kopt,
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_conn_id_entry *e = quic_conn_id_find(&qs->source, 0);
+	bool retry = qs->is_serv && qs->retry_cid.len;
 	struct quic_tp_build_ctx ctx = {
-		.odcid = &qs->odcid,
+		.odcid = retry ? &qs->retry_cid : &qs->odcid,
+		.retry_scid = retry ? &qs->odcid : NULL,
 		.scid = e ? &e->key.id : NULL,
 		.reset_token = qs->is_serv && e ? e->token : NULL,
 		.version = qs->version,

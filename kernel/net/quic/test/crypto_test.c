@@ -789,6 +789,53 @@ static void quic_test_server_initial(struct kunit *test)
 			   payload.len);
 }
 
+/*
+ * A listener's check of a client Initial before it keeps anything
+ * (quic_crypto_initial_check(), library code, softirq): the RFC sample
+ * opens, in the version it was made for only, and any changed bit of
+ * header, payload or tag does not.  The packet is not written.
+ */
+static void quic_test_initial_check(struct kunit *test)
+{
+	const struct quic_test_vector *v = test->param_value;
+	u32 other = v->version ^ QUIC_VERSION_V1 ^ QUIC_VERSION_V2;
+	u8 *pkt = quic_test_dup(test, &v->client_packet, 0);
+	u32 len = v->client_packet.len, off = QUIC_TEST_INITIAL_PN_OFFSET;
+	const u8 *dcid = quic_test_dcid;
+	u32 i, bad[] = { 0, 1, off, off + 2, off + 100, len - 17, len - 1 };
+	int err;
+
+	local_bh_disable();
+	err = quic_crypto_initial_check(v->version, dcid, 8, pkt, len, off);
+	local_bh_enable();
+	KUNIT_EXPECT_EQ(test, err, 0);
+	quic_test_expect(test, pkt, &v->client_packet);
+	KUNIT_EXPECT_EQ(test, quic_crypto_initial_check(other, dcid, 8, pkt,
+							len, off), -EBADMSG);
+	KUNIT_EXPECT_EQ(test, quic_crypto_initial_check(v->version, dcid, 7,
+							pkt, len, off),
+			-EBADMSG);
+	KUNIT_EXPECT_EQ(test, quic_crypto_initial_check(v->version, dcid, 8,
+							pkt, off + 20, off),
+			-EBADMSG);
+	KUNIT_EXPECT_EQ(test, quic_crypto_initial_check(v->version, dcid, 8,
+							pkt, off + 19, off),
+			-EINVAL);
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		pkt[bad[i]] ^= 0x01;
+		err = quic_crypto_initial_check(v->version, dcid, 8, pkt, len,
+						off);
+		KUNIT_EXPECT_EQ_MSG(test, err, -EBADMSG, "byte %u changed",
+				    bad[i]);
+		pkt[bad[i]] ^= 0x01;
+	}
+	pkt = quic_test_dup(test, &v->server_packet, 0);
+	KUNIT_EXPECT_EQ(test, quic_crypto_initial_check(v->version, dcid, 8,
+							pkt,
+							v->server_packet.len,
+							off), -EBADMSG);
+}
+
 /* RFC 9001 and RFC 9369 Appendix A.4: the Retry Integrity Tag. */
 static void quic_test_retry(struct kunit *test)
 {
@@ -1370,6 +1417,8 @@ static struct kunit_case quic_crypto_test_cases[] = {
 	KUNIT_CASE_PARAM(quic_test_client_initial,
 			 quic_test_versions_gen_params),
 	KUNIT_CASE_PARAM(quic_test_server_initial,
+			 quic_test_versions_gen_params),
+	KUNIT_CASE_PARAM(quic_test_initial_check,
 			 quic_test_versions_gen_params),
 	KUNIT_CASE_PARAM(quic_test_retry, quic_test_versions_gen_params),
 	KUNIT_CASE_PARAM(quic_test_chacha20, quic_test_versions_gen_params),
