@@ -519,11 +519,14 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 static void quic_packet_dgram(struct sock *sk, struct sk_buff *skb, u32 start,
 			      u32 end)
 {
+	union quic_addr from;
 	u32 off = start;
 	int len;
 
-	if (!QUIC_RCV_CB(skb)->buffered)
-		quic_path_on_recv(sk, &QUIC_RCV_CB(skb)->peer, end - start);
+	if (!QUIC_RCV_CB(skb)->buffered && !quic_sk(sk)->path.validated) {
+		quic_rcv_peer(skb, &from);
+		quic_path_on_recv(sk, &from, end - start);
+	}
 	while (off < end && quic_is_connected(sk)) {
 		len = quic_packet_one(sk, skb, start, off, end);
 		if (len == -ENOKEY) {
