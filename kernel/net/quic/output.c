@@ -286,7 +286,7 @@ static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
 /* The payload of a packet; returns its end. */
 static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
 			    struct quic_out_pkt *op, u8 *p, u8 *limit,
-			    bool ack)
+			    bool ack, bool frames)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_pnspace *s = &qs->space[op->space];
@@ -306,7 +306,10 @@ static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
 			quic_out_ack_sent(sk, s);
 		p += n;
 	}
-	if (op->space == QUIC_SPACE_APP) {
+	/* Within the window only: an ACK-only packet it made ack-eliciting
+	 * would add a sent record per ACK for a peer that never acknowledges.
+	 */
+	if (op->space == QUIC_SPACE_APP && (frames || s->probe)) {
 		n = quic_frame_path_response_build(sk, p, limit - p);
 		any |= n > 0;
 		p += n;
@@ -357,7 +360,7 @@ static bool quic_out_packet(struct sock *sk, struct quic_dgram *d, u8 space)
 		p = quic_out_long_hdr(qs, start, space, pn_len, op);
 	p = quic_put_pn(p, op->pn, pn_len);
 	limit = start + avail - QUIC_CRYPTO_TAG_LEN;
-	p = quic_out_payload(sk, d, op, p, limit, ack);
+	p = quic_out_payload(sk, d, op, p, limit, ack, frames);
 	/* RFC 9001 Section 5.4.2: room for the header protection sample. */
 	while (p - (start + op->pn_offset) < QUIC_CRYPTO_SAMPLE_OFFSET)
 		*p++ = QUIC_FRAME_PADDING;
