@@ -145,7 +145,9 @@ def test_path_challenge_flood_keeps_one_response(quic_module, clean_path, topo, 
             "the answer to the last challenge",
         )
         print(f"PATH_RESPONSE frames received: {len(p.quic.path_responses)} ({sent} muted)")
-        assert len(p.quic.path_responses) < 200, len(p.quic.path_responses)
+        # One per packet the kernel could send (its window, then probes), not one per
+        # challenge: the unfixed module answered every one of them.
+        assert len(p.quic.path_responses) < FLOOD // 20, len(p.quic.path_responses)
     finally:
         p.close()
         acc.close()
