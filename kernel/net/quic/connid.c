@@ -296,6 +296,7 @@ void quic_conn_id_set_free(struct quic_conn_id_set *set)
 	list_for_each_entry_safe(e, tmp, &set->head, list)
 		quic_conn_id_unlink(set, e);
 	set->retire_count = 0;
+	set->retire_queued = 0;
 }
 EXPORT_SYMBOL_GPL(quic_conn_id_set_free);
 
@@ -518,6 +519,8 @@ quic_conn_id_source_add(struct quic_conn_id_set *set,
 		return ERR_PTR(err);
 	}
 	e->seq = set->next_seq++;
+	if (!e->seq)
+		set->sent_next = 1;	/* the handshake's Source ID */
 	quic_conn_id_token(&e->key.id, e->token);
 	e->has_token = 1;
 	quic_conn_id_insert(set, e);
@@ -533,17 +536,20 @@ EXPORT_SYMBOL_GPL(quic_conn_id_source_add);
  *
  * RFC 9000 Section 19.16.  A number already retired is ignored (the frame
  * was repeated).  The caller then issues replacements while
- * quic_conn_id_source_room() allows (Section 5.1.1).
+ * quic_conn_id_source_room() allows (Section 5.1.1).  A number above any
+ * the peer was sent is a PROTOCOL_VIOLATION, even if the ID is issued and
+ * its NEW_CONNECTION_ID frame waits to be sent: a peer that guesses the
+ * next numbers must not make us issue and queue IDs without bound.
  *
- * Return: 0; -EPROTO if @seq was never issued or names the ID the frame
- * arrived on.
+ * Return: 0; -EPROTO if @seq was never sent (quic_conn_id_source_sent())
+ * or names the ID the frame arrived on.
  */
 int quic_conn_id_source_retire(struct quic_conn_id_set *set, u32 seq,
 			       const struct quic_conn_id *pkt_dcid)
 {
 	struct quic_conn_id_entry *e;
 
-	if (seq >= set->next_seq)
+	if (seq >= set->sent_next)
 		return -EPROTO;
 	e = quic_conn_id_find(set, seq);
 	if (!e)
@@ -599,6 +605,18 @@ int quic_conn_id_source_retire_prior(struct quic_conn_id_set *set,
 	return 0;
 }
 EXPORT_SYMBOL_GPL(quic_conn_id_source_retire_prior);
+
+/**
+ * quic_conn_id_source_sent - a NEW_CONNECTION_ID frame was sent
+ * @set: the source set
+ * @seq: its Sequence Number; the peer may retire it from now on
+ */
+void quic_conn_id_source_sent(struct quic_conn_id_set *set, u32 seq)
+{
+	if (seq >= set->sent_next && seq < set->next_seq)
+		set->sent_next = seq + 1;
+}
+EXPORT_SYMBOL_GPL(quic_conn_id_source_sent);
 
 /* Destination set */
 
@@ -674,8 +692,11 @@ int quic_conn_id_dest_set_token(struct quic_conn_id_set *set, u32 seq,
 EXPORT_SYMBOL_GPL(quic_conn_id_dest_set_token);
 
 /*
- * RFC 9000 Section 5.1.2: a retired ID is announced in RETIRE_CONNECTION_ID;
- * too many unannounced ones is CONNECTION_ID_LIMIT_ERROR.
+ * RFC 9000 Section 5.1.2: a retired ID is announced in RETIRE_CONNECTION_ID
+ * and remembered until that frame is acknowledged, so a number is never
+ * queued twice (Section 19.15: "unless it has already done so for that
+ * sequence number"); more than QUIC_CONN_ID_RETIRE_MAX of them is
+ * CONNECTION_ID_LIMIT_ERROR.
  */
 static int quic_conn_id_retire_queue(struct quic_conn_id_set *set, u32 seq)
 {
@@ -744,14 +765,38 @@ static int quic_conn_id_dest_check(const struct quic_conn_id_set *set,
 	return 0;
 }
 
+/* Held IDs numbered below @prior_to. */
+static u8 quic_conn_id_count_below(const struct quic_conn_id_set *set,
+				   u32 prior_to)
+{
+	struct quic_conn_id_entry *e;
+	u8 n = 0;
+
+	quic_conn_id_for_each(e, set)
+		if (e->seq < prior_to)
+			n++;
+	return n;
+}
+
+/*
+ * A new ID, and the retirement of those below a new Retire Prior To.  All
+ * checks and the allocation come first: the set never loses the ID in use
+ * without gaining its replacement, so @set->active is never left NULL.
+ */
 static int quic_conn_id_dest_new(struct quic_conn_id_set *set, u32 seq,
-				 const struct quic_conn_id *id,
+				 u32 prior_to, const struct quic_conn_id *id,
 				 const u8 *token, gfp_t gfp)
 {
 	struct quic_conn_id_entry *e;
+	u8 n = 0;
 
-	/* Section 5.1.1: at most our active_connection_id_limit IDs. */
-	if (set->count >= set->limit)
+	if (prior_to > set->prior_to)
+		n = quic_conn_id_count_below(set, prior_to);
+	/* Sections 5.1.1 and 5.1.2: our active_connection_id_limit, and
+	 * the retirements we track.
+	 */
+	if (set->count - n >= set->limit ||
+	    set->retire_count + n > QUIC_CONN_ID_RETIRE_MAX)
 		return -EUSERS;
 	e = kzalloc(sizeof(*e), gfp);
 	if (!e)
@@ -760,6 +805,12 @@ static int quic_conn_id_dest_new(struct quic_conn_id_set *set, u32 seq,
 	e->seq = seq;
 	memcpy(e->token, token, QUIC_CONN_ID_TOKEN_LEN);
 	e->has_token = 1;
+	if (prior_to > set->prior_to) {
+		/* Cannot fail: there is room for @n. */
+		quic_conn_id_dest_retire_below(set, prior_to);
+		set->prior_to = prior_to;
+		quic_conn_id_fix_active(set);
+	}
 	quic_conn_id_insert(set, e);
 	if (seq >= set->next_seq)
 		set->next_seq = seq + 1;
@@ -799,15 +850,7 @@ int quic_conn_id_dest_add(struct quic_conn_id_set *set, u64 seq,
 	/* Already covered by an earlier Retire Prior To: retire at once. */
 	if (seq < set->prior_to)
 		return quic_conn_id_retire_queue(set, seq);
-
-	if (prior_to > set->prior_to) {
-		err = quic_conn_id_dest_retire_below(set, prior_to);
-		quic_conn_id_fix_active(set);
-		if (err)
-			return err;
-		set->prior_to = prior_to;
-	}
-	return quic_conn_id_dest_new(set, seq, id, token, gfp);
+	return quic_conn_id_dest_new(set, seq, prior_to, id, token, gfp);
 }
 EXPORT_SYMBOL_GPL(quic_conn_id_dest_add);
 
@@ -826,17 +869,13 @@ EXPORT_SYMBOL_GPL(quic_conn_id_dest_add);
 int quic_conn_id_dest_retire_prior(struct quic_conn_id_set *set,
 				   u32 prior_to)
 {
-	struct quic_conn_id_entry *e;
-	u8 n = 0;
 	int err;
 
 	err = quic_conn_id_check_prior(set, prior_to);
 	if (err)
 		return err;
-	quic_conn_id_for_each(e, set)
-		if (e->seq < prior_to)
-			n++;
-	if (set->retire_count + n > QUIC_CONN_ID_RETIRE_MAX)
+	if (set->retire_count + quic_conn_id_count_below(set, prior_to) >
+	    QUIC_CONN_ID_RETIRE_MAX)
 		return -EAGAIN;
 
 	err = quic_conn_id_dest_retire_below(set, prior_to);
@@ -853,21 +892,53 @@ EXPORT_SYMBOL_GPL(quic_conn_id_dest_retire_prior);
  * @set: the destination set
  * @seq: its Sequence Number
  *
- * The number is dequeued: a lost frame is the caller's to retransmit.
+ * The number counts as queued from now on, and is kept until
+ * quic_conn_id_dest_retire_acked(): a lost frame is the caller's to
+ * retransmit, and a caller that cannot queue the frame gives the number
+ * back with quic_conn_id_dest_retire_unqueue().
  *
  * Return: true if @seq was set, false if nothing is left to announce.
  */
 bool quic_conn_id_dest_next_retire(struct quic_conn_id_set *set, u32 *seq)
 {
-	if (!set->retire_count)
+	if (set->retire_queued >= set->retire_count)
 		return false;
-	*seq = set->retire[0];
-	set->retire_count--;
-	memmove(&set->retire[0], &set->retire[1],
-		set->retire_count * sizeof(set->retire[0]));
+	*seq = set->retire[set->retire_queued++];
 	return true;
 }
 EXPORT_SYMBOL_GPL(quic_conn_id_dest_next_retire);
+
+/**
+ * quic_conn_id_dest_retire_unqueue - the last number could not be queued
+ * @set: the destination set
+ */
+void quic_conn_id_dest_retire_unqueue(struct quic_conn_id_set *set)
+{
+	if (set->retire_queued)
+		set->retire_queued--;
+}
+EXPORT_SYMBOL_GPL(quic_conn_id_dest_retire_unqueue);
+
+/**
+ * quic_conn_id_dest_retire_acked - a RETIRE_CONNECTION_ID was acknowledged
+ * @set: the destination set
+ * @seq: its Sequence Number, forgotten now
+ */
+void quic_conn_id_dest_retire_acked(struct quic_conn_id_set *set, u32 seq)
+{
+	u8 i;
+
+	for (i = 0; i < set->retire_queued; i++) {
+		if (set->retire[i] != seq)
+			continue;
+		set->retire_count--;
+		set->retire_queued--;
+		memmove(&set->retire[i], &set->retire[i + 1],
+			(set->retire_count - i) * sizeof(set->retire[0]));
+		return;
+	}
+}
+EXPORT_SYMBOL_GPL(quic_conn_id_dest_retire_acked);
 
 /**
  * quic_conn_id_dest_token_match - is this a stateless reset?

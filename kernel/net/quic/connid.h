@@ -103,9 +103,14 @@ struct quic_conn_id_entry {
  * @limit: most IDs the other end accepts: source: the peer's
  *	active_connection_id_limit; destination: ours
  * @count: number of entries in @head
- * @retire: destination: sequence numbers retired but not yet announced in a
- *	RETIRE_CONNECTION_ID frame, oldest first
+ * @sent_next: source: one above the highest sequence number the peer was
+ *	told of (sequence number 0 in the handshake, later ones in the
+ *	NEW_CONNECTION_ID frames sent), the most it may retire
+ * @retire: destination: sequence numbers retired whose RETIRE_CONNECTION_ID
+ *	frame is not acknowledged yet, oldest first
  * @retire_count: number of valid @retire entries
+ * @retire_queued: how many of the first @retire entries have their frame
+ *	queued or in flight
  */
 struct quic_conn_id_set {
 	struct list_head head;
@@ -113,9 +118,11 @@ struct quic_conn_id_set {
 	struct sock *sk;
 	u32 next_seq;
 	u32 prior_to;
+	u32 sent_next;
 	u8 limit;
 	u8 count;
 	u8 retire_count;
+	u8 retire_queued;
 	u32 retire[QUIC_CONN_ID_RETIRE_MAX];
 };
 
@@ -187,6 +194,7 @@ int quic_conn_id_source_retire(struct quic_conn_id_set *set, u32 seq,
 			       const struct quic_conn_id *pkt_dcid);
 int quic_conn_id_source_retire_prior(struct quic_conn_id_set *set,
 				     u32 prior_to);
+void quic_conn_id_source_sent(struct quic_conn_id_set *set, u32 seq);
 
 /* Destination set: the IDs the peer issued */
 
@@ -202,6 +210,8 @@ int quic_conn_id_dest_add(struct quic_conn_id_set *set, u64 seq,
 int quic_conn_id_dest_retire_prior(struct quic_conn_id_set *set,
 				   u32 prior_to);
 bool quic_conn_id_dest_next_retire(struct quic_conn_id_set *set, u32 *seq);
+void quic_conn_id_dest_retire_unqueue(struct quic_conn_id_set *set);
+void quic_conn_id_dest_retire_acked(struct quic_conn_id_set *set, u32 seq);
 bool quic_conn_id_dest_token_match(const struct quic_conn_id_set *set,
 				   const u8 *token);
 

@@ -12,6 +12,7 @@
  * CONNECTION_CLOSE are written directly into the packet being built.
  */
 
+#include <linux/jhash.h>
 #include <linux/slab.h>
 
 #include "quic.h"
@@ -39,6 +40,10 @@ void quic_frame_free(struct sock *sk, struct quic_frame *f)
 {
 	if (f->wmem)
 		sk_wmem_queued_add(sk, -(int)f->len);
+	if (f->ctrl) {
+		quic_sk(sk)->ctrl_mem -= quic_frame_truesize(f);
+		sk_wmem_queued_add(sk, -(int)quic_frame_truesize(f));
+	}
 	kfree(f);
 }
 
@@ -62,11 +67,17 @@ void quic_frame_list_free(struct sock *sk, struct list_head *head)
  * @data: raw bytes following them, or NULL
  * @dlen: length of @data
  *
- * Return: 0 or -ENOMEM.
+ * The frame is charged to the socket (quic_frame_truesize()) until it is
+ * acknowledged, dropped or the connection freed; what a connection holds
+ * of them is bounded by QUIC_CTRL_MEM_MAX.  A frame handler that fails
+ * here drops its packet unacknowledged.
+ *
+ * Return: 0, -ENOBUFS past the bound, or -ENOMEM.
  */
 int __quic_frame_ctrl(struct sock *sk, u8 space, u8 type, const u64 *vals,
 		      int n, const void *data, u32 dlen)
 {
+	struct quic_sock *qs = quic_sk(sk);
 	struct quic_frame *f;
 	u32 len = 1 + dlen;
 	u8 *p;
@@ -74,9 +85,17 @@ int __quic_frame_ctrl(struct sock *sk, u8 space, u8 type, const u64 *vals,
 
 	for (i = 0; i < n; i++)
 		len += quic_varint_len(vals[i]);
+	if (qs->ctrl_mem + struct_size(f, data, len) > QUIC_CTRL_MEM_MAX) {
+		net_dbg_ratelimited("quic: sk %p control frames over %u bytes\n",
+				    sk, QUIC_CTRL_MEM_MAX);
+		return -ENOBUFS;
+	}
 	f = quic_frame_alloc(len, type, space, GFP_ATOMIC);
 	if (!f)
 		return -ENOMEM;
+	f->ctrl = 1;
+	qs->ctrl_mem += quic_frame_truesize(f);
+	sk_wmem_queued_add(sk, quic_frame_truesize(f));
 	p = f->data;
 	*p++ = type;
 	for (i = 0; i < n; i++)
@@ -85,6 +104,9 @@ int __quic_frame_ctrl(struct sock *sk, u8 space, u8 type, const u64 *vals,
 		quic_put_data(p, data, dlen);
 	if (type == QUIC_FRAME_RESET_STREAM)
 		f->stream_id = vals[0];
+	if (type == QUIC_FRAME_NEW_CONNECTION_ID ||
+	    type == QUIC_FRAME_RETIRE_CONNECTION_ID)
+		f->offset = vals[0];
 	list_add_tail(&f->list, &quic_sk(sk)->space[space].outq);
 	return 0;
 }
@@ -196,6 +218,10 @@ u32 quic_frame_ack_build(struct sock *sk, u8 space, u8 *p, u32 room)
 		n++;
 	}
 	*count_p = n;		/* n < 64: one byte */
+	/* RFC 9001 Section 6.2: the peer's key phase is acknowledged. */
+	if (space == QUIC_SPACE_APP && qs->key_phase_unacked &&
+	    r[0].end >= qs->key_phase_pn)
+		qs->key_phase_unacked = 0;
 	return p - start;
 }
 
@@ -228,6 +254,7 @@ int quic_frame_close_build(struct sock *sk, u8 *p, u32 room, bool app)
 struct quic_frame_rx {
 	struct sock *sk;
 	struct quic_pkt *pkt;
+	const u8 *start;	/* of the frame being handled */
 	const u8 *p;
 	const u8 *end;
 	u8 type;
@@ -283,8 +310,9 @@ static int quic_frame_ack(struct quic_frame_rx *rx)
 {
 	struct quic_pn_range ranges[QUIC_ACK_RANGES_MAX];
 	u64 largest, delay, count, first, gap, len, smallest, i;
-	struct quic_sock *qs = quic_sk(rx->sk);
+	struct quic_pnspace *s = &quic_sk(rx->sk)->space[rx->pkt->space];
 	int n = 1;
+	u32 hash;
 
 	if (!quic_rx_var(rx, &largest) || !quic_rx_var(rx, &delay) ||
 	    !quic_rx_var(rx, &count) || !quic_rx_var(rx, &first) ||
@@ -308,10 +336,19 @@ static int quic_frame_ack(struct quic_frame_rx *rx)
 	if (rx->type == QUIC_FRAME_ACK_ECN && !quic_frame_ack_ecn(rx))
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
 	/* RFC 9000 Section 13.1: acknowledging a packet never sent. */
-	if (ranges[0].end >= qs->space[rx->pkt->space].next_pn)
+	if (ranges[0].end >= s->next_pn)
 		return QUIC_TRANSPORT_ERROR_PROTOCOL_VIOLATION;
+	/* The ranges of the last ACK again: all they cover left @sent and
+	 * @lost then, and later packets are above them.  A peer repeating
+	 * one ACK frame must not make each copy walk those lists.
+	 */
+	hash = jhash2((const u32 *)ranges, n * sizeof(ranges[0]) / sizeof(u32),
+		      n) | 1;
+	if (hash == s->ack_hash)
+		return 0;
 	quic_ack_process(rx->sk, rx->pkt->space, ranges[0].end, delay,
 			 ranges, n);
+	s->ack_hash = hash;
 	return 0;
 }
 
@@ -609,8 +646,10 @@ int quic_frame_retire_pending(struct sock *sk)
 		v = seq;
 		if (__quic_frame_ctrl(sk, QUIC_SPACE_APP,
 				      QUIC_FRAME_RETIRE_CONNECTION_ID, &v, 1,
-				      NULL, 0))
+				      NULL, 0)) {
+			quic_conn_id_dest_retire_unqueue(&qs->dest);
 			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -684,7 +723,10 @@ int quic_frame_issue_conn_ids(struct sock *sk)
 	return 0;
 }
 
-/* RFC 9000 Section 19.16: RETIRE_CONNECTION_ID, then issue a new one. */
+/*
+ * RFC 9000 Section 19.16: RETIRE_CONNECTION_ID, then issue a new one.  A
+ * number greater than any we sent is a PROTOCOL_VIOLATION.
+ */
 static int quic_frame_retire_conn_id(struct quic_frame_rx *rx)
 {
 	struct quic_sock *qs = quic_sk(rx->sk);
@@ -706,18 +748,36 @@ static int quic_frame_retire_conn_id(struct quic_frame_rx *rx)
 	return 0;
 }
 
-/* RFC 9000 Section 19.17: PATH_CHALLENGE is echoed in PATH_RESPONSE. */
+/*
+ * RFC 9000 Section 19.17: PATH_CHALLENGE is echoed in PATH_RESPONSE.  Only
+ * the latest one is answered (Section 8.2.2 allows one response per
+ * challenge, not one for each): its Data waits in the path, and the
+ * response is written into the next 1-RTT packet the window allows, like
+ * an ACK, so that a flood of challenges costs no memory.
+ */
 static int quic_frame_path_challenge(struct quic_frame_rx *rx)
 {
+	struct quic_path *path = &quic_sk(rx->sk)->path;
 	const u8 *data;
 
 	if (!quic_rx_bytes(rx, &data, QUIC_PATH_CHALLENGE_LEN))
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
-	if (__quic_frame_ctrl(rx->sk, rx->pkt->space,
-			      QUIC_FRAME_PATH_RESPONSE, NULL, 0, data,
-			      QUIC_PATH_CHALLENGE_LEN))
-		return -ENOMEM;
+	memcpy(path->response, data, QUIC_PATH_CHALLENGE_LEN);
+	path->response_pending = 1;
 	return 0;
+}
+
+/* The pending PATH_RESPONSE (RFC 9000 Section 19.18), if it fits. */
+u32 quic_frame_path_response_build(struct sock *sk, u8 *p, u32 room)
+{
+	struct quic_path *path = &quic_sk(sk)->path;
+
+	if (!path->response_pending || room < 1 + QUIC_PATH_CHALLENGE_LEN)
+		return 0;
+	*p++ = QUIC_FRAME_PATH_RESPONSE;
+	memcpy(p, path->response, QUIC_PATH_CHALLENGE_LEN);
+	path->response_pending = 0;
+	return 1 + QUIC_PATH_CHALLENGE_LEN;
 }
 
 /* RFC 9000 Section 19.18: PATH_RESPONSE; we send no challenges yet. */
@@ -824,15 +884,20 @@ static const struct quic_frame_ops quic_frame_ops[QUIC_FRAME_TYPE_MAX] = {
 	[0x1e] = { quic_frame_handshake_done, QUIC____1, 0, 0 },
 };
 
-/* RFC 9221 Section 4: DATAGRAM, only if we advertised support. */
+/*
+ * RFC 9221 Sections 3 and 4: DATAGRAM, only if we advertised support, and
+ * no larger (type, length and data) than the max_datagram_frame_size we
+ * advertised: either is a PROTOCOL_VIOLATION.
+ */
 static int quic_frame_datagram(struct quic_frame_rx *rx)
 {
+	u32 max = quic_sk(rx->sk)->local_tp.max_datagram_frame_size;
 	struct sock *sk = rx->sk;
 	struct sk_buff *skb;
 	const u8 *data;
 	u64 len;
 
-	if (!quic_sk(sk)->local_tp.max_datagram_frame_size)
+	if (!max)
 		return QUIC_TRANSPORT_ERROR_PROTOCOL_VIOLATION;
 	if (rx->type == QUIC_FRAME_DATAGRAM_LEN) {
 		if (!quic_rx_var(rx, &len))
@@ -842,6 +907,8 @@ static int quic_frame_datagram(struct quic_frame_rx *rx)
 	}
 	if (!quic_rx_bytes(rx, &data, len))
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
+	if (rx->p - rx->start > max)
+		return QUIC_TRANSPORT_ERROR_PROTOCOL_VIOLATION;
 	skb = alloc_skb(len, GFP_ATOMIC);
 	if (!skb)
 		return 0;	/* unreliable: may be dropped */
@@ -863,6 +930,7 @@ static int quic_frame_one(struct quic_frame_rx *rx)
 	const struct quic_frame_ops *ops;
 	u64 type;
 
+	rx->start = rx->p;
 	if (!quic_rx_var(rx, &type))
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
 	rx->type = (u8)type;

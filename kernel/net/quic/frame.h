@@ -69,7 +69,12 @@ enum quic_frame_type {
  * @fin: STREAM: carries the FIN bit
  * @sent: has been sent at least once (connection flow control)
  * @wmem: counted in sk_wmem_queued (stream data)
+ * @ctrl: a control frame, counted whole (quic_frame_truesize()) in
+ *	quic_sock.ctrl_mem and sk_wmem_queued until freed
  * @data: the encoded frame
+ *
+ * @offset holds the Sequence Number of NEW_CONNECTION_ID and
+ * RETIRE_CONNECTION_ID frames.
  */
 struct quic_frame {
 	struct list_head list;
@@ -82,8 +87,21 @@ struct quic_frame {
 	u8 fin:1;
 	u8 sent:1;
 	u8 wmem:1;
+	u8 ctrl:1;
 	u8 data[];
 };
+
+/*
+ * Control frames queued or in flight, per connection: each is charged its
+ * allocation, and queueing one more fails past this (RFC 9000 Section 21.9:
+ * a peer must not make us hold state without bound).
+ */
+#define QUIC_CTRL_MEM_MAX	(256 * 1024)
+
+static inline u32 quic_frame_truesize(const struct quic_frame *f)
+{
+	return sizeof(*f) + f->len;
+}
 
 /*
  * Writers for frames whose size the caller computed beforehand (so the
@@ -131,6 +149,7 @@ int quic_frame_retire_pending(struct sock *sk);
 void quic_conn_id_event(struct sock *sk, bool dest);
 int quic_frame_close_build(struct sock *sk, u8 *p, u32 room, bool app);
 u32 quic_frame_ack_build(struct sock *sk, u8 space, u8 *p, u32 room);
+u32 quic_frame_path_response_build(struct sock *sk, u8 *p, u32 room);
 
 int quic_frame_process(struct sock *sk, struct quic_pkt *pkt, const u8 *p,
 		       u32 len);

@@ -304,6 +304,9 @@ static void quic_frame_acked(struct sock *sk, struct quic_frame *f)
 	case QUIC_FRAME_RESET_STREAM:
 		quic_stream_reset_acked(sk, f->stream_id);
 		break;
+	case QUIC_FRAME_RETIRE_CONNECTION_ID:
+		quic_conn_id_dest_retire_acked(&qs->dest, f->offset);
+		break;
 	}
 }
 

@@ -141,8 +141,7 @@ static u32 quic_out_hdr_max(struct quic_sock *qs, u8 space)
 /* Frames that are not sent again when lost. */
 static bool quic_frame_once(const struct quic_frame *f)
 {
-	return f->type == QUIC_FRAME_PATH_RESPONSE ||
-	       f->type == QUIC_FRAME_PING;
+	return f->type == QUIC_FRAME_PING;
 }
 
 /* A queued frame @f gives way to @nf, charged to the send buffer alike. */
@@ -219,6 +218,9 @@ static u8 *quic_out_frames(struct sock *sk, struct list_head *q, u8 *p,
 			continue;
 		}
 		f->sent = 1;
+		if (f->type == QUIC_FRAME_NEW_CONNECTION_ID)
+			quic_conn_id_source_sent(&quic_sk(sk)->source,
+						 f->offset);
 		list_add_tail(&f->list, &sent->frames);
 	}
 	return p;
@@ -273,7 +275,8 @@ static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
 	if (d->pl_size)
 		return space == QUIC_SPACE_APP;
 	*frames = !list_empty(&s->outq) ||
-		  (space == QUIC_SPACE_APP && !list_empty(&qs->stream_outq));
+		  (space == QUIC_SPACE_APP &&
+		   (!list_empty(&qs->stream_outq) || qs->path.response_pending));
 	if (*frames && !s->probe && !quic_out_allowed(sk, d, space))
 		*frames = false;
 	*ack = s->ack_pending && (s->ack_immediate || *frames || s->probe);
@@ -283,7 +286,7 @@ static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
 /* The payload of a packet; returns its end. */
 static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
 			    struct quic_out_pkt *op, u8 *p, u8 *limit,
-			    bool ack)
+			    bool ack, bool frames)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_pnspace *s = &qs->space[op->space];
@@ -301,6 +304,14 @@ static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
 		n = quic_frame_ack_build(sk, op->space, p, limit - p);
 		if (n)
 			quic_out_ack_sent(sk, s);
+		p += n;
+	}
+	/* Within the window only: an ACK-only packet it made ack-eliciting
+	 * would add a sent record per ACK for a peer that never acknowledges.
+	 */
+	if (op->space == QUIC_SPACE_APP && (frames || s->probe)) {
+		n = quic_frame_path_response_build(sk, p, limit - p);
+		any |= n > 0;
 		p += n;
 	}
 	p = quic_out_frames(sk, &s->outq, p, limit, op->sent, &any);
@@ -349,7 +360,7 @@ static bool quic_out_packet(struct sock *sk, struct quic_dgram *d, u8 space)
 		p = quic_out_long_hdr(qs, start, space, pn_len, op);
 	p = quic_put_pn(p, op->pn, pn_len);
 	limit = start + avail - QUIC_CRYPTO_TAG_LEN;
-	p = quic_out_payload(sk, d, op, p, limit, ack);
+	p = quic_out_payload(sk, d, op, p, limit, ack, frames);
 	/* RFC 9001 Section 5.4.2: room for the header protection sample. */
 	while (p - (start + op->pn_offset) < QUIC_CRYPTO_SAMPLE_OFFSET)
 		*p++ = QUIC_FRAME_PADDING;

@@ -263,19 +263,49 @@ static void quic_packet_handshake_rcvd(struct sock *sk)
 		quic_space_discard(sk, QUIC_SPACE_INITIAL);
 }
 
-static void quic_packet_key_event(struct sock *sk, u8 event)
+/*
+ * The peer's key phase changed with packet @pn.  RFC 9001 Section 6.1: it
+ * may change again only after an acknowledgment of a packet of this phase,
+ * which it cannot have before we sent one (quic_frame_ack_build()): a
+ * second change before that is a KEY_UPDATE_ERROR (Section 6.2), and so a
+ * peer cannot make us derive keys faster than once per round trip.  The
+ * old receive keys go three PTOs later (Section 6.5).
+ *
+ * Return: 0, or -EKEYREJECTED if the connection was closed.
+ */
+static int quic_packet_key_event(struct sock *sk, u8 event, s64 pn)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	u8 phase;
 
 	if (event == QUIC_CRYPTO_KEY_NONE)
-		return;
+		return 0;
+	if (qs->key_phase_unacked) {
+		quic_conn_error(sk, QUIC_TRANSPORT_ERROR_KEY_UPDATE, 0);
+		return -EKEYREJECTED;
+	}
+	qs->key_phase_unacked = 1;
+	qs->key_phase_pn = pn;
+	qs->key_discard_at = quic_now() + 3ULL * quic_cong_pto(&qs->cong, true);
 	qs->crypto_key_prepare = 1;
 	quic_conn_defer(sk);
 	if (event == QUIC_CRYPTO_KEY_PEER_UPDATE) {
 		phase = qs->crypto[QUIC_CRYPTO_APP].rx.phase;
 		quic_event_queue(sk, QUIC_EVENT_KEY_UPDATE, &phase, 1);
 	}
+	return 0;
+}
+
+/* RFC 9001 Section 6.5: the previous 1-RTT receive keys, once they expired. */
+static void quic_packet_old_keys(struct sock *sk, struct quic_pkt *pkt)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (pkt->type != QUIC_PKT_SHORT || !qs->key_discard_at ||
+	    quic_now() < qs->key_discard_at)
+		return;
+	qs->key_discard_at = 0;
+	quic_crypto_discard_old_keys(&qs->crypto[QUIC_CRYPTO_APP]);
 }
 
 /* Frames of a packet that decrypted fine. */
@@ -353,6 +383,7 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVHDRDROP);
 		return -EINVAL;
 	}
+	quic_packet_old_keys(sk, pkt);
 	err = quic_crypto_decrypt(&qs->crypto[pkt->space], p, pkt->len,
 				  pkt->pn_offset, quic_pnspace_largest_recv(s),
 				  &info);
@@ -373,7 +404,9 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 	pkt->pn = info.pn;
 	net_dbg_ratelimited("quic: sk %p rcv type %u pn %lld len %u\n", sk,
 			    pkt->type, info.pn, pkt->len);
-	quic_packet_key_event(sk, info.key_event);
+	err = quic_packet_key_event(sk, info.key_event, info.pn);
+	if (err)
+		return err;
 	err = quic_packet_peer_scid(sk, pkt);
 	if (err)
 		return err;

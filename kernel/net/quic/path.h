@@ -59,7 +59,9 @@ struct quic_pl {
  * @dst_cookie: IPv6 route cookie for sk_dst_check()
  * @mss: largest UDP payload we send
  * @pl: PMTU discovery, which raises @mss above QUIC_PATH_MIN_MTU
+ * @response: Data of the last PATH_CHALLENGE received, to echo
  * @validated: the peer address is validated
+ * @response_pending: @response is to be sent in a PATH_RESPONSE frame
  */
 struct quic_path {
 	u64 bytes_recv;
@@ -67,7 +69,9 @@ struct quic_path {
 	u32 dst_cookie;
 	u32 mss;
 	struct quic_pl pl;
+	u8 response[QUIC_PATH_CHALLENGE_LEN];
 	u8 validated:1;
+	u8 response_pending:1;
 };
 
 union quic_addr;

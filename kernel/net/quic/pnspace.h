@@ -76,6 +76,9 @@ struct quic_sent_pkt {
  * @nlost: entries in @lost
  * @loss_time: time threshold loss timer (us), 0 if not armed
  * @last_sent_time: when the last ack-eliciting packet was sent (us)
+ * @ack_hash: hash of the ranges of the last ACK frame processed (0: none),
+ *	so that the same ACK again, which can acknowledge nothing new, costs
+ *	no walk of @sent and @lost
  * @outq: struct quic_frame.list, frames waiting to be sent in this space
  * @crypto_send: CRYPTO stream offset of the next byte queued
  * @crypto_recv: CRYPTO stream offset of the next byte delivered
@@ -103,6 +106,7 @@ struct quic_pnspace {
 	u16 nlost;
 	u64 loss_time;
 	u64 last_sent_time;
+	u32 ack_hash;
 
 	struct list_head outq;
 	u64 crypto_send;

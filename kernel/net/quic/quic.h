@@ -183,6 +183,9 @@ struct quic_sock {
 	u32 version;			/* version of our long headers */
 	u64 idle_timeout;		/* us, negotiated (RFC 9000 10.1) */
 	u64 token_sent;			/* server: NEW_TOKEN not acked yet */
+	u32 ctrl_mem;			/* control frames held, bytes (frame.h) */
+	s64 key_phase_pn;		/* first packet of the peer's key phase */
+	u64 key_discard_at;		/* when the old 1-RTT keys go (us), 0: none */
 	u8 crypto_key_prepare:1;	/* 1-RTT next keys to derive */
 	u8 handshake_confirmed:1;	/* RFC 9001 Section 4.1.2 */
 	u8 tp_received:1;		/* peer transport parameters applied */
@@ -193,6 +196,7 @@ struct quic_sock {
 	u8 idle_sent:1;			/* ack-eliciting sent since last receive */
 	u8 peer_version_info:1;		/* server: client sent version_information */
 	u8 retry_pending:1;		/* client: Retry taken, Initial to send again */
+	u8 key_phase_unacked:1;		/* no ACK of @key_phase_pn sent yet */
 	u8 ack_delay_exponent;		/* peer's (RFC 9000 Section 18.2) */
 	unsigned int rcv_waiters;	/* recvmsg callers asleep for data */
 };

@@ -2098,16 +2098,18 @@ static int quic_recv_item(struct sock *sk, struct msghdr *msg, size_t len,
 static int quic_recv_stream(struct sock *sk, struct msghdr *msg, size_t len,
 			    int flags, struct sk_buff *skb)
 {
-	struct quic_stream_info info = {
-		.stream_id = QUIC_ITEM_CB(skb)->stream_id,
-	};
-	struct quic_stream *s = quic_stream_find(sk, info.stream_id);
+	struct quic_stream_info info;
+	struct quic_stream *s;
 	struct sk_buff *next;
 	size_t copied = 0;
 	bool fin = false;
 	u32 n;
 	int err;
 
+	/* Its 4 bytes of tail padding reach userspace too. */
+	memset(&info, 0, sizeof(info));
+	info.stream_id = QUIC_ITEM_CB(skb)->stream_id;
+	s = quic_stream_find(sk, info.stream_id);
 	while (skb) {
 		n = min_t(size_t, len - copied, skb->len);
 		err = skb_copy_datagram_msg(skb, 0, msg, n);

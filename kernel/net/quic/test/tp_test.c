@@ -1119,7 +1119,10 @@ static void quic_test_cid_source(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, e->seq, 2);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_last_seq(&set), 2);
 
-	/* RFC 9000 Section 19.16. */
+	/* RFC 9000 Section 19.16: only numbers the peer was sent. */
+	KUNIT_EXPECT_EQ(test, quic_conn_id_source_retire(&set, 2, NULL),
+			-EPROTO);
+	quic_conn_id_source_sent(&set, 2);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_source_retire(&set, 3, NULL),
 			-EPROTO);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_source_retire(&set, 1, &fixed),
@@ -1243,11 +1246,22 @@ static void quic_test_cid_dest(struct kunit *test)
 	quic_test_token_of(token, 0xf0);
 	KUNIT_EXPECT_FALSE(test, quic_conn_id_dest_token_match(&set, token));
 
-	/* A late ID below Retire Prior To is retired at once. */
+	/* A late ID below Retire Prior To is retired at once, unless its
+	 * number's RETIRE_CONNECTION_ID is still unacknowledged.
+	 */
 	quic_test_cid_id(&id, 0x07);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_dest_add(&set, 1, 0, &id, token,
 						    GFP_KERNEL), 0);
+	KUNIT_EXPECT_FALSE(test, quic_conn_id_dest_next_retire(&set, &seq));
+	quic_conn_id_dest_retire_acked(&set, 1);
+	KUNIT_EXPECT_EQ(test, set.retire_count, 1);
+	KUNIT_EXPECT_EQ(test, quic_conn_id_dest_add(&set, 1, 0, &id, token,
+						    GFP_KERNEL), 0);
 	KUNIT_EXPECT_EQ(test, set.count, 2);
+	KUNIT_EXPECT_TRUE(test, quic_conn_id_dest_next_retire(&set, &seq));
+	KUNIT_EXPECT_EQ(test, seq, 1);
+	/* A frame that could not be queued gives its number back. */
+	quic_conn_id_dest_retire_unqueue(&set);
 	KUNIT_EXPECT_TRUE(test, quic_conn_id_dest_next_retire(&set, &seq));
 	KUNIT_EXPECT_EQ(test, seq, 1);
 
