@@ -92,7 +92,7 @@ def _here(kind: str, seed: int, iterations, seconds, workers: int) -> dict:
 
 def _in_vm(kind, seed, iterations, seconds, workers, debug_kernel, timeout) -> dict:
     from quicctl import kbuild, vm
-    from quicctl.paths import BUILD_DIR
+    from quicctl.paths import BUILD_DIR, ROOT
 
     if debug_kernel:
         from quicctl import debugkernel
@@ -113,7 +113,8 @@ def _in_vm(kind, seed, iterations, seconds, workers, debug_kernel, timeout) -> d
         cmd += ["--iterations", str(iterations)]
     if seconds:
         cmd += ["--time", str(seconds)]
-    rc = vm.run(cmd, kernel, timeout=timeout)
+    # This tree's quicctl in the guest too (the venv's script may belong to another checkout).
+    rc = vm.run(cmd, kernel, timeout=timeout, env={"PYTHONPATH": str(ROOT)})
     if not result.exists():
         raise QuicctlError(
             f"the {kind} fuzzer (seed {seed}) failed in the VM ({kernel.release}, exit {rc}) "

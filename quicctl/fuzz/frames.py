@@ -43,11 +43,12 @@ TRANSPORT_PARAMS = {
     "max_streams_uni": MAX_STREAMS,
     "max_datagram_frame_size": 1200,
 }
-MUTATIONS_PER_CONN = 40  # at most, on one connection, before the next one starts
-HOSTILE = 0.3  # share of mutations with random/boundary values and sequence damage
+MUTATIONS_PER_CONN = 60  # at most, on one connection, before the next one starts
+HOSTILE = 0.25  # share of mutations with random/boundary values and sequence damage
 LIVENESS_EVERY = 10  # connections
 ANSWER_TIMEOUT = 4.0  # s for the kernel to acknowledge the PING or close
 HANDSHAKE_TIMEOUT = 30.0
+ECHO_MARK = b"echo "  # the kernel ends echo streams starting with this only
 
 
 class FuzzFailure(AssertionError):
@@ -270,7 +271,9 @@ def _echo_loop(conn, stop: threading.Event) -> None:
             if sid < 0:
                 continue
             bufs.setdefault(sid, bytearray()).extend(data)
-            if fin:
+            if fin and not bufs[sid].startswith(ECHO_MARK):
+                bufs.pop(sid)  # stream data the fuzzer injected
+            elif fin:
                 try:
                     conn.settimeout(5)
                     conn.sendall(bytes(bufs.pop(sid)), sid)
@@ -308,8 +311,12 @@ class KernelServer:
         while not self.stop.is_set():
             try:
                 sock, _ = self.srv.accept_socket()
-            except OSError:
-                return
+            except OSError as exc:  # a fuzzed connection may fail between queue and accept
+                if self.stop.is_set() or self.srv.sock.fileno() < 0:
+                    return
+                self.handshake_errors[f"accept {exc.errno}"] += 1
+                time.sleep(0.01)
+                continue
             t = threading.Thread(target=self._one, args=(sock,), daemon=True)
             t.start()
             self.threads = [x for x in self.threads if x.is_alive()] + [t]
@@ -379,13 +386,15 @@ def _conn_count(ns: str) -> int:
 class Run:
     """One fuzzing run: counters, the kernel endpoints, and the connections one by one."""
 
-    def __init__(self, topo, seed: int, deadline: Deadline, progress: Progress):
+    def __init__(self, topo, seed: int, deadline: Deadline, progress: Progress, verbose=False):
         self.topo, self.seed, self.deadline, self.progress = topo, seed, deadline, progress
+        self.verbose = verbose
         self.mutations = 0
         self.frames = 0
         self.coverage: dict[str, Counter] = {s: Counter() for s in SPACES}
         self.reactions: Counter = Counter()
         self.by_type: dict[str, Counter] = defaultdict(Counter)
+        self.samples: dict[str, dict] = {}  # reaction -> the first mutation that caused it
         self.ops: Counter = Counter()
         self.directions: Counter = Counter()
         self.outcomes: Counter = Counter()
@@ -410,8 +419,16 @@ class Run:
         self.clients.append(KernelClient(self.topo, end.port, self.stop))
         return end
 
-    def record(self, end: AioEnd, outcome: str) -> None:
+    def record(self, end: AioEnd, outcome: str, index: int = 0) -> None:
         for mut in end.quic.sent if end.quic is not None else ():
+            if outcome not in self.samples and outcome != "alive":
+                self.samples[outcome] = {
+                    "connection": index,
+                    "space": mut.space,
+                    "types": mut.types,
+                    "op": mut.op,
+                    "hex": mut.data[:256].hex(),
+                }
             self.mutations += 1
             self.frames += len(mut.types)
             self.ops[mut.op] += 1
@@ -428,10 +445,17 @@ class Run:
         self.directions[direction] += 1
         gen = FrameGen(rng, Context(peer_is_client=direction == "kernel-server"))
         end = self.open(index, direction, rng)
+        t0, before = time.monotonic(), self.mutations
         try:
             self._fuzz(index, end, gen, rng)
         finally:
             end.close()
+        if self.verbose:
+            self.progress(
+                f"connection {index} ({direction}): {self.mutations - before} mutations, "
+                f"{reaction(end.quic) if end.quic else 'no handshake'}, "
+                f"{time.monotonic() - t0:.1f} s"
+            )
 
     def _fuzz(self, index: int, end: AioEnd, gen: FrameGen, rng: random.Random) -> None:
         # The handshake spaces first: one mutation each, with some probability.
@@ -442,15 +466,15 @@ class Run:
         for space in ("initial", "handshake"):
             end.pending[space].clear()  # not sent: the space had no packet left with room
         if not ok:
-            self.record(end, "handshake stalled")
+            self.record(end, "handshake stalled", index)
             self.outcomes["handshake stalled"] += 1
             return
         if end.ended:
-            self.record(end, reaction(end.quic))
+            self.record(end, reaction(end.quic), index)
             self.outcomes["closed in the handshake"] += 1
             return
-        self.record(end, "alive")
-        budget = rng.randint(1, MUTATIONS_PER_CONN)
+        self.record(end, "alive", index)
+        budget = rng.randint(MUTATIONS_PER_CONN // 3, MUTATIONS_PER_CONN)
         for n in range(budget):
             if self.deadline.done(self.mutations):
                 break
@@ -463,11 +487,11 @@ class Run:
                 end.pending["1rtt"].clear()
                 continue
             if end.ended:
-                self.record(end, reaction(end.quic))
+                self.record(end, reaction(end.quic), index)
                 self.outcomes["closed"] += 1
                 return
-            self.record(end, "alive" if answered else "silent")
-        if not end.ended and not end.echo(b"fuzz %d" % index, 10):
+            self.record(end, "alive" if answered else "silent", index)
+        if not end.ended and not end.echo(b"echo fuzz %d" % index, 10):
             if not end.ended:
                 self.outcomes["alive, echo failed"] += 1
                 return
@@ -485,7 +509,7 @@ class Run:
                     how = reaction(end.quic) if end.quic else "no answer"
                     self.fail(f"liveness: a clean {direction} handshake failed after {index} "
                               f"connections ({how})")  # fmt: skip
-                elif not end.echo(b"liveness %d" % index):
+                elif not end.echo(b"echo liveness %d" % index):
                     self.fail(f"liveness: a clean {direction} connection did not echo after "
                               f"{index} connections")  # fmt: skip
             finally:
@@ -504,19 +528,20 @@ def run(
     seconds: float | None = None,
     topo=None,
     progress: Progress = lambda m: None,
+    verbose: bool = False,
 ) -> dict:
     """Fuzz until ``iterations`` mutations or ``seconds`` (whichever first); the report."""
     from quicctl.netns import Topology
 
     if topo is None:
         with Topology() as t:
-            return run(seed, iterations, seconds, t, progress)
+            return run(seed, iterations, seconds, t, progress, verbose)
     deadline = Deadline(iterations, seconds)
     mark = f"quicctl fuzz frames: seed {seed} starts"
     kmsg(mark)
     before = {ns: _snmp(ns) for ns in (topo.server, topo.client)}
     progress(f"frames: seed {seed} (connection i uses derive(seed, 'conn', i))")
-    r = Run(topo, seed, deadline, progress)
+    r = Run(topo, seed, deadline, progress, verbose)
     start = time.monotonic()
     index = 0
     try:
@@ -557,6 +582,7 @@ def run(
         "reactions": dict(r.reactions.most_common()),
         "reactions_by_type": {t: dict(c.most_common()) for t, c in sorted(r.by_type.items())},
         "ops": dict(r.ops),
+        "samples": r.samples,
         "connection_outcomes": dict(r.outcomes),
         "kernel_server_handshake_errors": dict(r.server.handshake_errors),
         "liveness_checks": r.liveness,

@@ -55,6 +55,13 @@ FC_DATA = 65536
 FC_STREAM = 16384
 MAX_STREAMS = 16
 
+# Types a peer may send in 1-RTT at any time (with plausible values the kernel must accept).
+SAFE = (
+    "PADDING", "PING", "ACK", "MAX_DATA", "MAX_STREAMS_BIDI", "MAX_STREAMS_UNI", "DATA_BLOCKED",
+    "STREAMS_BLOCKED_BIDI", "STREAMS_BLOCKED_UNI", "PATH_CHALLENGE", "MAX_STREAM_DATA",
+    "STREAM_DATA_BLOCKED", "RESET_STREAM", "STOP_SENDING", "DATAGRAM", "DATAGRAM_LEN",
+    *(f"STREAM_{t:#04x}" for t in range(0x08, 0x10)),
+)  # fmt: skip
 OPS = ("none", "duplicate", "reorder", "truncate", "bitflip", "garbage", "flood")
 
 
@@ -121,7 +128,9 @@ class FrameGen:
         if uni is None:
             uni = r.random() < 0.3
         kind = own | (2 if uni else 0)
-        if hostile and r.random() < 0.5:
+        if not hostile:  # above the streams aioquic itself opens, below the limit
+            return kind + 4 * r.randrange(MAX_STREAMS // 2, MAX_STREAMS - 2)
+        if r.random() < 0.5:
             return r.choice(
                 (
                     kind ^ 1,  # the kernel's side of the same direction
@@ -171,10 +180,14 @@ class FrameGen:
                 head
                 + v(self.stream_id(hostile), hostile)
                 + v(num(hostile, 0, 255), hostile)
-                + v(num(hostile, 0, 2000, (FC_STREAM, FC_DATA)), hostile)
+                + v(
+                    num(hostile, 0, 2000, (FC_STREAM, FC_DATA) if hostile else (FC_STREAM,)),
+                    hostile,
+                )
             )
         if t == 0x05:
-            return head + v(self.stream_id(hostile), hostile) + v(num(hostile, 0, 255), hostile)
+            sid = self.stream_id(hostile, uni=False if not hostile else None)
+            return head + v(sid, hostile) + v(num(hostile, 0, 255), hostile)
         if t == 0x06:
             data = self.blob(hostile, 48)
             off = num(hostile, 0, 0, (MAX_VARINT - len(data), 1 << 16))
@@ -189,7 +202,9 @@ class FrameGen:
             data = self.blob(hostile, 200)
             out = head + v(sid, hostile)
             if t & 0x04:
-                near = (FC_STREAM - len(data), FC_DATA - len(data), MAX_VARINT - len(data))
+                near = (FC_STREAM - len(data),)
+                if hostile:
+                    near += (FC_DATA - len(data), MAX_VARINT - len(data))
                 out += v(num(hostile, 0, 1000, near), hostile)
             if t & 0x02:
                 n = len(data) if not hostile or r.random() < 0.6 else num(True)
@@ -198,7 +213,7 @@ class FrameGen:
         if t == 0x10:
             return head + v(num(hostile, 0, 1 << 20, (FC_DATA,)), hostile)
         if t == 0x11:
-            sid = self.stream_id(hostile)
+            sid = self.stream_id(hostile, uni=False if not hostile else None)
             return head + v(sid, hostile) + v(num(hostile, 0, 1 << 20, (FC_STREAM,)), hostile)
         if t in (0x12, 0x13, 0x16, 0x17):
             near = (MAX_STREAMS, 1 << 60, (1 << 60) + 1)
@@ -239,7 +254,10 @@ class FrameGen:
         """One to four frames (of ``types``, else random ones), then a sequence mutation."""
         r = self.rng
         if types is None:
-            types = [r.choice(ALL_TYPES) for _ in range(r.choice((1, 1, 1, 2, 3, 4)))]
+            # Plausible mutations mostly use the types a peer may send at any time, so a
+            # connection lives long enough to take several; hostile ones use any type.
+            pool = ALL_TYPES if hostile or r.random() < 0.25 else SAFE
+            types = [r.choice(pool) for _ in range(r.choice((1, 1, 1, 2, 3, 4)))]
         frames = [self.frame(t, hostile) for t in types]
         op = "none"
         if hostile:
