@@ -20,7 +20,7 @@ SEED = int(os.environ.get("QUICCTL_FUZZ_SEED", "13"))
 # Bounded for the suite: whichever of the count or the time comes first.
 FRAME_MUTATIONS = 2000
 SYSCALL_SEQUENCES = 2000
-SECONDS = 240 if DEBUG_KERNEL else 75
+SECONDS = 300 if DEBUG_KERNEL else 90
 
 
 def _show(doc: dict) -> str:

@@ -46,7 +46,7 @@ TRANSPORT_PARAMS = {
 MUTATIONS_PER_CONN = 60  # at most, on one connection, before the next one starts
 HOSTILE = 0.25  # share of mutations with random/boundary values and sequence damage
 LIVENESS_EVERY = 10  # connections
-ANSWER_TIMEOUT = 4.0  # s for the kernel to acknowledge the PING or close
+ANSWER_TIMEOUT = 1.5  # s for the kernel to acknowledge the PING or close
 HANDSHAKE_TIMEOUT = 30.0
 ECHO_MARK = b"echo "  # the kernel ends echo streams starting with this only
 
@@ -394,6 +394,7 @@ class Run:
         self.coverage: dict[str, Counter] = {s: Counter() for s in SPACES}
         self.reactions: Counter = Counter()
         self.by_type: dict[str, Counter] = defaultdict(Counter)
+        self.todo = set(ALL_TYPES)  # coverage first: types never sent yet
         self.samples: dict[str, dict] = {}  # reaction -> the first mutation that caused it
         self.ops: Counter = Counter()
         self.directions: Counter = Counter()
@@ -433,6 +434,7 @@ class Run:
             self.frames += len(mut.types)
             self.ops[mut.op] += 1
             for t in mut.types:
+                self.todo.discard(t)
                 self.coverage[mut.space][t] += 1
                 self.by_type[t][outcome] += 1
             self.reactions[outcome] += 1
@@ -443,7 +445,7 @@ class Run:
         rng = random.Random(derive(self.seed, "conn", index))
         direction = rng.choice(("kernel-server", "kernel-client"))
         self.directions[direction] += 1
-        gen = FrameGen(rng, Context(peer_is_client=direction == "kernel-server"))
+        gen = FrameGen(rng, Context(peer_is_client=direction == "kernel-server"), self.todo)
         end = self.open(index, direction, rng)
         t0, before = time.monotonic(), self.mutations
         try:

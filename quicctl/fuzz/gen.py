@@ -98,9 +98,10 @@ class Context:
 class FrameGen:
     """Frames with random and boundary field values (``hostile``) or plausible ones."""
 
-    def __init__(self, rng: random.Random, ctx: Context):
+    def __init__(self, rng: random.Random, ctx: Context, todo: set[str] | None = None):
         self.rng = rng
         self.ctx = ctx
+        self.todo = todo if todo is not None else set()  # types not sent yet: drawn first
 
     # -- fields --------------------------------------------------------------------------
     def num(self, hostile: bool, lo: int = 0, hi: int = 16, near: tuple[int, ...] = ()) -> int:
@@ -258,6 +259,8 @@ class FrameGen:
             # connection lives long enough to take several; hostile ones use any type.
             pool = ALL_TYPES if hostile or r.random() < 0.25 else SAFE
             types = [r.choice(pool) for _ in range(r.choice((1, 1, 1, 2, 3, 4)))]
+            if self.todo and r.random() < 0.5:
+                types[0] = r.choice(sorted(self.todo))
         frames = [self.frame(t, hostile) for t in types]
         op = "none"
         if hostile:

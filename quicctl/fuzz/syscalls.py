@@ -282,6 +282,9 @@ class Worker:
         except OSError as e:
             err = e.errno or -1
             key = self.last_key
+        except ValueError:  # another thread closed it: Python refuses fd -1 before the call
+            err = 9  # EBADF
+            key = self.last_key
         finally:
             self.busy = None
         self.run.count(key, err)
@@ -619,6 +622,7 @@ def run(
             progress(f"syscalls: {r.sequences()} sequences, {now - start:.0f} s")
     elapsed = time.monotonic() - start
     r.stop.set()
+    progress(f"syscalls: {r.sequences()} sequences done; closing every socket")
     conn_thread.join(40)
     for s in r.pool.drain():
         try:
@@ -629,6 +633,7 @@ def run(
     leaked = _wait_no_conns(topo) if not hung else _conn_count(topo.server)
     if leaked:
         r.fail(f"{leaked} connections left in /proc/net/quic/conns after every socket was closed")
+    progress(f"syscalls: {leaked} connections left; a fresh connection's echo")
     problem = _echo_check(topo)
     if problem:
         r.fail(f"after the run a fresh connection failed: {problem}")
