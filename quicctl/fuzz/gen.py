@@ -259,7 +259,7 @@ class FrameGen:
             # connection lives long enough to take several; hostile ones use any type.
             pool = ALL_TYPES if hostile or r.random() < 0.25 else SAFE
             types = [r.choice(pool) for _ in range(r.choice((1, 1, 1, 2, 3, 4)))]
-            if self.todo and r.random() < 0.5:
+            if self.todo and r.random() < 0.8:
                 types[0] = r.choice(sorted(self.todo))
         frames = [self.frame(t, hostile) for t in types]
         op = "none"

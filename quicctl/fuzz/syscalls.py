@@ -609,12 +609,13 @@ def run(
     while any(w.thread.is_alive() for w in r.workers):
         time.sleep(0.2)
         now = time.monotonic()
-        for w in r.workers:
-            busy = w.busy
-            if busy and now - busy[0] > WATCHDOG:
-                r.fail(f"worker {w.index} (seed {w.seed}) hung for {now - busy[0]:.0f} s "
-                       f"in {busy[1]}, sequence {w.sequences}")  # fmt: skip
-                hung = True
+        stuck = [(w, w.busy) for w in r.workers if w.busy]
+        if any(now - b[0] > WATCHDOG for _, b in stuck):
+            for w, busy in stuck:  # every worker caught in a call, for the diagnosis
+                if now - busy[0] > 5:
+                    r.fail(f"worker {w.index} (seed {w.seed}) hung for {now - busy[0]:.0f} s "
+                           f"in {busy[1]}, sequence {w.sequences}")  # fmt: skip
+            hung = True
         if hung:
             break
         if now - last > 15:
