@@ -625,17 +625,26 @@ def run(
     r.stop.set()
     progress(f"syscalls: {r.sequences()} sequences done; closing every socket")
     conn_thread.join(40)
-    for s in r.pool.drain():
-        try:
-            s.sock.close()
-        except OSError:
-            pass
-    r.server.sock.close()
+
+    def close_all() -> None:
+        for s in r.pool.drain():
+            try:
+                s.sock.close()
+            except OSError:
+                pass
+        r.server.sock.close()
+
+    closer = threading.Thread(target=close_all, daemon=True)
+    closer.start()
+    closer.join(WATCHDOG)
+    if closer.is_alive():
+        r.fail(f"closing the sockets hung for {WATCHDOG:.0f} s (a socket lock never released?)")
+        hung = True
     leaked = _wait_no_conns(topo) if not hung else _conn_count(topo.server)
     if leaked:
         r.fail(f"{leaked} connections left in /proc/net/quic/conns after every socket was closed")
     progress(f"syscalls: {leaked} connections left; a fresh connection's echo")
-    problem = _echo_check(topo)
+    problem = _echo_check(topo) if not hung else None
     if problem:
         r.fail(f"after the run a fresh connection failed: {problem}")
     for line in bad_kernel_lines(mark):
