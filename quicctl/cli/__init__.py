@@ -32,9 +32,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from quicctl.cli import bench, demo, module, vm
+    from quicctl.cli import bench, demo, fuzz, module, vm
 
-    for mod in (module, vm, demo, bench):
+    for mod in (module, vm, demo, bench, fuzz):
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
 

@@ -1,0 +1,611 @@
+"""The frame fuzzer: mutated frames and frame sequences inside validly protected packets, sent
+to quic.ko by an aioquic peer (sans-I/O), in both directions of live connections and in every
+packet-number space, the handshake's included.
+
+* ``kernel-server``: an aioquic client (injecting) against a kernel listener
+  (:class:`quicctl.QuicServer`, gnutls in userspace);
+* ``kernel-client``: :func:`quicctl.connect` against an aioquic server (injecting).
+
+The aioquic end adds a mutation (:mod:`quicctl.fuzz.gen`) at the start of its next packet of
+the chosen space: the packet is built, numbered and protected by aioquic as usual, so the
+kernel decrypts it and parses our plaintext.  After each 1-RTT mutation a PING rides in the
+same packet: the kernel either acknowledges it (alive), closes the connection (with the
+code recorded) or says nothing (counted as ``silent``).  A connection is fuzzed until the
+kernel closes it or it has taken its share of mutations; then the next one starts.  Every few
+connections a clean connection in each direction must still carry an echo (liveness); at the
+end no connection may remain in /proc/net/quic/conns and the kernel log must be clean.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from quicctl.fuzz import Deadline, Progress, bad_kernel_lines, derive, kmsg
+from quicctl.fuzz.gen import ALL_TYPES, FC_DATA, FC_STREAM, MAX_STREAMS, Context, FrameGen
+from quicctl.fuzz.gen import Mutation as Mutation
+from quicctl.paths import KEYS
+
+ALPN = "quicctl-fuzz"
+SERVER_NAME = "server.quic.test"  # in keys/cert.crt
+SPACES = ("initial", "handshake", "1rtt")
+# What the fuzzed kernel endpoints advertise: small, known limits the generator aims at.
+TRANSPORT_PARAMS = {
+    "max_data": FC_DATA,
+    "max_stream_data_bidi_local": FC_STREAM,
+    "max_stream_data_bidi_remote": FC_STREAM,
+    "max_stream_data_uni": FC_STREAM,
+    "max_streams_bidi": MAX_STREAMS,
+    "max_streams_uni": MAX_STREAMS,
+    "max_datagram_frame_size": 1200,
+}
+MUTATIONS_PER_CONN = 60  # at most, on one connection, before the next one starts
+HOSTILE = 0.25  # share of mutations with random/boundary values and sequence damage
+LIVENESS_EVERY = 10  # connections
+ANSWER_TIMEOUT = 1.5  # s for the kernel to acknowledge the PING or close
+HANDSHAKE_TIMEOUT = 30.0
+ECHO_MARK = b"echo "  # the kernel ends echo streams starting with this only
+
+
+class FuzzFailure(AssertionError):
+    pass
+
+
+def _peer_class():
+    """aioquic's QuicConnection that puts ``pending[space]`` mutations at the start of its next
+    packet of that space, and records the peer's CONNECTION_CLOSE."""
+    from aioquic.quic.connection import QuicConnection
+    from aioquic.quic.packet import QuicPacketType
+    from aioquic.quic.packet_builder import QuicPacketBuilderStop
+
+    space_of = {
+        QuicPacketType.INITIAL: "initial",
+        QuicPacketType.HANDSHAKE: "handshake",
+        QuicPacketType.ONE_RTT: "1rtt",
+    }
+
+    class Injector(QuicConnection):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.pending: dict[str, list[Mutation]] = {s: [] for s in SPACES}
+            self.sent: list[Mutation] = []
+            self.peer_close: tuple[int, int | None, str] | None = None
+
+        def _wrap(self, builder):
+            orig = builder.start_packet
+
+            def start_packet(packet_type, crypto):
+                orig(packet_type, crypto)
+                queue = self.pending.get(space_of.get(packet_type, ""))
+                if not queue:
+                    return
+                mut = queue[0]
+                if builder.remaining_flight_space < len(mut.data) + 64:
+                    return  # a later, emptier packet takes it
+                try:
+                    buf = builder.start_frame(0x00, capacity=len(mut.data) + 1)
+                except QuicPacketBuilderStop:
+                    return
+                buf.push_bytes(mut.data)  # after one PADDING byte: any bytes at all
+                mut.space = space_of[packet_type]
+                self.sent.append(queue.pop(0))
+
+            builder.start_packet = start_packet
+            return orig
+
+        def _write_handshake(self, builder, epoch, now) -> None:
+            orig = self._wrap(builder)
+            try:
+                super()._write_handshake(builder, epoch, now)
+            finally:
+                builder.start_packet = orig
+
+        def _write_application(self, builder, network_path, now) -> None:
+            orig = self._wrap(builder)
+            try:
+                super()._write_application(builder, network_path, now)
+            finally:
+                builder.start_packet = orig
+
+        def _handle_connection_close_frame(self, context, frame_type, buf) -> None:
+            super()._handle_connection_close_frame(context, frame_type, buf)
+            ev = getattr(self, "_close_event", None)
+            if ev is not None:
+                self.peer_close = (ev.error_code, ev.frame_type, ev.reason_phrase)
+
+    return Injector
+
+
+def reaction(quic) -> str:
+    """How a closed connection ended, from the aioquic side."""
+    if quic.peer_close is not None:
+        code, ftype, _ = quic.peer_close
+        what = f"closed 0x{code:x}"
+        return what + (f" frame 0x{ftype:x}" if ftype else "")
+    ev = getattr(quic, "_close_event", None)
+    return f"aioquic closed 0x{ev.error_code:x}" if ev is not None else "alive"
+
+
+class AioEnd:
+    """The aioquic end of one connection, over its own UDP socket, stepped by :meth:`pump`."""
+
+    def __init__(self, topo, role: str, rng: random.Random, port: int = 0):
+        from aioquic.quic.configuration import QuicConfiguration
+
+        from quicctl.netns import enter
+
+        self.role = role
+        self.rng = rng
+        client = role == "client"
+        config = QuicConfiguration(
+            is_client=client, alpn_protocols=[ALPN], max_datagram_frame_size=1200
+        )
+        with enter(topo.client if client else topo.server):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if client:
+            config.server_name = SERVER_NAME
+            config.load_verify_locations(cafile=str(KEYS / "ca.crt"))
+            self.addr: tuple | None = (topo.server_v4, port)
+            self.quic = _peer_class()(configuration=config)
+        else:
+            config.load_cert_chain(str(KEYS / "cert.crt"), str(KEYS / "pkey.key"))
+            self.sock.bind((topo.server_v4, 0))
+            self.addr = None
+            self.quic = None
+        self.config = config
+        self.pending: dict[str, list[Mutation]] = {s: [] for s in SPACES}
+        self.connected = False
+        self.terminated = False
+        self.acked: set[int] = set()
+        self.data: dict[int, bytearray] = {}
+        self.fin: set[int] = set()
+        if client:
+            self._attach()
+            self.quic.connect(self.addr, now=time.monotonic())
+
+    @property
+    def ended(self) -> bool:
+        """Closing or draining: aioquic reports ConnectionTerminated only after draining."""
+        return self.terminated or getattr(self.quic, "_close_event", None) is not None
+
+    def _attach(self) -> None:
+        self.quic.pending = self.pending
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def _accept(self, data: bytes, addr) -> None:
+        from aioquic.buffer import Buffer
+        from aioquic.quic.packet import pull_quic_header
+
+        hdr = pull_quic_header(Buffer(data=data), host_cid_length=8)
+        self.addr = addr
+        self.quic = _peer_class()(
+            configuration=self.config, original_destination_connection_id=hdr.destination_cid
+        )
+        self._attach()
+
+    def pump(self, wait: float = 0.01) -> None:
+        from aioquic.quic import events
+
+        if self.quic is not None:
+            self._flush()
+            timer = self.quic.get_timer()
+            now = time.monotonic()
+            wait = wait if timer is None else max(0.0, min(wait, timer - now))
+        self.sock.settimeout(wait or 0.001)
+        try:
+            while True:
+                data, addr = self.sock.recvfrom(65536)
+                if self.quic is None:
+                    self._accept(data, addr)
+                self.quic.receive_datagram(data, addr, time.monotonic())
+                self.sock.settimeout(0.0005)
+        except (TimeoutError, BlockingIOError):
+            pass
+        if self.quic is None:
+            return
+        timer = self.quic.get_timer()
+        if timer is not None and time.monotonic() >= timer:
+            self.quic.handle_timer(now=time.monotonic())
+        while (ev := self.quic.next_event()) is not None:
+            if isinstance(ev, events.HandshakeCompleted):
+                self.connected = True
+            elif isinstance(ev, events.ConnectionTerminated):
+                self.terminated = True
+            elif isinstance(ev, events.PingAcknowledged):
+                self.acked.add(ev.uid)
+            elif isinstance(ev, events.StreamDataReceived):
+                self.data.setdefault(ev.stream_id, bytearray()).extend(ev.data)
+                if ev.end_stream:
+                    self.fin.add(ev.stream_id)
+        self._flush()
+
+    def _flush(self) -> None:
+        for data, addr in self.quic.datagrams_to_send(now=time.monotonic()):
+            try:
+                self.sock.sendto(data, addr)
+            except OSError:
+                pass
+
+    def until(self, cond, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() >= deadline:
+                return False
+            self.pump(0.01)
+        return True
+
+    def echo(self, payload: bytes, timeout: float = 20.0) -> bool:
+        """A new stream carries ``payload`` to the kernel and back (the kernel end echoes)."""
+        sid = self.quic.get_next_available_stream_id()
+        self.quic.send_stream_data(sid, payload, end_stream=True)
+        ok = self.until(lambda: sid in self.fin or self.ended, timeout)
+        return ok and bytes(self.data.get(sid, b"")) == payload
+
+    def close(self) -> None:
+        if self.quic is not None and not self.ended:
+            self.quic.close()
+            for _ in range(3):
+                self.pump(0.005)
+        self.sock.close()
+
+
+def _echo_loop(conn, stop: threading.Event) -> None:
+    """Kernel end: each stream's bytes back on the same stream once its FIN arrives."""
+    from quicctl.connection import ConnectionClosed
+
+    conn.settimeout(0.5)
+    bufs: dict[int, bytearray] = {}
+    try:
+        while not stop.is_set():
+            try:
+                sid, data, fin = conn.recv()
+            except TimeoutError:
+                continue
+            if sid < 0:
+                continue
+            bufs.setdefault(sid, bytearray()).extend(data)
+            if fin and not bufs[sid].startswith(ECHO_MARK):
+                bufs.pop(sid)  # stream data the fuzzer injected
+            elif fin:
+                try:
+                    conn.settimeout(5)
+                    conn.sendall(bytes(bufs.pop(sid)), sid)
+                except (TimeoutError, OSError):
+                    pass
+                finally:
+                    conn.settimeout(0.5)
+    except (ConnectionClosed, OSError):
+        pass
+    finally:
+        conn.close()
+
+
+class KernelServer:
+    """A quic.ko listener in the server namespace; each accepted connection runs the handshake
+    and then echoes, in its own thread."""
+
+    def __init__(self, topo):
+        from quicctl.connection import QuicServer
+        from quicctl.netns import enter
+
+        with enter(topo.server):
+            self.srv = QuicServer(
+                topo.server_v4, 0, alpn=ALPN, certfile=str(KEYS / "cert.crt"),
+                keyfile=str(KEYS / "pkey.key"), transport_params=TRANSPORT_PARAMS,
+            )  # fmt: skip
+        self.port = self.srv.getsockname()[1]
+        self.stop = threading.Event()
+        self.handshake_errors = Counter()
+        self.threads: list[threading.Thread] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                sock, _ = self.srv.accept_socket()
+            except OSError as exc:  # a fuzzed connection may fail between queue and accept
+                if self.stop.is_set() or self.srv.sock.fileno() < 0:
+                    return
+                self.handshake_errors[f"accept {exc.errno}"] += 1
+                time.sleep(0.01)
+                continue
+            t = threading.Thread(target=self._one, args=(sock,), daemon=True)
+            t.start()
+            self.threads = [x for x in self.threads if x.is_alive()] + [t]
+
+    def _one(self, sock) -> None:
+        try:
+            conn = self.srv.handshake(sock, timeout=HANDSHAKE_TIMEOUT)
+        except Exception as exc:  # a fuzzed handshake may fail: counted, not fatal
+            self.handshake_errors[type(exc).__name__] += 1
+            return
+        _echo_loop(conn, self.stop)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.srv.close()
+        self.thread.join(10)
+        for t in self.threads:
+            t.join(10)
+
+
+class KernelClient:
+    """quicctl.connect from the client namespace in a thread, then the echo loop."""
+
+    def __init__(self, topo, port: int, stop: threading.Event):
+        self.topo, self.port, self.stop = topo, port, stop
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from quicctl.connection import connect
+        from quicctl.netns import enter
+
+        try:
+            with enter(self.topo.client):
+                conn = connect(
+                    self.topo.server_v4, self.port, alpn=ALPN, cafile=str(KEYS / "ca.crt"),
+                    server_name=SERVER_NAME, timeout=HANDSHAKE_TIMEOUT,
+                    transport_params=TRANSPORT_PARAMS,
+                )  # fmt: skip
+        except BaseException as exc:
+            self.error = exc
+            return
+        _echo_loop(conn, self.stop)
+
+
+def _proc(ns: str, name: str) -> str:
+    from quicctl.netns import enter
+
+    with enter(ns):
+        return Path(f"/proc/thread-self/net/quic/{name}").read_text()
+
+
+def _snmp(ns: str) -> dict[str, int]:
+    out = {}
+    for line in _proc(ns, "snmp").splitlines():
+        name, _, value = line.partition("\t")
+        if value.strip().isdigit():
+            out[name.strip()] = int(value)
+    return out
+
+
+def _conn_count(ns: str) -> int:
+    return max(0, len(_proc(ns, "conns").splitlines()) - 1)
+
+
+class Run:
+    """One fuzzing run: counters, the kernel endpoints, and the connections one by one."""
+
+    def __init__(self, topo, seed: int, deadline: Deadline, progress: Progress, verbose=False):
+        self.topo, self.seed, self.deadline, self.progress = topo, seed, deadline, progress
+        self.verbose = verbose
+        self.mutations = 0
+        self.frames = 0
+        self.coverage: dict[str, Counter] = {s: Counter() for s in SPACES}
+        self.reactions: Counter = Counter()
+        self.by_type: dict[str, Counter] = defaultdict(Counter)
+        self.todo = set(ALL_TYPES)  # coverage first: types never sent yet
+        self.samples: dict[str, dict] = {}  # reaction -> the first mutation that caused it
+        self.ops: Counter = Counter()
+        self.directions: Counter = Counter()
+        self.outcomes: Counter = Counter()
+        self.failures: list[str] = []
+        self.liveness = 0
+        self.server = KernelServer(topo)
+        self.stop = threading.Event()
+        self.clients: list[KernelClient] = []
+
+    def fail(self, what: str, conn: int | None = None) -> None:
+        where = f" (connection {conn}, seed {derive(self.seed, 'conn', conn)})" if conn else ""
+        msg = f"seed {self.seed}{where}: {what}"
+        self.failures.append(msg)
+        self.progress(f"FAILURE {msg}")
+
+    # -- one connection ------------------------------------------------------------------
+    def open(self, index: int, direction: str, rng: random.Random) -> AioEnd:
+        if direction == "kernel-server":
+            return AioEnd(self.topo, "client", rng, self.server.port)
+        end = AioEnd(self.topo, "server", rng)
+        self.clients = [c for c in self.clients if c.thread.is_alive()]
+        self.clients.append(KernelClient(self.topo, end.port, self.stop))
+        return end
+
+    def record(self, end: AioEnd, outcome: str, index: int = 0) -> None:
+        for mut in end.quic.sent if end.quic is not None else ():
+            if outcome not in self.samples and outcome != "alive":
+                self.samples[outcome] = {
+                    "connection": index,
+                    "space": mut.space,
+                    "types": mut.types,
+                    "op": mut.op,
+                    "hex": mut.data[:256].hex(),
+                }
+            self.mutations += 1
+            self.frames += len(mut.types)
+            self.ops[mut.op] += 1
+            for t in mut.types:
+                self.todo.discard(t)
+                self.coverage[mut.space][t] += 1
+                self.by_type[t][outcome] += 1
+            self.reactions[outcome] += 1
+        if end.quic is not None:
+            end.quic.sent.clear()
+
+    def connection(self, index: int) -> None:
+        rng = random.Random(derive(self.seed, "conn", index))
+        direction = rng.choice(("kernel-server", "kernel-client"))
+        self.directions[direction] += 1
+        gen = FrameGen(rng, Context(peer_is_client=direction == "kernel-server"), self.todo)
+        end = self.open(index, direction, rng)
+        t0, before = time.monotonic(), self.mutations
+        try:
+            self._fuzz(index, end, gen, rng)
+        finally:
+            end.close()
+        if self.verbose:
+            self.progress(
+                f"connection {index} ({direction}): {self.mutations - before} mutations, "
+                f"{reaction(end.quic) if end.quic else 'no handshake'}, "
+                f"{time.monotonic() - t0:.1f} s"
+            )
+
+    def _fuzz(self, index: int, end: AioEnd, gen: FrameGen, rng: random.Random) -> None:
+        # The handshake spaces first: one mutation each, with some probability.
+        for space, limit in (("initial", 500), ("handshake", 400)):
+            if rng.random() < 0.35:
+                end.pending[space].append(gen.mutation(rng.random() < HOSTILE, limit))
+        ok = end.until(lambda: end.connected or end.ended, HANDSHAKE_TIMEOUT)
+        for space in ("initial", "handshake"):
+            end.pending[space].clear()  # not sent: the space had no packet left with room
+        if not ok:
+            self.record(end, "handshake stalled", index)
+            self.outcomes["handshake stalled"] += 1
+            return
+        if end.ended:
+            self.record(end, reaction(end.quic), index)
+            self.outcomes["closed in the handshake"] += 1
+            return
+        self.record(end, "alive", index)
+        budget = rng.randint(MUTATIONS_PER_CONN // 3, MUTATIONS_PER_CONN)
+        for n in range(budget):
+            if self.deadline.done(self.mutations):
+                break
+            mut = gen.mutation(rng.random() < HOSTILE)
+            end.pending["1rtt"].append(mut)
+            uid = index * 1000 + n
+            end.quic.send_ping(uid)
+            answered = end.until(lambda u=uid: u in end.acked or end.ended, ANSWER_TIMEOUT)
+            if end.pending["1rtt"]:  # never fitted: drop it
+                end.pending["1rtt"].clear()
+                continue
+            if end.ended:
+                self.record(end, reaction(end.quic), index)
+                self.outcomes["closed"] += 1
+                return
+            self.record(end, "alive" if answered else "silent", index)
+        if not end.ended and not end.echo(b"echo fuzz %d" % index, 10):
+            if not end.ended:
+                self.outcomes["alive, echo failed"] += 1
+                return
+        self.outcomes["closed" if end.ended else "survived"] += 1
+
+    # -- liveness ------------------------------------------------------------------------
+    def check_liveness(self, index: int) -> None:
+        """A clean connection each way still carries an echo."""
+        self.liveness += 1
+        for direction in ("kernel-server", "kernel-client"):
+            end = self.open(index, direction, random.Random(0))
+            try:
+                ok = end.until(lambda e=end: e.connected or e.ended, HANDSHAKE_TIMEOUT)
+                if not ok or end.ended:
+                    how = reaction(end.quic) if end.quic else "no answer"
+                    self.fail(f"liveness: a clean {direction} handshake failed after {index} "
+                              f"connections ({how})")  # fmt: skip
+                elif not end.echo(b"echo liveness %d" % index):
+                    self.fail(f"liveness: a clean {direction} connection did not echo after "
+                              f"{index} connections")  # fmt: skip
+            finally:
+                end.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+        for c in self.clients:
+            c.thread.join(10)
+
+
+def run(
+    seed: int,
+    iterations: int | None = None,
+    seconds: float | None = None,
+    topo=None,
+    progress: Progress = lambda m: None,
+    verbose: bool = False,
+) -> dict:
+    """Fuzz until ``iterations`` mutations or ``seconds`` (whichever first); the report."""
+    from quicctl.netns import Topology
+
+    if topo is None:
+        with Topology() as t:
+            return run(seed, iterations, seconds, t, progress, verbose)
+    deadline = Deadline(iterations, seconds)
+    mark = f"quicctl fuzz frames: seed {seed} starts"
+    kmsg(mark)
+    before = {ns: _snmp(ns) for ns in (topo.server, topo.client)}
+    progress(f"frames: seed {seed} (connection i uses derive(seed, 'conn', i))")
+    r = Run(topo, seed, deadline, progress, verbose)
+    start = time.monotonic()
+    index = 0
+    try:
+        while not deadline.done(r.mutations):
+            index += 1
+            try:
+                r.connection(index)
+            except Exception as exc:
+                r.fail(f"{type(exc).__name__}: {exc}", index)
+                raise
+            if index % LIVENESS_EVERY == 0:
+                r.check_liveness(index)
+                progress(
+                    f"frames: {r.mutations} mutations, {index} connections, "
+                    f"{time.monotonic() - start:.0f} s"
+                )
+        r.check_liveness(index)
+    finally:
+        r.close()
+    elapsed = time.monotonic() - start
+    leaked = _wait_no_conns(topo)
+    if leaked:
+        r.fail(f"{leaked} connections left in /proc/net/quic/conns after all were closed")
+    for line in bad_kernel_lines(mark):
+        r.fail(f"kernel log: {line}")
+    after = {ns: _snmp(ns) for ns in (topo.server, topo.client)}
+    return {
+        "fuzzer": "frames",
+        "seed": seed,
+        "mutations": r.mutations,
+        "frames": r.frames,
+        "connections": index,
+        "directions": dict(r.directions),
+        "seconds": round(elapsed, 1),
+        "per_second": round(r.mutations / elapsed, 1) if elapsed else 0.0,
+        "coverage": {s: dict(sorted(c.items())) for s, c in r.coverage.items()},
+        "missing_types": [t for t in ALL_TYPES if not any(r.coverage[s][t] for s in SPACES)],
+        "reactions": dict(r.reactions.most_common()),
+        "reactions_by_type": {t: dict(c.most_common()) for t, c in sorted(r.by_type.items())},
+        "ops": dict(r.ops),
+        "samples": r.samples,
+        "connection_outcomes": dict(r.outcomes),
+        "kernel_server_handshake_errors": dict(r.server.handshake_errors),
+        "liveness_checks": r.liveness,
+        "snmp": {
+            role: {
+                k: v - before[ns].get(k, 0)
+                for k, v in after[ns].items()
+                if v != before[ns].get(k, 0)
+            }
+            for role, ns in (("server", topo.server), ("client", topo.client))
+        },  # fmt: skip
+        "leaked_connections": leaked,
+        "failures": r.failures,
+    }
+
+
+def _wait_no_conns(topo, timeout: float = 60.0) -> int:
+    """Connections still listed after ``timeout`` (closed ones drain for up to 3 PTO)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = _conn_count(topo.server) + _conn_count(topo.client)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.2)
