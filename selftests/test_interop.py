@@ -100,6 +100,9 @@ def test_tshark_decodes_our_packets(quic_module, clean_path, topo, www, tmp_path
     root, digests = www
     keylog = tmp_path / "keys.log"
     pcap = tmp_path / "quic.pcap"
+    # One datagram per frame in the capture: a UDP GSO train of the server's would reach the
+    # client's veth whole, and the decoders see one UDP payload, not the packets in it.
+    topo.wire_like(topo.server)  # undone by clean_path
     dump = topo.popen(
         topo.client,
         ["tcpdump", "-U", "-i", topo.dev(topo.client), "-w", str(pcap), "udp"],

@@ -21,9 +21,11 @@ import random
 import select
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 from quicctl.fuzz import Deadline, Progress, bad_kernel_lines, derive, kmsg
 from quicctl.paths import KEYS
@@ -105,6 +107,23 @@ class Pool:
         with self.lock:
             items, self.items = self.items, []
             return items
+
+
+def _dump_blocked_tasks(progress) -> None:
+    """A hang: the kernel's stacks of every blocked task (sysrq w) into the log and the
+    progress output, which say where the call waits."""
+    mark = f"quicctl fuzz: blocked tasks at {time.monotonic():.0f}"
+    kmsg(mark)
+    try:
+        Path("/proc/sysrq-trigger").write_text("w")
+    except OSError as exc:
+        progress(f"syscalls: cannot dump blocked tasks: {exc}")
+        return
+    time.sleep(1)
+    out = subprocess.run(["dmesg"], capture_output=True, text=True).stdout.splitlines()
+    start = max((i for i, ln in enumerate(out) if mark in ln), default=len(out))
+    for line in out[start + 1 :][:400]:
+        progress(f"  blocked: {line}")
 
 
 def _options() -> dict[str, tuple[int, str]]:
@@ -617,6 +636,7 @@ def run(
                            f"in {busy[1]}, sequence {w.sequences}")  # fmt: skip
             hung = True
         if hung:
+            _dump_blocked_tasks(progress)
             break
         if now - last > 15:
             last = now
@@ -639,6 +659,7 @@ def run(
     closer.join(WATCHDOG)
     if closer.is_alive():
         r.fail(f"closing the sockets hung for {WATCHDOG:.0f} s (a socket lock never released?)")
+        _dump_blocked_tasks(progress)
         hung = True
     leaked = _wait_no_conns(topo) if not hung else _conn_count(topo.server)
     if leaked:

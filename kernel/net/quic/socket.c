@@ -825,6 +825,13 @@ static int __quic_listen_start(struct sock *sk)
 	int err = 0;
 
 	mutex_lock(&qn->lock);
+	/* A connection the peer closed (the softirq only sets its state) is
+	 * CLOSED but still listed: it was connected, and cannot listen.
+	 */
+	if (!hlist_unhashed(&qs->node)) {
+		err = -EINVAL;
+		goto out;
+	}
 	hlist_for_each_entry(qs2, &qn->socks, node) {
 		if (quic_listen_conflict(sk, &qs2->inet.sk)) {
 			err = -EADDRINUSE;
