@@ -566,7 +566,7 @@ def _echo_check(topo) -> str | None:
     """A fresh connection to a fresh kernel server still carries an echo."""
     from quicctl.connection import connect
     from quicctl.fuzz.frames import ALPN as FALPN
-    from quicctl.fuzz.frames import SERVER_NAME, KernelServer
+    from quicctl.fuzz.frames import ECHO_MARK, SERVER_NAME, KernelServer
     from quicctl.netns import enter
 
     srv = KernelServer(topo)
@@ -577,14 +577,14 @@ def _echo_check(topo) -> str | None:
         with conn:
             conn.settimeout(30)
             sid = conn.open_stream()
-            conn.sendall(b"still alive", sid)
+            conn.sendall(ECHO_MARK + b"still alive", sid)
             got = b""
             while True:
                 s, data, fin = conn.recv()
                 got += data
                 if fin:
                     break
-        return None if got == b"still alive" else f"echo returned {got!r}"
+        return None if got == ECHO_MARK + b"still alive" else f"echo returned {got!r}"
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:
