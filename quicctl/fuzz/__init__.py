@@ -16,6 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from quicctl.errors import QuicctlError
+from quicctl.guest import kmsg
+
+__all__ = ["Deadline", "Progress", "bad_kernel_lines", "derive", "kmsg", "require_module"]
 
 Progress = Callable[[str], None]
 
@@ -34,19 +37,11 @@ def require_module() -> None:
         raise QuicctlError(f"cannot fuzz: quic.ko is not loaded here{where}")
 
 
-def kmsg(text: str) -> None:
-    try:
-        with open("/dev/kmsg", "w") as f:
-            f.write(text + "\n")
-    except OSError:
-        pass
-
-
 def bad_kernel_lines(mark: str) -> list[str]:
-    """BUG/WARNING/Oops/KASAN/... lines the kernel logged since ``mark`` (quicctl.guest's list)."""
+    """BUG/WARNING/Oops/KASAN/... lines the kernel logged since ``mark``: the VM's own scan."""
     from quicctl import guest
 
-    return [line for line in guest.dmesg_since(mark) if guest.BAD.search(line)]
+    return guest.findings(guest.dmesg_since(mark))
 
 
 class Deadline:
