@@ -152,17 +152,23 @@ void quic_cong_rtt_sample(struct quic_cong *c, u32 rtt, u32 ack_delay,
 {
 	u32 adjusted = rtt, diff;
 
-	c->latest_rtt = rtt;
+	/* min_rtt is stored before latest_rtt, so a lockless reader that
+	 * loads latest_rtt first never sees a minimum above it (proc.c).
+	 */
 	quic_hystart_sample(c, rtt);
 	if (!c->has_sample) {
 		c->has_sample = 1;
 		c->first_rtt_time = now;
-		c->min_rtt = rtt;
+		WRITE_ONCE(c->min_rtt, rtt);
+		smp_wmb(); /* min_rtt before latest_rtt, see above */
+		WRITE_ONCE(c->latest_rtt, rtt);
 		c->smoothed_rtt = rtt;
 		c->rttvar = rtt / 2;
 		return;
 	}
-	c->min_rtt = min(c->min_rtt, rtt);
+	WRITE_ONCE(c->min_rtt, min(c->min_rtt, rtt));
+	smp_wmb(); /* min_rtt before latest_rtt, see above */
+	WRITE_ONCE(c->latest_rtt, rtt);
 	if (confirmed)
 		ack_delay = min(ack_delay, c->max_ack_delay);
 	if (rtt >= c->min_rtt + ack_delay)
@@ -583,7 +589,7 @@ void quic_cong_collapse(struct quic_cong *c)
 	c->acked_acc = 0;
 	c->cubic.epoch_start = 0;
 	if (c->has_sample)
-		c->min_rtt = c->latest_rtt;
+		WRITE_ONCE(c->min_rtt, c->latest_rtt);
 }
 EXPORT_SYMBOL_GPL(quic_cong_collapse);
 

@@ -122,7 +122,11 @@ static void quic_cong_show_one(struct seq_file *seq, struct quic_sock *qs)
 {
 	const struct quic_cong *c = &qs->cong;
 	struct sock *sk = &qs->inet.sk;
-	u32 min_rtt = READ_ONCE(c->min_rtt);
+	u32 latest_rtt, min_rtt;
+
+	latest_rtt = READ_ONCE(c->latest_rtt);
+	smp_rmb(); /* pairs with smp_wmb() in quic_cong_rtt_sample() */
+	min_rtt = READ_ONCE(c->min_rtt);
 
 	seq_printf(seq, "%pK\t%d\t", sk, quic_state(sk));
 	quic_seq_addr(seq, &qs->local);
@@ -131,7 +135,7 @@ static void quic_cong_show_one(struct seq_file *seq, struct quic_sock *qs)
 		   quic_cong_name(READ_ONCE(c->algo)),
 		   READ_ONCE(c->smoothed_rtt),
 		   min_rtt == U32_MAX ? 0 : min_rtt, READ_ONCE(c->rttvar),
-		   READ_ONCE(c->latest_rtt), READ_ONCE(c->cwnd),
+		   latest_rtt, READ_ONCE(c->cwnd),
 		   READ_ONCE(c->ssthresh) == U32_MAX ? -1 :
 		   (int)min_t(u32, READ_ONCE(c->ssthresh), INT_MAX),
 		   READ_ONCE(c->in_flight), READ_ONCE(c->lost_pkts),
