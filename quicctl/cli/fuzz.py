@@ -37,8 +37,8 @@ kernel logs a BUG/WARNING/KASAN/leak; every failure line carries the seed.
 @click.option("--seed", type=click.IntRange(min=0), help="Seed (default: random, printed).")
 @click.option("--iterations", type=click.IntRange(min=1), help="Mutations or sequences to run.")
 @click.option("--time", "seconds", type=click.FloatRange(min=1), help="Seconds to run at most.")
-@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="syscalls: threads.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1, 64),
+              help="syscalls: threads (default 4); frames: processes (default 2).")  # fmt: skip
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, writable=True),
               help="Also write the report to FILE as JSON.")  # fmt: skip
 @click.option("--host", "on_host", is_flag=True, help="Run here (quic.ko must load here).")
@@ -53,6 +53,8 @@ def fuzz(kind, seed, iterations, seconds, workers, json_file, on_host, debug_ker
         iterations = 2000
     if seed is None:
         seed = random.SystemRandom().randrange(1 << 32)
+    if workers is None:
+        workers = 2 if kind == "frames" else 4
     if on_host or os.environ.get("QUICCTL_IN_VM") == "1":
         doc = _here(kind, seed, iterations, seconds, workers)
         if result_file:
@@ -84,7 +86,7 @@ def _here(kind: str, seed: int, iterations, seconds, workers: int) -> dict:
     if kind == "frames":
         from quicctl.fuzz import frames
 
-        return frames.run(seed, iterations, seconds, progress=progress)
+        return frames.run(seed, iterations, seconds, progress=progress, workers=workers)
     from quicctl.fuzz import syscalls
 
     return syscalls.run(seed, iterations, seconds, progress=progress, workers=workers)

@@ -26,7 +26,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from quicctl.fuzz import Deadline, Progress, bad_kernel_lines, derive, kmsg
-from quicctl.fuzz.gen import ALL_TYPES, FC_DATA, FC_STREAM, MAX_STREAMS, Context, FrameGen
+from quicctl.fuzz.gen import (
+    ALL_TYPES, FC_DATA, FC_STREAM, MAX_STREAMS, NAMES, Context, FrameGen,
+)  # fmt: skip
 from quicctl.fuzz.gen import Mutation as Mutation
 from quicctl.paths import KEYS
 
@@ -43,10 +45,16 @@ TRANSPORT_PARAMS = {
     "max_streams_uni": MAX_STREAMS,
     "max_datagram_frame_size": 1200,
 }
-MUTATIONS_PER_CONN = 60  # at most, on one connection, before the next one starts
-HOSTILE = 0.25  # share of mutations with random/boundary values and sequence damage
+MUTATIONS_PER_CONN = 64  # at most, on one connection, before the next one starts
+BATCH = 8  # 1-RTT mutations sent back to back, each in its own packet
+RAW_PN_LEN = 2  # packet number length of those packets
+HOSTILE = 0.25  # share of handshake mutations with random/boundary values and sequence damage
+HANDSHAKE_SHARE = 0.15  # of connections with a mutation in each handshake space
+# Per connection, (share of hostile mutations, share of plausible ones drawn from every type):
+# gentle connections take many mutations, hostile ones are soon closed.
+HOSTILITY = ((0.01, 0.01), (0.01, 0.01), (0.01, 0.01), (0.05, 0.05), (0.25, 0.25), (0.6, 0.5))
 LIVENESS_EVERY = 10  # connections
-ANSWER_TIMEOUT = 1.5  # s for the kernel to acknowledge the PING or close
+ANSWER_TIMEOUT = 1.0  # s for the kernel to acknowledge a batch or close
 HANDSHAKE_TIMEOUT = 30.0
 ECHO_MARK = b"echo "  # the kernel ends echo streams starting with this only
 
@@ -58,9 +66,12 @@ class FuzzFailure(AssertionError):
 def _peer_class():
     """aioquic's QuicConnection that puts ``pending[space]`` mutations at the start of its next
     packet of that space, and records the peer's CONNECTION_CLOSE."""
+    from aioquic import tls
     from aioquic.quic.connection import QuicConnection
-    from aioquic.quic.packet import QuicPacketType
+    from aioquic.quic.packet import QuicPacketType, pull_ack_frame
+    from aioquic.quic.connection import stream_is_client_initiated
     from aioquic.quic.packet_builder import QuicPacketBuilderStop
+    from aioquic.quic.stream import StreamFinishedError
 
     space_of = {
         QuicPacketType.INITIAL: "initial",
@@ -74,6 +85,8 @@ def _peer_class():
             self.pending: dict[str, list[Mutation]] = {s: [] for s in SPACES}
             self.sent: list[Mutation] = []
             self.peer_close: tuple[int, int | None, str] | None = None
+            self.raw_outstanding: set[int] = set()
+            self.raw_acked: set[int] = set()
 
         def _wrap(self, builder):
             orig = builder.start_packet
@@ -111,11 +124,56 @@ def _peer_class():
             finally:
                 builder.start_packet = orig
 
+        def _handle_ack_frame(self, context, frame_type, buf) -> None:
+            # Note which of our raw 1-RTT packets the kernel acknowledged, then let aioquic
+            # process the frame as usual (it ignores numbers it did not send itself).
+            if self.raw_outstanding and context.epoch == tls.Epoch.ONE_RTT:
+                pos = buf.tell()
+                try:
+                    ranges, _ = pull_ack_frame(buf)
+                except ValueError:
+                    ranges = ()
+                buf.seek(pos)
+                for r in ranges:
+                    hit = {pn for pn in self.raw_outstanding if pn in r}
+                    self.raw_outstanding -= hit
+                    self.raw_acked |= hit
+            super()._handle_ack_frame(context, frame_type, buf)
+
+        def _get_or_create_stream(self, frame_type: int, stream_id: int):
+            # Our raw frames open streams of our side that aioquic never created: the kernel
+            # answering on them (RESET_STREAM after STOP_SENDING, ...) is not an error here.
+            if (
+                stream_id not in self._streams
+                and stream_is_client_initiated(stream_id) == self._is_client
+            ):
+                raise StreamFinishedError  # aioquic then ignores the frame
+            return super()._get_or_create_stream(frame_type, stream_id)
+
+        def send_raw(self, payloads: list[bytes]) -> list[tuple[int, bytes]]:
+            """Short-header packets with these plaintexts, numbered after aioquic's last and
+            protected with its 1-RTT keys: the datagrams and their packet numbers."""
+            pair = self._cryptos[tls.Epoch.ONE_RTT]
+            out = []
+            for payload in payloads:
+                pn = self._packet_number
+                self._packet_number += 1
+                first = 0x40 | (pair.key_phase << 2) | (RAW_PN_LEN - 1)
+                header = bytes([first]) + self._peer_cid.cid + pn.to_bytes(RAW_PN_LEN, "big")
+                out.append((pn, pair.encrypt_packet(header, payload, pn)))
+                self.raw_outstanding.add(pn)
+            return out
+
         def _handle_connection_close_frame(self, context, frame_type, buf) -> None:
+            # The kernel's own words (aioquic's close event may be its own earlier close).
+            pos = buf.tell()
+            code = buf.pull_uint_var()
+            trigger = buf.pull_uint_var() if frame_type == 0x1C else None
+            buf.seek(pos)
+            first = getattr(self, "_close_event", None) is None  # aioquic had not closed
             super()._handle_connection_close_frame(context, frame_type, buf)
-            ev = getattr(self, "_close_event", None)
-            if ev is not None:
-                self.peer_close = (ev.error_code, ev.frame_type, ev.reason_phrase)
+            if first and self.peer_close is None:
+                self.peer_close = (code, trigger, "")
 
     return Injector
 
@@ -421,25 +479,29 @@ class Run:
         return end
 
     def record(self, end: AioEnd, outcome: str, index: int = 0) -> None:
+        """The handshake-space mutations aioquic's packets carried, all with ``outcome``."""
         for mut in end.quic.sent if end.quic is not None else ():
-            if outcome not in self.samples and outcome != "alive":
-                self.samples[outcome] = {
-                    "connection": index,
-                    "space": mut.space,
-                    "types": mut.types,
-                    "op": mut.op,
-                    "hex": mut.data[:256].hex(),
-                }
-            self.mutations += 1
-            self.frames += len(mut.types)
-            self.ops[mut.op] += 1
-            for t in mut.types:
-                self.todo.discard(t)
-                self.coverage[mut.space][t] += 1
-                self.by_type[t][outcome] += 1
-            self.reactions[outcome] += 1
+            self.count(mut, outcome, index)
         if end.quic is not None:
             end.quic.sent.clear()
+
+    def count(self, mut: Mutation, outcome: str, index: int) -> None:
+        if outcome not in self.samples and outcome != "alive":
+            self.samples[outcome] = {
+                "connection": index,
+                "space": mut.space,
+                "types": mut.types,
+                "op": mut.op,
+                "hex": mut.data[:256].hex(),
+            }
+        self.mutations += 1
+        self.frames += len(mut.types)
+        self.ops[mut.op] += 1
+        for t in mut.types:
+            self.todo.discard(t)
+            self.coverage[mut.space][t] += 1
+            self.by_type[t][outcome] += 1
+        self.reactions[outcome] += 1
 
     def connection(self, index: int) -> None:
         rng = random.Random(derive(self.seed, "conn", index))
@@ -460,9 +522,12 @@ class Run:
             )
 
     def _fuzz(self, index: int, end: AioEnd, gen: FrameGen, rng: random.Random) -> None:
+        # How hostile this connection is: most are gentle (long-lived, many mutations each),
+        # some hostile (short-lived, most of their mutations close them).
+        hostile, wild = rng.choice(HOSTILITY)
         # The handshake spaces first: one mutation each, with some probability.
         for space, limit in (("initial", 500), ("handshake", 400)):
-            if rng.random() < 0.35:
+            if rng.random() < HANDSHAKE_SHARE:
                 end.pending[space].append(gen.mutation(rng.random() < HOSTILE, limit))
         ok = end.until(lambda: end.connected or end.ended, HANDSHAKE_TIMEOUT)
         for space in ("initial", "handshake"):
@@ -477,27 +542,59 @@ class Run:
             return
         self.record(end, "alive", index)
         budget = rng.randint(MUTATIONS_PER_CONN // 3, MUTATIONS_PER_CONN)
-        for n in range(budget):
-            if self.deadline.done(self.mutations):
-                break
-            mut = gen.mutation(rng.random() < HOSTILE)
-            end.pending["1rtt"].append(mut)
-            uid = index * 1000 + n
-            end.quic.send_ping(uid)
-            answered = end.until(lambda u=uid: u in end.acked or end.ended, ANSWER_TIMEOUT)
-            if end.pending["1rtt"]:  # never fitted: drop it
-                end.pending["1rtt"].clear()
-                continue
-            if end.ended:
-                self.record(end, reaction(end.quic), index)
-                self.outcomes["closed"] += 1
+        done = 0
+        while done < budget and not self.deadline.done(self.mutations):
+            n = min(BATCH, budget - done)
+            done += n
+            muts = [gen.mutation(rng.random() < hostile, wild=wild) for _ in range(n)]
+            if not self._batch(index, end, muts):
                 return
-            self.record(end, "alive" if answered else "silent", index)
         if not end.ended and not end.echo(b"echo fuzz %d" % index, 10):
             if not end.ended:
                 self.outcomes["alive, echo failed"] += 1
                 return
         self.outcomes["closed" if end.ended else "survived"] += 1
+
+    def _batch(self, index: int, end: AioEnd, muts: list[Mutation]) -> bool:
+        """Send ``muts`` in back-to-back 1-RTT packets (a PADDING byte, the mutation, a PING)
+        and sort them by what the kernel did: acknowledged (``alive``), acknowledged around
+        (``dropped``: skipped unacknowledged, counted by the kernel), closed the connection, or
+        nothing at all (``silent``: our own CONNECTION_CLOSE, the connection then drains).
+        True if the connection is still worth fuzzing."""
+        quic = end.quic
+        sent = quic.send_raw([b"\x00" + m.data + b"\x01" for m in muts])
+        for (_, dgram), m in zip(sent, muts):
+            m.space = "1rtt"
+            try:
+                end.sock.sendto(dgram, end.addr)
+            except OSError:
+                pass
+        pns = [pn for pn, _ in sent]
+        end.until(lambda: pns[-1] in quic.raw_acked or end.ended, ANSWER_TIMEOUT)
+        if end.ended:
+            # Packets are handled in order and those before the culprit were not all
+            # acknowledged yet: the culprit is the first unacknowledged one holding the frame
+            # type the close names, else the first unacknowledged.  Those after it met a
+            # closed connection and are not counted.
+            first = next((i for i, pn in enumerate(pns) if pn not in quic.raw_acked), 0)
+            name = NAMES.get(quic.peer_close[1]) if quic.peer_close else None
+            culprit = next((i for i in range(first, len(muts)) if name in muts[i].types), first)
+            outcomes = ["alive"] * culprit + [reaction(quic)]
+            self.outcomes["closed"] += 1
+        else:
+            last = max((i for i, pn in enumerate(pns) if pn in quic.raw_acked), default=-1)
+            outcomes = ["alive" if pn in quic.raw_acked else "dropped" if i < last else "silent"
+                        for i, pn in enumerate(pns)]  # fmt: skip
+            if last < len(pns) - 1:
+                outcomes = outcomes[: last + 2]  # the first silent one: the kernel went quiet
+        quic.raw_outstanding.clear()
+        quic.raw_acked.clear()
+        for m, outcome in zip(muts, outcomes):
+            self.count(m, outcome, index)
+        if not end.ended and outcomes[-1] == "silent":
+            self.outcomes["went silent"] += 1
+            return False
+        return not end.ended
 
     # -- liveness ------------------------------------------------------------------------
     def check_liveness(self, index: int) -> None:
@@ -531,10 +628,15 @@ def run(
     topo=None,
     progress: Progress = lambda m: None,
     verbose: bool = False,
+    workers: int = 1,
 ) -> dict:
-    """Fuzz until ``iterations`` mutations or ``seconds`` (whichever first); the report."""
+    """Fuzz until ``iterations`` mutations or ``seconds`` (whichever first); the report.
+    ``workers`` > 1: that many processes, each with its own namespaces and the seed
+    ``derive(seed, 'worker', i)`` (which reproduces it alone), their reports merged."""
     from quicctl.netns import Topology
 
+    if workers > 1:
+        return _run_workers(seed, iterations, seconds, progress, verbose, workers)
     if topo is None:
         with Topology() as t:
             return run(seed, iterations, seconds, t, progress, verbose)
@@ -609,3 +711,80 @@ def _wait_no_conns(topo, timeout: float = 60.0) -> int:
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.2)
+
+
+def _run_workers(seed, iterations, seconds, progress, verbose, workers: int) -> dict:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    seeds = [derive(seed, "worker", i) for i in range(workers)]
+    share = None if iterations is None else -(-iterations // workers)
+    progress(f"frames: {workers} workers, seeds {', '.join(map(str, seeds))}")
+
+    def one(i: int) -> None:
+        try:
+            tag = f"worker {i}: "
+            doc = run(seeds[i], share, seconds, None, lambda m: progress(tag + m), verbose)
+        except BaseException as exc:  # reported by the parent
+            doc = {"seed": seeds[i], "error": f"{type(exc).__name__}: {exc}"}
+        results.put(doc)
+
+    procs = [ctx.Process(target=one, args=(i,), daemon=True) for i in range(workers)]
+    for p in procs:
+        p.start()
+    wait = None if seconds is None else seconds + 600
+    docs = []
+    for _ in procs:
+        try:
+            docs.append(results.get(timeout=wait))
+        except Exception:  # queue.Empty: a worker hung or died
+            break
+    for p in procs:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+    return merge(seed, seeds, docs)
+
+
+def merge(seed: int, seeds: list[int], docs: list[dict]) -> dict:
+    """One report of several workers': counts added, coverage and reactions merged."""
+
+    def add(a: dict, b: dict) -> dict:
+        for k, v in b.items():
+            if isinstance(v, dict):
+                add(a.setdefault(k, {}), v)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                a[k] = a.get(k, 0) + v
+        return a
+
+    out: dict = {"fuzzer": "frames", "seed": seed, "workers": seeds, "failures": []}
+    for key in ("coverage", "reactions", "reactions_by_type", "ops", "directions",
+                "connection_outcomes", "kernel_server_handshake_errors", "snmp"):  # fmt: skip
+        out[key] = {}
+    for key in ("mutations", "frames", "connections", "liveness_checks", "leaked_connections"):
+        out[key] = 0
+    out["samples"] = {}
+    out["seconds"] = 0.0
+    missing = set(ALL_TYPES)
+    for doc in docs:
+        if "error" in doc:
+            out["failures"].append(f"seed {doc['seed']}: worker failed: {doc['error']}")
+            continue
+        for key in ("mutations", "frames", "connections", "liveness_checks",
+                    "leaked_connections"):  # fmt: skip
+            out[key] += doc[key]
+        for key in ("coverage", "reactions", "reactions_by_type", "ops", "directions",
+                    "connection_outcomes", "kernel_server_handshake_errors", "snmp"):  # fmt: skip
+            add(out[key], doc[key])
+        for k, v in doc["samples"].items():
+            out["samples"].setdefault(k, {**v, "seed": doc["seed"]})
+        out["seconds"] = max(out["seconds"], doc["seconds"])
+        missing &= set(doc["missing_types"])
+        out["failures"] += doc["failures"]
+    if len(docs) < len(seeds):
+        out["failures"].append(f"seed {seed}: {len(seeds) - len(docs)} workers never reported")
+    out["missing_types"] = [t for t in ALL_TYPES if t in missing]
+    out["reactions"] = dict(sorted(out["reactions"].items(), key=lambda kv: -kv[1]))
+    out["per_second"] = round(out["mutations"] / out["seconds"], 1) if out["seconds"] else 0.0
+    return out

@@ -251,13 +251,17 @@ class FrameGen:
         raise AssertionError(name)
 
     # -- sequences -----------------------------------------------------------------------
-    def mutation(self, hostile: bool, limit: int = 900, types: list[str] | None = None) -> Mutation:
-        """One to four frames (of ``types``, else random ones), then a sequence mutation."""
+    def mutation(
+        self, hostile: bool, limit: int = 900, types: list[str] | None = None, wild: float = 0.25
+    ) -> Mutation:
+        """One to four frames (of ``types``, else random ones), then a sequence mutation.
+        ``wild``: the share of plausible mutations that draw from every type, not only from
+        those a peer may send at any time."""
         r = self.rng
         if types is None:
             # Plausible mutations mostly use the types a peer may send at any time, so a
             # connection lives long enough to take several; hostile ones use any type.
-            pool = ALL_TYPES if hostile or r.random() < 0.25 else SAFE
+            pool = ALL_TYPES if hostile or r.random() < wild else SAFE
             types = [r.choice(pool) for _ in range(r.choice((1, 1, 1, 2, 3, 4)))]
             if self.todo and r.random() < 0.8:
                 types[0] = r.choice(sorted(self.todo))
