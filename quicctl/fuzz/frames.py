@@ -6,14 +6,18 @@ packet-number space, the handshake's included.
   (:class:`quicctl.QuicServer`, gnutls in userspace);
 * ``kernel-client``: :func:`quicctl.connect` against an aioquic server (injecting).
 
-The aioquic end adds a mutation (:mod:`quicctl.fuzz.gen`) at the start of its next packet of
-the chosen space: the packet is built, numbered and protected by aioquic as usual, so the
-kernel decrypts it and parses our plaintext.  After each 1-RTT mutation a PING rides in the
-same packet: the kernel either acknowledges it (alive), closes the connection (with the
-code recorded) or says nothing (counted as ``silent``).  A connection is fuzzed until the
-kernel closes it or it has taken its share of mutations; then the next one starts.  Every few
-connections a clean connection in each direction must still carry an echo (liveness); at the
-end no connection may remain in /proc/net/quic/conns and the kernel log must be clean.
+In the handshake spaces the aioquic end adds a mutation (:mod:`quicctl.fuzz.gen`) at the
+start of its next packet of that space: aioquic builds, numbers and protects the packet as
+usual.  In 1-RTT the mutations go out eight at a time, each in its own short-header packet
+(PADDING, PING, then the mutation) that we number after aioquic's last packet and protect
+with its keys; the kernel's ACK ranges say which it took (``alive``), which it skipped
+(``dropped``), and a CONNECTION_CLOSE which one closed the connection (the first unacknowledged
+packet holding the frame type it names).  A connection draws how hostile it is: most are
+gentle (plausible frames consistent with what was sent before, so a connection takes dozens),
+some hostile (boundary values, damaged sequences, soon closed).  Every few connections a
+clean connection in each direction must still carry an echo (liveness); at the end no
+connection may remain in /proc/net/quic/conns and the kernel log must be clean.  Several
+worker processes (own namespaces, own derived seeds) run side by side.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from pathlib import Path
 
 from quicctl.fuzz import Deadline, Progress, bad_kernel_lines, derive, kmsg
 from quicctl.fuzz.gen import (
-    ALL_TYPES, FC_DATA, FC_STREAM, MAX_STREAMS, NAMES, Context, FrameGen,
+    ALL_TYPES,
+    FC_DATA,
+    FC_STREAM,
+    MAX_STREAMS,
+    NAMES,
+    Context,
+    FrameGen,
 )  # fmt: skip
 from quicctl.fuzz.gen import Mutation as Mutation
 from quicctl.paths import KEYS
@@ -56,6 +66,7 @@ HOSTILITY = ((0.01, 0.01), (0.01, 0.01), (0.01, 0.01), (0.05, 0.05), (0.25, 0.25
 LIVENESS_EVERY = 10  # connections
 ANSWER_TIMEOUT = 1.0  # s for the kernel to acknowledge a batch or close
 HANDSHAKE_TIMEOUT = 30.0
+OUR_CLOSE = "draining after our CONNECTION_CLOSE"
 ECHO_MARK = b"echo "  # the kernel ends echo streams starting with this only
 
 
@@ -67,9 +78,8 @@ def _peer_class():
     """aioquic's QuicConnection that puts ``pending[space]`` mutations at the start of its next
     packet of that space, and records the peer's CONNECTION_CLOSE."""
     from aioquic import tls
-    from aioquic.quic.connection import QuicConnection
+    from aioquic.quic.connection import QuicConnection, stream_is_client_initiated
     from aioquic.quic.packet import QuicPacketType, pull_ack_frame
-    from aioquic.quic.connection import stream_is_client_initiated
     from aioquic.quic.packet_builder import QuicPacketBuilderStop
     from aioquic.quic.stream import StreamFinishedError
 
@@ -229,6 +239,12 @@ class AioEnd:
     def ended(self) -> bool:
         """Closing or draining: aioquic reports ConnectionTerminated only after draining."""
         return self.terminated or getattr(self.quic, "_close_event", None) is not None
+
+    def largest_pn(self) -> int:
+        """The largest 1-RTT packet number received from the kernel (-1: none yet)."""
+        from aioquic import tls
+
+        return self.quic._spaces[tls.Epoch.ONE_RTT].largest_received_packet
 
     def _attach(self) -> None:
         self.quic.pending = self.pending
@@ -546,6 +562,7 @@ class Run:
         while done < budget and not self.deadline.done(self.mutations):
             n = min(BATCH, budget - done)
             done += n
+            gen.ctx.largest_pn = end.largest_pn()
             muts = [gen.mutation(rng.random() < hostile, wild=wild) for _ in range(n)]
             if not self._batch(index, end, muts):
                 return
@@ -556,14 +573,15 @@ class Run:
         self.outcomes["closed" if end.ended else "survived"] += 1
 
     def _batch(self, index: int, end: AioEnd, muts: list[Mutation]) -> bool:
-        """Send ``muts`` in back-to-back 1-RTT packets (a PADDING byte, the mutation, a PING)
+        """Send ``muts`` in back-to-back 1-RTT packets (PADDING, PING, then the mutation, which
+        may run to the end of the packet)
         and sort them by what the kernel did: acknowledged (``alive``), acknowledged around
         (``dropped``: skipped unacknowledged, counted by the kernel), closed the connection, or
         nothing at all (``silent``: our own CONNECTION_CLOSE, the connection then drains).
         True if the connection is still worth fuzzing."""
         quic = end.quic
-        sent = quic.send_raw([b"\x00" + m.data + b"\x01" for m in muts])
-        for (_, dgram), m in zip(sent, muts):
+        sent = quic.send_raw([b"\x00\x01" + m.data for m in muts])
+        for (_, dgram), m in zip(sent, muts, strict=True):
             m.space = "1rtt"
             try:
                 end.sock.sendto(dgram, end.addr)
@@ -587,11 +605,14 @@ class Run:
                         for i, pn in enumerate(pns)]  # fmt: skip
             if last < len(pns) - 1:
                 outcomes = outcomes[: last + 2]  # the first silent one: the kernel went quiet
+                closes = ("CONNECTION_CLOSE", "CONNECTION_CLOSE_APP")
+                if any(t in closes for m in muts[: last + 2] for t in m.types):
+                    outcomes[-1] = OUR_CLOSE  # the kernel drains after our close: right
         quic.raw_outstanding.clear()
         quic.raw_acked.clear()
-        for m, outcome in zip(muts, outcomes):
+        for m, outcome in zip(muts, outcomes, strict=False):
             self.count(m, outcome, index)
-        if not end.ended and outcomes[-1] == "silent":
+        if not end.ended and outcomes[-1] in ("silent", OUR_CLOSE):
             self.outcomes["went silent"] += 1
             return False
         return not end.ended

@@ -62,6 +62,11 @@ SAFE = (
     "STREAM_DATA_BLOCKED", "RESET_STREAM", "STOP_SENDING", "DATAGRAM", "DATAGRAM_LEN",
     *(f"STREAM_{t:#04x}" for t in range(0x08, 0x10)),
 )  # fmt: skip
+# Frames without a length run to the end of the packet (RFC 9000 Sections 19.8, RFC 9221 4):
+# a plausible mutation has at most one, last, so it takes no other frame's bytes as its data.
+OPEN_ENDED = {"STREAM_0x08": "STREAM_0x0a", "STREAM_0x09": "STREAM_0x0b",
+              "STREAM_0x0c": "STREAM_0x0e", "STREAM_0x0d": "STREAM_0x0f",
+              "DATAGRAM": "DATAGRAM_LEN"}  # fmt: skip
 OPS = ("none", "duplicate", "reorder", "truncate", "bitflip", "garbage", "flood")
 
 
@@ -93,6 +98,7 @@ class Context:
     """What the generator knows of the connection: which end the injecting peer is."""
 
     peer_is_client: bool  # the aioquic end (the injector) initiated the connection
+    largest_pn: int = 2  # the largest 1-RTT packet number received from the kernel so far
 
 
 class FrameGen:
@@ -102,6 +108,10 @@ class FrameGen:
         self.rng = rng
         self.ctx = ctx
         self.todo = todo if todo is not None else set()  # types not sent yet: drawn first
+        # Plausible STREAM and RESET_STREAM frames stay consistent with what was sent before:
+        # per stream the highest end and the final size, and their sum (flow control).
+        self.ends: dict[int, int] = {}
+        self.finals: dict[int, int] = {}
 
     # -- fields --------------------------------------------------------------------------
     def num(self, hostile: bool, lo: int = 0, hi: int = 16, near: tuple[int, ...] = ()) -> int:
@@ -145,6 +155,76 @@ class FrameGen:
             )
         return kind + 4 * r.randrange(MAX_STREAMS // 2)
 
+    def _room(self, sid: int) -> int:
+        """Bytes stream ``sid`` may still grow by within the kernel's flow control."""
+        conn = FC_DATA - 1024 - sum(self.ends.values())
+        return max(0, min(FC_STREAM - self.ends.get(sid, 0), conn))
+
+    def plausible_final(self, sid: int) -> tuple[int, int]:
+        """A final size for ``sid`` the kernel must accept (recorded), on a stream that can
+        still take one, else on a fresh stream above the others."""
+        if sid not in self.finals:
+            end = self.ends.get(sid, 0)
+            final = end + self.rng.randint(0, min(200, self._room(sid)))
+            self.finals[sid] = self.ends[sid] = final
+        return sid, self.finals[sid]
+
+    def plausible_stream(self, t: int) -> bytes:
+        """A STREAM frame of type ``t`` consistent with the stream's earlier frames: no byte
+        past its final size, FIN only at it, within flow control, no gap past its end."""
+        r = self.rng
+        has_off, has_len, fin = t & 0x04, t & 0x02, t & 0x01
+        for _ in range(8):
+            sid = self.stream_id(False)
+            end, final = self.ends.get(sid, 0), self.finals.get(sid)
+            if fin and not has_off and final is None and end == 0:
+                n = r.randint(0, min(200, self._room(sid)))
+                self.finals[sid] = self.ends[sid] = n
+                data = r.randbytes(n)
+                break
+            if fin and not has_off:
+                if final is not None and final <= 200:
+                    data = r.randbytes(final)  # the whole stream again
+                    break
+                continue
+            top = final if final is not None else end + min(200, self._room(sid))
+            off = r.randint(0, end) if has_off else 0
+            off = min(off, top)
+            if fin:
+                if final is None:
+                    final = r.randint(max(end, off), top)
+                    self.finals[sid] = final
+                n = final - off
+                if n > 200:
+                    off, n = final - 200, 200
+            else:
+                n = r.randint(0, min(200, top - off))
+            data = r.randbytes(n)
+            self.ends[sid] = max(end, off + n)
+            break
+        else:  # FIN without an offset: a stream not used yet, else one with a short final size
+            own = 0 if self.ctx.peer_is_client else 1
+            ids = [
+                k + 4 * i for k in (own, own | 2) for i in range(MAX_STREAMS // 2, MAX_STREAMS - 2)
+            ]
+            fresh = [i for i in ids if i not in self.ends]
+            short = [i for i in ids if self.finals.get(i, 1 << 62) <= 200]
+            off = 0
+            if fresh:
+                sid = r.choice(fresh)
+                n = r.randint(0, min(200, self._room(sid)))
+                self.finals[sid] = self.ends[sid] = n
+            else:  # none left: may well be a FINAL_SIZE_ERROR
+                sid = r.choice(short or ids)
+                n = self.finals.get(sid, 0)
+            data = r.randbytes(min(n, 200))
+        out = varint(sid)
+        if has_off:
+            out += varint(off)
+        if has_len:
+            out += varint(len(data))
+        return out + data
+
     def blob(self, hostile: bool, most: int = 64) -> bytes:
         n = self.rng.randrange(0, most + 1)
         return self.rng.randbytes(n)
@@ -166,7 +246,7 @@ class FrameGen:
         if t in (0x01, 0x1E):
             return head
         if t in (0x02, 0x03):
-            largest = num(hostile, 0, 2)
+            largest = num(hostile, 0, max(0, self.ctx.largest_pn))
             count = num(hostile, 0, 0) if hostile else 0
             first = num(hostile, 0, min(largest, 1)) if hostile else min(largest, r.randint(0, 1))
             out = head + v(largest, hostile) + v(num(hostile, 0, 25), hostile)
@@ -176,6 +256,11 @@ class FrameGen:
             if t == 0x03:
                 out += b"".join(v(num(hostile, 0, 2), hostile) for _ in range(3))
             return out
+        if t == 0x04 and not hostile:
+            sid, final = self.plausible_final(self.stream_id(False))
+            return head + v(sid, False) + v(num(False, 0, 255), False) + v(final, False)
+        if 0x08 <= t <= 0x0F and not hostile:
+            return head + self.plausible_stream(t)
         if t == 0x04:
             return (
                 head
@@ -217,7 +302,7 @@ class FrameGen:
             sid = self.stream_id(hostile, uni=False if not hostile else None)
             return head + v(sid, hostile) + v(num(hostile, 0, 1 << 20, (FC_STREAM,)), hostile)
         if t in (0x12, 0x13, 0x16, 0x17):
-            near = (MAX_STREAMS, 1 << 60, (1 << 60) + 1)
+            near = (MAX_STREAMS, 1 << 60) + (((1 << 60) + 1,) if hostile else ())
             return head + v(num(hostile, 0, 64, near), hostile)
         if t == 0x14:
             return head + v(num(hostile, 0, FC_DATA, (FC_DATA,)), hostile)
@@ -265,6 +350,10 @@ class FrameGen:
             types = [r.choice(pool) for _ in range(r.choice((1, 1, 1, 2, 3, 4)))]
             if self.todo and r.random() < 0.8:
                 types[0] = r.choice(sorted(self.todo))
+        if not hostile:
+            open_ended = [t for t in types if t in OPEN_ENDED]
+            types = [OPEN_ENDED.get(t, t) for t in types if t not in open_ended[:1]]
+            types += open_ended[:1]
         frames = [self.frame(t, hostile) for t in types]
         op = "none"
         if hostile:
