@@ -261,6 +261,30 @@ def _parse_retry(dgram: bytes, odcid: bytes) -> tuple[bytes, bytes, bytes]:
     return dcid, scid, token
 
 
+def _expect_invalid_token(sock, dcid: bytes, scid: bytes, here) -> None:
+    """The listener answers an Initial whose Retry token is not valid with an Initial holding
+    CONNECTION_CLOSE INVALID_TOKEN (RFC 9000 Section 8.1.3), opened here with aioquic's server
+    Initial keys of ``dcid``."""
+    from aioquic.quic.crypto import CryptoPair
+    from test_wire import _pull_varint
+
+    dgram, src = sock.recvfrom(65536)
+    assert src[:2] == here[:2]
+    assert dgram[0] & 0xF0 == 0xC0 and dgram[1:5] == b"\x00\x00\x00\x01", dgram[:5].hex()
+    i = 5
+    assert dgram[i + 1 : i + 1 + dgram[i]] == scid, "not addressed to the client's SCID"
+    i += 1 + dgram[i]
+    i += 1 + dgram[i]
+    tlen, i = _pull_varint(dgram, i)
+    assert tlen == 0
+    plen, i = _pull_varint(dgram, i)
+    assert i + plen == len(dgram)
+    pair = CryptoPair()
+    pair.setup_initial(cid=dcid, is_client=True, version=1)
+    _, payload, pn = pair.decrypt_packet(dgram, i, 0)
+    assert payload[:2] == bytes([0x1C, 0x0B]), f"not CONNECTION_CLOSE INVALID_TOKEN: {payload.hex()}"
+
+
 def _tp(ext: bytes) -> dict[int, bytes]:
     from test_wire import _pull_varint
 
@@ -278,8 +302,9 @@ def test_retry_server_validates_address(quic_module):
     (integrity tag checked with aioquic's RFC 9001 Section 5.8 code) and makes no request;
     the Initial that returns its token to the Retry's Source ID does, and the accepted
     connection's transport parameters carry original_destination_connection_id (the first
-    DCID) and retry_source_connection_id.  A forged token, the token from another address,
-    and a token older than 3 s make nothing."""
+    DCID) and retry_source_connection_id.  A forged token, the token from another address or
+    for another DCID, and a token older than 3 s make nothing but a CONNECTION_CLOSE with
+    INVALID_TOKEN."""
     from quicctl import abi
 
     lst = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, IPPROTO_QUIC)
@@ -314,8 +339,13 @@ def test_retry_server_validates_address(quic_module):
         forged = bytearray(token)
         forged[len(forged) // 2] ^= 0x01
         udp.sendto(_initial_with_token(rscid, scid, bytes(forged)), here)
+        _expect_invalid_token(udp, rscid, scid, here)
+        other.settimeout(10)
         other.sendto(_initial_with_token(rscid, scid, token), here)  # another address
-        udp.sendto(_initial_with_token(os.urandom(8), scid, token), here)  # another DCID
+        _expect_invalid_token(other, rscid, scid, here)
+        dcid3 = os.urandom(8)
+        udp.sendto(_initial_with_token(dcid3, scid, token), here)  # another DCID
+        _expect_invalid_token(udp, dcid3, scid, here)
         with pytest.raises(TimeoutError):
             lst.accept()
         assert _snmp("QuicPktRcvDrop") - before >= 3
@@ -334,6 +364,7 @@ def test_retry_server_validates_address(quic_module):
         rscid2, token2 = retry_for(odcid2, scid, late)
         time.sleep(3.3)  # Retry tokens are valid 3 s (ABI reference Section 1)
         late.sendto(_initial_with_token(rscid2, scid, token2), here)
+        _expect_invalid_token(late, rscid2, scid, here)
         lst.settimeout(1)
         with pytest.raises(TimeoutError):
             lst.accept()

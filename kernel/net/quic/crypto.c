@@ -1472,6 +1472,27 @@ static void quic_ghash_pad(struct quic_ghash *g)
 	g->n = 0;
 }
 
+/* RFC 9001 Section 5.2: the Initial keys of one side ("client in" or
+ * "server in") for a client's first Destination Connection ID.
+ */
+static void quic_lib_initial_keys(const struct quic_version_info *v,
+				  const u8 *dcid, u8 dcid_len, const char *side,
+				  u8 *key, u8 *iv, u8 *hp)
+{
+	u8 secret[SHA256_DIGEST_SIZE];
+	struct quic_hmac256 h;
+
+	quic_hmac256_init(&h, v->salt, QUIC_INITIAL_SALT_LEN);
+	sha256_update(&h.inner, dcid, dcid_len);
+	quic_hmac256_final(&h, secret);
+	quic_lib_expand_label(secret, side, secret, sizeof(secret));
+	quic_lib_expand_label(secret, v->key, key, 16);
+	quic_lib_expand_label(secret, v->iv, iv, QUIC_CRYPTO_IV_LEN);
+	quic_lib_expand_label(secret, v->hp, hp, 16);
+	memzero_explicit(secret, sizeof(secret));
+	memzero_explicit(&h, sizeof(h));
+}
+
 /**
  * quic_crypto_initial_check() - does a client Initial open?
  * @version: QUIC version of the packet (1 or 2)
@@ -1492,10 +1513,9 @@ int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 			      const u8 *pkt, u32 len, u32 pn_offset)
 {
 	const struct quic_version_info *v = quic_version_get(version);
-	u8 secret[SHA256_DIGEST_SIZE], key[16], iv[QUIC_CRYPTO_IV_LEN], hp[16];
 	u8 mask[AES_BLOCK_SIZE], blk[AES_BLOCK_SIZE], first, pnb[4];
+	u8 key[16], iv[QUIC_CRYPTO_IV_LEN], hp[16];
 	struct crypto_aes_ctx *aes;
-	struct quic_hmac256 h;
 	struct quic_ghash g = {};
 	u32 i, pn_len, plen;
 	s64 pn = 0;
@@ -1506,15 +1526,7 @@ int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 	aes = kmalloc(sizeof(*aes), GFP_ATOMIC);
 	if (!aes)
 		return -ENOMEM;
-
-	/* RFC 9001 Section 5.2: initial_secret, then "client in". */
-	quic_hmac256_init(&h, v->salt, QUIC_INITIAL_SALT_LEN);
-	sha256_update(&h.inner, dcid, dcid_len);
-	quic_hmac256_final(&h, secret);
-	quic_lib_expand_label(secret, "client in", secret, sizeof(secret));
-	quic_lib_expand_label(secret, v->key, key, sizeof(key));
-	quic_lib_expand_label(secret, v->iv, iv, sizeof(iv));
-	quic_lib_expand_label(secret, v->hp, hp, sizeof(hp));
+	quic_lib_initial_keys(v, dcid, dcid_len, "client in", key, iv, hp);
 
 	/* Section 5.4: header protection, AES-ECB of the sample. */
 	if (aes_expandkey(aes, hp, sizeof(hp)))
@@ -1561,11 +1573,102 @@ int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 			   QUIC_CRYPTO_TAG_LEN))
 		err = 0;
 out:
-	memzero_explicit(secret, sizeof(secret));
+	memzero_explicit(key, sizeof(key));
 	kfree_sensitive(aes);
 	return err;
 }
 EXPORT_SYMBOL_GPL(quic_crypto_initial_check);
+
+/* GCM's counter blocks: J0 with its last 32 bits set to @ctr. */
+static void quic_gcm_ctr(u8 *blk, const u8 *iv, u32 ctr)
+{
+	memcpy(blk, iv, QUIC_CRYPTO_IV_LEN);
+	blk[12] = ctr >> 24;
+	blk[13] = ctr >> 16;
+	blk[14] = ctr >> 8;
+	blk[15] = ctr;
+}
+
+/**
+ * quic_crypto_initial_seal() - protect a server Initial without a connection
+ * @version: QUIC version (1 or 2)
+ * @dcid: Destination Connection ID of the client's Initial (selects the keys)
+ * @dcid_len: its length, 0..20
+ * @pkt: the packet: header with the packet number in clear, payload, then
+ *	QUIC_CRYPTO_TAG_LEN bytes of room for the tag
+ * @len: its length, the tag included
+ * @pn_offset: offset of the Packet Number field
+ *
+ * RFC 9001 Sections 5.2 to 5.4 with the server's Initial keys, in place:
+ * AES-128-GCM of the payload, then header protection.  For the few packets a
+ * listener sends on its own (a CONNECTION_CLOSE for a bad token).  Any
+ * context.
+ *
+ * Return: 0, -EINVAL if the packet is too short for a sample, or -ENOMEM.
+ */
+int quic_crypto_initial_seal(u32 version, const u8 *dcid, u8 dcid_len, u8 *pkt,
+			     u32 len, u32 pn_offset)
+{
+	const struct quic_version_info *v = quic_version_get(version);
+	u8 key[16], iv[QUIC_CRYPTO_IV_LEN], hp[16];
+	u8 mask[AES_BLOCK_SIZE], blk[AES_BLOCK_SIZE];
+	u32 i, j, n, pn_len, plen, clen, ctr;
+	struct crypto_aes_ctx *aes;
+	struct quic_ghash g = {};
+	u64 pn = 0;
+
+	pn_len = quic_hdr_pn_len(pkt[0]);
+	plen = pn_offset + pn_len;
+	if (dcid_len > QUIC_CRYPTO_CID_MAX_LEN || quic_pkt_check(len, pn_offset) ||
+	    len < plen + QUIC_CRYPTO_TAG_LEN)
+		return -EINVAL;
+	aes = kmalloc(sizeof(*aes), GFP_ATOMIC);
+	if (!aes)
+		return -ENOMEM;
+	quic_lib_initial_keys(v, dcid, dcid_len, "server in", key, iv, hp);
+	for (i = 0; i < pn_len; i++)
+		pn = (pn << 8) | pkt[pn_offset + i];
+	for (i = 0; i < 8; i++)
+		iv[QUIC_CRYPTO_IV_LEN - 1 - i] ^= (u8)(pn >> (8 * i));
+
+	/* NIST SP 800-38D Section 7.1: CTR from inc32(J0), then the tag. */
+	clen = len - plen - QUIC_CRYPTO_TAG_LEN;
+	aes_expandkey(aes, key, sizeof(key));
+	memset(blk, 0, sizeof(blk));
+	aes_encrypt(aes, blk, blk);
+	g.h[0] = quic_get_be64(blk);
+	g.h[1] = quic_get_be64(blk + 8);
+	for (i = 0, ctr = 2; i < clen; i += n, ctr++) {
+		quic_gcm_ctr(blk, iv, ctr);
+		aes_encrypt(aes, mask, blk);
+		n = min_t(u32, clen - i, AES_BLOCK_SIZE);
+		for (j = 0; j < n; j++)
+			pkt[plen + i + j] ^= mask[j];
+	}
+	quic_ghash_update(&g, pkt, plen);
+	quic_ghash_pad(&g);
+	quic_ghash_update(&g, pkt + plen, clen);
+	quic_ghash_pad(&g);
+	quic_put_be64((u64)plen * 8, blk);
+	quic_put_be64((u64)clen * 8, blk + 8);
+	quic_ghash_update(&g, blk, sizeof(blk));
+	quic_gcm_ctr(blk, iv, 1);
+	aes_encrypt(aes, mask, blk);
+	quic_put_be64(g.y[0], blk);
+	quic_put_be64(g.y[1], blk + 8);
+	crypto_xor_cpy(pkt + plen + clen, blk, mask, QUIC_CRYPTO_TAG_LEN);
+
+	/* Section 5.4: header protection over the sealed sample. */
+	aes_expandkey(aes, hp, sizeof(hp));
+	aes_encrypt(aes, mask, pkt + pn_offset + QUIC_CRYPTO_SAMPLE_OFFSET);
+	pkt[0] ^= mask[0] & quic_hp_first_bits(pkt[0]);
+	for (i = 0; i < pn_len; i++)
+		pkt[pn_offset + i] ^= mask[1 + i];
+	memzero_explicit(key, sizeof(key));
+	kfree_sensitive(aes);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(quic_crypto_initial_seal);
 
 /* Key of the address validation tokens this host issues (Retry). */
 static u8 quic_token_key[SHA256_DIGEST_SIZE];

@@ -1117,6 +1117,56 @@ static void quic_listen_retry(struct sock *sk, struct sk_buff *skb,
 	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, peer);
 }
 
+/*
+ * RFC 9000 Section 8.1.3: an Initial with a Retry token that is not valid
+ * comes from a client that will take no second Retry; close at once with
+ * INVALID_TOKEN rather than let it time out.  A small Initial with just the
+ * CONNECTION_CLOSE, protected with the server Initial keys of the packet's
+ * Destination Connection ID; nothing is kept.
+ */
+static void quic_listen_invalid_token(struct sock *sk, struct sk_buff *skb,
+				      const struct quic_pkt *pkt,
+				      const union quic_addr *peer)
+{
+	static const u8 close[] = {
+		QUIC_FRAME_CONNECTION_CLOSE, QUIC_TRANSPORT_ERROR_INVALID_TOKEN,
+		0, 0,	/* frame type, reason length */
+	};
+	u32 len, pn_offset, plen = 1 + sizeof(close) + QUIC_CRYPTO_TAG_LEN;
+	union quic_addr local;
+	struct sk_buff *nskb;
+	u8 *start, *p;
+
+	len = 7 + pkt->scid_len + pkt->dcid_len + 1 + 2 + plen;
+	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
+			 sizeof(struct udphdr) + len, GFP_ATOMIC);
+	if (!nskb)
+		return;
+	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
+		    sizeof(struct udphdr));
+	start = skb_put(nskb, len);
+	p = start;
+	*p++ = quic_pkt_first_byte(pkt->version, QUIC_PKT_INITIAL); /* 1-byte PN */
+	p = quic_put_u32(p, pkt->version);
+	*p++ = pkt->scid_len;
+	p = quic_put_data(p, pkt->scid, pkt->scid_len);
+	*p++ = pkt->dcid_len;
+	p = quic_put_data(p, pkt->dcid, pkt->dcid_len);
+	*p++ = 0;			/* no token */
+	*p++ = 0x40 | (plen >> 8);	/* two-byte Length */
+	*p++ = plen & 0xff;
+	pn_offset = p - start;
+	*p++ = 0;			/* packet number 0 */
+	memcpy(p, close, sizeof(close));
+	if (quic_crypto_initial_seal(pkt->version, pkt->dcid, pkt->dcid_len,
+				     start, len, pn_offset)) {
+		kfree_skb(nskb);
+		return;
+	}
+	quic_rcv_local(skb, &local);
+	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, peer);
+}
+
 static bool quic_version_known(u32 version)
 {
 	return version == QUIC_VERSION_V1 || version == QUIC_VERSION_V2;
@@ -1163,8 +1213,10 @@ int quic_listen_rcv(struct sock *sk, struct sk_buff *skb)
 	if (!req) {
 		memset(&odcid, 0, sizeof(odcid));
 		retry = quic_retry_token_check(&pkt, &peer, &odcid);
-		if (retry < 0)	/* RFC 9000 Section 8.1.3: may discard */
+		if (retry < 0) {
+			quic_listen_invalid_token(sk, skb, &pkt, &peer);
 			goto drop;
+		}
 		if (!retry && quic_sk(sk)->config.validate_peer_address) {
 			quic_listen_retry(sk, skb, &pkt, &peer);
 			consume_skb(skb);
