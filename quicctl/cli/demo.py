@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 import click
@@ -20,14 +22,29 @@ from quicctl.errors import QuicctlError
 @click.option("--alpn", default="h3,hq-interop", show_default=True,
               help="Protocols offered, comma-separated: h3 and/or hq-interop.")  # fmt: skip
 @click.option("--userspace", is_flag=True, help="Use aioquic instead of the kernel module.")
+@click.option(
+    "--in-kernel",
+    is_flag=True,
+    help="Serve from quic_sample.ko, a kernel service (handshakes by the agent).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 10000),
+    default=1,
+    show_default=True,
+    help="--in-kernel: connections to serve before exiting.",
+)
 @click.option("--retry", is_flag=True,
               help="Validate client addresses with a Retry first (RFC 9000 8.1.2).")  # fmt: skip
-def server(addr, port, key, cert, root, alpn, userspace, retry) -> None:
+def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry) -> None:
     """Serve files under --root over HTTP/3 and hq-interop (by each connection's ALPN)."""
     from quicctl import hq
     from quicctl.connection import QuicServer
 
     alpn = _alpns(alpn)
+    if in_kernel:
+        _serve_in_kernel(addr, port, key, cert, root, alpn, count, userspace or retry)
+        return
 
     if userspace:
         from quicctl import userspace as us
@@ -74,7 +91,13 @@ def server(addr, port, key, cert, root, alpn, userspace, retry) -> None:
 @click.option("--server-name", help="Name to verify and send as SNI (default: ADDR).")
 @click.option("-o", "outdir", type=click.Path(file_okay=False), help="Save the files here.")
 @click.option("--userspace", is_flag=True, help="Use aioquic instead of the kernel module.")
-def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, userspace) -> None:
+@click.option(
+    "--in-kernel",
+    is_flag=True,
+    help="Fetch with quic_sample.ko, a kernel service (handshakes by the agent).",
+)
+def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, userspace,
+           in_kernel) -> None:  # fmt: skip
     """Download each PATH on its own stream of one connection; prints SHA-256 and throughput.
 
     Exits with 1 when any answer is missing, empty (hq-interop) or not HTTP 200 (h3)."""
@@ -84,6 +107,10 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
     alpn = _alpns(alpn)
     if not cafile and not insecure:
         raise QuicctlError("give --cafile FILE to verify the server, or --insecure")
+    if in_kernel:
+        _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, outdir,
+                         userspace)  # fmt: skip
+        return
     out = Path(outdir) if outdir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -130,6 +157,72 @@ def demo(size, no_load) -> None:
     from quicctl import demo as demolib
 
     sys.exit(demolib.run(size=size, load=not no_load, echo=click.echo))
+
+
+def _with_agent(args: list[str]):
+    """The agent's process if we had to start one (no agent or tlshd running), else None."""
+    from quicctl import kservice
+
+    kservice.load()
+    return None if kservice.agent_running() else kservice.start_agent(*args)
+
+
+def _stop_agent(proc) -> None:
+    from quicctl import kservice
+
+    kservice.stop_agent(proc)
+
+
+def _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, outdir,
+                     userspace) -> None:  # fmt: skip
+    """One connection of quic_sample.ko a path: the kernel returns each path's SHA-256."""
+    from quicctl import kservice
+
+    if userspace or outdir:
+        raise QuicctlError("--in-kernel: the kernel service keeps the data (it returns its "
+                           "SHA-256): drop " + ("--userspace" if userspace else "-o"))  # fmt: skip
+    if len(alpn) != 1 or alpn[0] != "hq-interop":
+        raise QuicctlError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
+    agent = _with_agent(["--ca", cafile] if cafile and not insecure else [])
+    failed = False
+    try:
+        for path in paths:
+            d = kservice.get(addr, port, path, alpn=alpn[0], peername=server_name or addr)
+            if d.size == 0:
+                failed = True
+                click.echo(f"{d.path}: empty answer (not found on the server?)", err=True)
+                continue
+            click.echo(f"{d.sha256}  {d.path}  {d.size} bytes  {d.mbps:.1f} Mbit/s")
+    finally:
+        _stop_agent(agent)
+    sys.exit(1 if failed else 0)
+
+
+def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other) -> None:
+    from quicctl import kservice
+
+    if other:
+        raise QuicctlError("--in-kernel serves from the kernel: drop --userspace and --retry")
+    if len(alpn) != 1 or alpn[0] != "hq-interop":
+        raise QuicctlError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
+    if not port:
+        raise QuicctlError("--in-kernel: give the port to listen on (not 0)")
+    agent = _with_agent(["--cert", cert, "--key", key])
+
+    def announce() -> None:  # once the kernel service has bound its port
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not kservice.udp_bound(port):
+            time.sleep(0.05)
+        click.echo(f"quicctl server: listening on {addr} port {port} (in the kernel, "
+                   f"quic_sample.ko, ALPN hq-interop), root {root}")  # fmt: skip
+        sys.stdout.flush()
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        served, size = kservice.serve(addr, port, root, alpn=alpn[0], count=count)
+        click.echo(f"quicctl server: served {served} connections, {size} bytes")
+    finally:
+        _stop_agent(agent)
 
 
 def _alpns(value: str) -> list[str]:

@@ -1,0 +1,262 @@
+"""The handshake agent (``quicctl agent``): kernel services hand their QUIC sockets to it through
+net/handshake (the ``handshake`` generic netlink family, as they would to tlshd), it runs the
+TLS 1.3 handshake on each as the ABI reference's Section 5 prescribes, and reports the outcome.
+
+Per request: ACCEPT installs the socket here as a descriptor; the agent checks it is QUIC (it
+declines anything else with EOPNOTSUPP), reads the ALPN list and transport parameters the service
+set on it, runs the client or server side with the credentials of its configuration, and sends
+DONE with the status.  The socket stays the service's: the agent only drops its descriptor.
+Several handshakes run at once, one thread each.  Credentials come from a tlshd-style file
+(:class:`Config`); key serials passed by the kernel are not read yet (declined with ENOKEY).
+"""
+
+from __future__ import annotations
+
+import configparser
+import errno
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from quicctl.agent import genl, handshake
+from quicctl.agent.genl import NetlinkError
+from quicctl.errors import QuicctlError
+
+IPPROTO_QUIC = 261
+SO_PROTOCOL = 38
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Side:
+    """Credentials of one side (``[authenticate.client]`` or ``[authenticate.server]``)."""
+
+    truststore: str | None = None  # CA file to verify the peer with
+    certificate: str | None = None
+    private_key: str | None = None
+
+
+@dataclass
+class Config:
+    client: Side
+    server: Side
+
+    @classmethod
+    def load(cls, path: str | None, **override: str | None) -> Config:
+        """tlshd.conf's keys (``x509.truststore``, ``x509.certificate``, ``x509.private_key``
+        in ``[authenticate.client]`` and ``[authenticate.server]``), then ``override``
+        (``client_truststore=...``) on top."""
+        cp = configparser.ConfigParser()
+        if path:
+            try:
+                with open(path) as f:
+                    cp.read_file(f)
+            except (OSError, configparser.Error) as exc:
+                raise QuicctlError(f"agent configuration {path}: {exc}") from None
+        sides = {}
+        for role in ("client", "server"):
+            sec = cp[f"authenticate.{role}"] if cp.has_section(f"authenticate.{role}") else {}
+            side = Side(*(override.get(f"{role}_{k}") or sec.get(f"x509.{k}")
+                          for k in ("truststore", "certificate", "private_key")))  # fmt: skip
+            for what in ("truststore", "certificate", "private_key"):
+                p = getattr(side, what)
+                if p and not os.path.exists(p):
+                    raise QuicctlError(f"agent configuration: {role} x509.{what} {p} does not "
+                                       "exist")  # fmt: skip
+            sides[role] = side
+        return cls(sides["client"], sides["server"])
+
+
+class Agent:
+    """Serves handshake requests until :meth:`stop` (or SIGTERM in the CLI)."""
+
+    def __init__(self, config: Config, log: Log = print, verbose: bool = False):
+        self.config, self.log, self.verbose = config, log, verbose
+        self._stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.handled = 0
+        self.nl: genl.GenlSocket | None = None
+        self.family: genl.Family | None = None
+        self.lock = threading.Lock()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def open(self) -> None:
+        """Find the family and join its tlshd group (root: ACCEPT needs CAP_NET_ADMIN)."""
+        self.nl = genl.GenlSocket()
+        try:
+            self.family = self.nl.resolve(handshake.FAMILY)
+        except OSError as exc:
+            self.nl.close()
+            raise QuicctlError(
+                "cannot start the agent: this kernel has no 'handshake' netlink family "
+                f"(CONFIG_NET_HANDSHAKE): {exc.strerror}"
+            ) from None
+        group = self.family.groups.get(handshake.GROUP)
+        if group is None:
+            raise QuicctlError("cannot start the agent: the handshake family has no tlshd group")
+        self.nl.join(group)
+
+    def run(self) -> None:
+        """Accept what is queued, then each time READY is announced, until stopped."""
+        if self.nl is None:
+            self.open()
+        assert self.nl is not None
+        self.log(f"quicctl agent: serving handshake requests (family id {self.family.id})")
+        self.drain()
+        while not self._stop.is_set():
+            # READY notifications read while waiting for an ACCEPT reply count too.
+            if any(m.cmd == handshake.CMD_READY for m in self._take_pending()):
+                self.drain()
+                continue
+            ready, _, _ = select.select([self.nl], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                msgs = self.nl.recv(0)
+            except NetlinkError as exc:
+                self.log(f"quicctl agent: malformed netlink message ignored: {exc}")
+                continue
+            except (TimeoutError, BlockingIOError):
+                continue
+            if any(m.cmd == handshake.CMD_READY for m in msgs):
+                self.drain()
+        for t in self.threads:
+            t.join(30)
+        self.nl.close()
+
+    def _take_pending(self) -> list[genl.Message]:
+        out, self.nl.pending = self.nl.pending, []
+        return out
+
+    def drain(self) -> None:
+        """ACCEPT until the kernel has nothing queued for us."""
+        while not self._stop.is_set():
+            try:
+                replies = self.nl.request(self.family.id, handshake.CMD_ACCEPT,
+                                          handshake.accept_request())  # fmt: skip
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ENOENT):
+                    self.log(f"quicctl agent: ACCEPT failed: {exc.strerror}")
+                return
+            except NetlinkError as exc:
+                self.log(f"quicctl agent: malformed ACCEPT reply ignored: {exc}")
+                continue
+            if not replies:
+                return
+            try:
+                req = handshake.parse_accept(replies[0].attrs)
+            except NetlinkError as exc:
+                self.log(f"quicctl agent: malformed ACCEPT reply ignored: {exc}")
+                fd = replies[0].attrs.get(handshake.A_ACCEPT_SOCKFD)
+                if fd is not None and len(fd) == 4:
+                    _close_fd(genl.as_s32(fd))
+                continue
+            t = threading.Thread(target=self._serve, args=(req,), daemon=True)
+            t.start()
+            self.threads = [x for x in self.threads if x.is_alive()] + [t]
+
+    def _serve(self, req: handshake.Request) -> None:
+        t0 = time.monotonic()
+        status, what, peer, detail = 0, "", "?", ""
+        try:
+            sock = socket.socket(fileno=req.sockfd)
+        except OSError as exc:
+            self.log(f"quicctl agent: fd {req.sockfd} is not a socket: {exc}")
+            self._done(errno.EBADF, req.sockfd)
+            _close_fd(req.sockfd)
+            return
+        try:
+            peer = _peer(sock)
+            status, what, detail = self._handshake(sock, req)
+        except Exception as exc:  # noqa: BLE001 -- reported to the kernel as EIO and logged
+            status, detail = errno.EIO, f"{type(exc).__name__}: {exc}"
+        took = (time.monotonic() - t0) * 1000
+        outcome = "ok" if not status else f"failed ({errno.errorcode.get(status, status)})"
+        with self.lock:
+            self.handled += 1
+        # Logged before DONE: once the service hears, its caller may stop us.
+        self.log(f"quicctl agent: {req.describe()} {peer}: {what or '-'} {outcome} "
+                 f"{took:.0f} ms" + (f": {detail}" if detail and status else ""))  # fmt: skip
+        try:
+            self._done(status, req.sockfd)
+        finally:
+            sock.close()  # our descriptor only: the service's file keeps the socket
+
+    def _done(self, status: int, fd: int) -> None:
+        """DONE on a netlink socket of this thread's own: the main one is ACCEPT's."""
+        nl = genl.GenlSocket()
+        try:
+            nl.request(self.family.id, handshake.CMD_DONE, handshake.done_request(status, fd))
+        except (OSError, NetlinkError) as exc:
+            self.log(f"quicctl agent: DONE for fd {fd} failed: {exc}")
+        finally:
+            nl.close()
+
+    def _handshake(self, sock: socket.socket, req: handshake.Request) -> tuple[int, str, str]:
+        """(status, 'ALPN cipher', detail): the handshake on the service's socket."""
+        from quicctl import abi
+        from quicctl.connection import HandshakeError, QuicTls, _handshake
+
+        if sock.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL) != IPPROTO_QUIC:
+            return errno.EOPNOTSUPP, "", "not a QUIC socket"
+        if req.auth_mode == handshake.AUTH_PSK:
+            return errno.EOPNOTSUPP, "", "PSK is not supported yet"
+        if req.certificates or req.keyring:
+            return errno.ENOKEY, "", "certificates from key serials are not supported yet"
+        alpns = [a.strip() for a in abi.getsockopt(sock, "ALPN").decode().split(",") if a.strip()]
+        side = self.config.client if req.is_client else self.config.server
+        timeout = req.timeout_ms / 1000 if req.timeout_ms else 30.0
+        if not req.is_client and not (side.certificate and side.private_key):
+            return errno.ENOKEY, "", "no server certificate and key configured"
+
+        def peer_params(data: bytes) -> bytes:
+            abi.setsockopt(sock, "TRANSPORT_PARAM_EXT", data)
+            return abi.getsockopt(sock, "TRANSPORT_PARAM_EXT")
+
+        def start() -> QuicTls:
+            if req.is_client:
+                return QuicTls(server=False, alpns=alpns, server_name=req.peername,
+                               cafile=side.truststore, certfile=side.certificate,
+                               keyfile=side.private_key, insecure=side.truststore is None
+                               and req.auth_mode == handshake.AUTH_UNAUTH)  # fmt: skip
+            return QuicTls(server=True, alpns=alpns, certfile=side.certificate,
+                           keyfile=side.private_key, cafile=side.truststore,
+                           verify_client=side.truststore is not None,
+                           on_peer_transport_params=peer_params)  # fmt: skip
+
+        # On a copy of the descriptor: a failed handshake closes what it was given, and DONE
+        # must still name the socket.
+        dup = socket.socket(fileno=os.dup(sock.fileno()))
+        try:
+            conn = _handshake(dup, start, timeout, req.peername or "the peer")
+        except HandshakeError as exc:
+            return errno.EACCES, "", str(exc)
+        try:
+            abi.setsockopt(dup, "EVENT", type=abi.QUIC_EVENT_CONNECTION_CLOSE, on=0)
+        except OSError:
+            pass
+        conn._tls.close()
+        dup.close()  # the connection itself stays: the service holds the socket
+        return 0, f"{conn.alpn or '-'} cipher {conn.cipher_type:#x}", ""
+
+
+def _peer(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    except OSError:
+        return "-"
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass

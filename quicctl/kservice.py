@@ -1,0 +1,186 @@
+"""The sample kernel service, quic_sample.ko: QUIC connections owned by the kernel, their
+handshakes done by the agent (:mod:`quicctl.agent`) through net/handshake.  This module loads it
+and drives its ``quic_sample`` generic netlink family: GET (fetch one path, the kernel returns
+its length and SHA-256) and SERVE (serve files under a root to a number of connections).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from quicctl.agent import genl
+from quicctl.errors import QuicctlError
+
+FAMILY = "quic_sample"
+MODULE = "quic_sample"
+CMD_GET, CMD_SERVE = 1, 2
+(A_ADDR, A_PORT, A_ALPN, A_PATH, A_PEERNAME, A_TIMEOUT, A_ROOT, A_COUNT, A_BYTES, A_SHA256,
+ A_SERVED) = range(1, 12)  # fmt: skip
+
+
+def module_path(release: str | None = None) -> Path:
+    from quicctl import kbuild
+
+    return kbuild.module_path(release or os.uname().release).with_name("quic_sample.ko")
+
+
+def is_loaded() -> bool:
+    return Path(f"/sys/module/{MODULE}").exists()
+
+
+def load() -> None:
+    """quic.ko (if needed), then quic_sample.ko from the same build."""
+    from quicctl import kmod
+
+    kmod.load()
+    if is_loaded():
+        return
+    ko = module_path()
+    if not ko.is_file():
+        raise QuicctlError(f"{ko} is not built: this kernel has no net/handshake "
+                           "(CONFIG_NET_HANDSHAKE, Linux 6.5 and later)?")  # fmt: skip
+    proc = subprocess.run(["insmod", str(ko)], capture_output=True, text=True)
+    if proc.returncode:
+        raise QuicctlError(f"cannot load {ko}: {proc.stderr.strip()}")
+
+
+def unload() -> bool:
+    if not is_loaded():
+        return False
+    proc = subprocess.run(["rmmod", MODULE], capture_output=True, text=True)
+    if proc.returncode:
+        raise QuicctlError(f"cannot unload {MODULE}: {proc.stderr.strip()}")
+    return True
+
+
+def _call(cmd: int, attrs: bytes, what: str, timeout: float) -> genl.Attrs:
+    nl = genl.GenlSocket()
+    try:
+        try:
+            fam = nl.resolve(FAMILY)
+        except OSError:
+            raise QuicctlError(f"{what}: quic_sample.ko is not loaded") from None
+        try:
+            replies = nl.request(fam.id, cmd, attrs, timeout=timeout)
+        except TimeoutError:
+            raise QuicctlError(f"{what}: no answer from quic_sample in {timeout:.0f} s") from None
+        except OSError as exc:
+            raise QuicctlError(f"{what}: {exc.strerror}") from None
+        if not replies:
+            raise QuicctlError(f"{what}: quic_sample sent no result")
+        return replies[0].attrs
+    finally:
+        nl.close()
+
+
+@dataclass
+class Fetched:
+    path: str
+    size: int
+    sha256: str
+    seconds: float
+
+    @property
+    def mbps(self) -> float:
+        return self.size * 8 / self.seconds / 1e6 if self.seconds else 0.0
+
+
+def get(addr: str, port: int, path: str, *, alpn: str = "hq-interop",
+        peername: str | None = None, timeout: float = 30.0) -> Fetched:  # fmt: skip
+    """One connection from the kernel service: the path's length and SHA-256."""
+    attrs = (genl.attr(A_ADDR, addr) + genl.attr(A_PORT, port, "=H") + genl.attr(A_ALPN, alpn)
+             + genl.attr(A_PATH, path) + genl.attr(A_TIMEOUT, int(timeout * 1000)))  # fmt: skip
+    if peername:
+        attrs += genl.attr(A_PEERNAME, peername)
+    t0 = time.monotonic()
+    a = _call(CMD_GET, attrs, f"in-kernel GET {path} from {addr} port {port}", timeout * 3 + 10)
+    took = time.monotonic() - t0
+    size, digest = a.get(A_BYTES), a.get(A_SHA256)
+    if size is None or len(size) != 8 or digest is None or len(digest) != 32:
+        raise QuicctlError("quic_sample's GET reply lacks its length or digest")
+    return Fetched(path, struct.unpack("=Q", size)[0], digest.hex(), took)
+
+
+def serve(addr: str, port: int, root: str, *, alpn: str = "hq-interop", count: int = 1,
+          timeout: float = 30.0) -> tuple[int, int]:  # fmt: skip
+    """Serve ``count`` connections from the kernel: (connections served, bytes sent)."""
+    attrs = (genl.attr(A_ADDR, addr) + genl.attr(A_PORT, port, "=H") + genl.attr(A_ALPN, alpn)
+             + genl.attr(A_ROOT, str(Path(root).resolve()))
+             + genl.attr(A_COUNT, count) + genl.attr(A_TIMEOUT, int(timeout * 1000)))  # fmt: skip
+    a = _call(CMD_SERVE, attrs, f"in-kernel server on {addr} port {port}",
+              timeout * (count + 2) + 10)  # fmt: skip
+    served, size = a.u32(A_SERVED), a.get(A_BYTES)
+    if served is None or size is None or len(size) != 8:
+        raise QuicctlError("quic_sample's SERVE reply lacks its counts")
+    return served, struct.unpack("=Q", size)[0]
+
+
+def udp_bound(port: int) -> bool:
+    """A UDP socket of this namespace is bound to ``port`` (the service's listener)."""
+    hexport = f":{port:04X} "
+    for name in ("udp", "udp6"):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        if any(hexport in line.split(None, 2)[1] + " " for line in lines if line.strip()):
+            return True
+    return False
+
+
+def agent_running() -> bool:
+    """An agent (ours or tlshd) already serves this network namespace (net/handshake queues
+    requests per namespace)."""
+    here = os.stat("/proc/self/ns/net").st_ino
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if os.stat(f"/proc/{pid}/ns/net").st_ino != here:
+                continue
+        except OSError:
+            continue
+        names = [os.path.basename(c) for c in cmd[:3]]
+        if b"tlshd" in names or (b"agent" in cmd[:4] and any(b"quicctl" in n for n in names)):
+            return True
+    return False
+
+
+def start_agent(*args: str) -> subprocess.Popen:
+    """``quicctl agent ARGS`` in the background, for the duration of one command."""
+    exe = shutil.which("quicctl") or str(Path(sys.executable).parent / "quicctl")
+    proc = subprocess.Popen([exe, "agent", *args], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()  # "serving handshake requests" or the error
+    if "serving" not in line:
+        proc.wait(5)
+        raise QuicctlError(f"the handshake agent did not start: {line.strip()}")
+
+    def forward() -> None:  # its log lines, so its pipe never fills
+        for text in proc.stderr:
+            sys.stderr.write(text)
+
+    proc.forwarder = threading.Thread(target=forward, daemon=True)  # type: ignore[attr-defined]
+    proc.forwarder.start()  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_agent(proc: subprocess.Popen | None) -> None:
+    """End an agent :func:`start_agent` started, its last log lines passed on."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.forwarder.join(5)  # type: ignore[attr-defined]
