@@ -151,7 +151,7 @@ def test_in_kernel_failures_reach_the_service(sample, clean_path, topo, files):
 
 
 def test_sample_holds_quic_and_many_connections(sample, clean_path, topo, files):
-    """20 kernel-service connections in a row and 5 at once all complete with the right hash;
+    """50 kernel-service connections in a row and 10 at once all complete with the right hash;
     quic.ko cannot be unloaded while the sample is loaded; both unload afterwards."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -173,9 +173,9 @@ def test_sample_holds_quic_and_many_connections(sample, clean_path, topo, files)
                 return sample.get(topo.server_v4, srv.port, "/file", peername=SERVER_NAME,
                                   timeout=120).sha256  # fmt: skip
 
-        assert [one(i) for i in range(20)] == [digest] * 20
-        with ThreadPoolExecutor(5) as pool:
-            assert list(pool.map(one, range(5))) == [digest] * 5
+        assert [one(i) for i in range(50)] == [digest] * 50
+        with ThreadPoolExecutor(10) as pool:
+            assert list(pool.map(one, range(10))) == [digest] * 10
         with pytest.raises(QuicctlError, match="cannot unload quic"):
             kmod.unload()
         assert module_loaded()
