@@ -951,6 +951,19 @@ static int quic_request_new(struct sock *sk, struct sk_buff *skb,
 	return 0;
 }
 
+/* Room for a datagram a listener sends on its own (Version Negotiation,
+ * Retry, a close): @len payload bytes, with headroom for IP and UDP.
+ */
+static struct sk_buff *quic_listen_skb(u32 len)
+{
+	u32 room = MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr);
+	struct sk_buff *skb = alloc_skb(room + len, GFP_ATOMIC);
+
+	if (skb)
+		skb_reserve(skb, room);
+	return skb;
+}
+
 /*
  * RFC 9000 Section 6.1: a client Initial of a version we do not speak is
  * answered with Version Negotiation listing ours (ABI Section 1.7: V2, V1).
@@ -963,12 +976,9 @@ static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
 	struct sk_buff *nskb;
 	u8 *p;
 
-	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
-			 sizeof(struct udphdr) + len, GFP_ATOMIC);
+	nskb = quic_listen_skb(len);
 	if (!nskb)
 		return;
-	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
-		    sizeof(struct udphdr));
 	p = skb_put(nskb, len);
 	*p++ = QUIC_HDR_LONG | (get_random_u8() & 0x7f);
 	p = quic_put_u32(p, 0);
@@ -1088,12 +1098,9 @@ static void quic_listen_retry(struct sock *sk, struct sk_buff *skb,
 	struct sk_buff *nskb;
 	u8 *start, *p;
 
-	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
-			 sizeof(struct udphdr) + max, GFP_ATOMIC);
+	nskb = quic_listen_skb(max);
 	if (!nskb)
 		return;
-	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
-		    sizeof(struct udphdr));
 	quic_conn_id_generate(&scid);
 	start = skb_tail_pointer(nskb);
 	p = start;
@@ -1138,12 +1145,9 @@ static void quic_listen_invalid_token(struct sock *sk, struct sk_buff *skb,
 	u8 *start, *p;
 
 	len = 7 + pkt->scid_len + pkt->dcid_len + 1 + 2 + plen;
-	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
-			 sizeof(struct udphdr) + len, GFP_ATOMIC);
+	nskb = quic_listen_skb(len);
 	if (!nskb)
 		return;
-	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
-		    sizeof(struct udphdr));
 	start = skb_put(nskb, len);
 	p = start;
 	*p++ = quic_pkt_first_byte(pkt->version, QUIC_PKT_INITIAL); /* 1-byte PN */
