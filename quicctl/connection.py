@@ -287,9 +287,11 @@ def connect(
     bind: tuple | None = None,
     transport_params: dict[str, int] | None = None,
     config: dict[str, int] | None = None,
+    psk: tuple[str, bytes] | None = None,
 ) -> QuicConnection:
     """Connect to a QUIC server through the kernel and run the TLS handshake.
 
+    ``psk``: (identity, key) of an external pre-shared key, instead of certificates.
     ``transport_params``: fields of ``struct quic_transport_param`` to advertise instead of the
     kernel's defaults (e.g. ``{"max_data": 65536, "max_stream_data_bidi_local": 16384}``).
     ``config``: fields of ``struct quic_config`` (QUIC_SOCKOPT_CONFIG), set before connecting
@@ -310,7 +312,8 @@ def connect(
         sock.connect(addr)
         return QuicTls(
             server=False, alpns=alpns, server_name=server_name or host, cafile=cafile,
-            certfile=certfile, keyfile=keyfile, insecure=insecure, **_tls_kwargs(ciphers, keylog),
+            certfile=certfile, keyfile=keyfile, insecure=insecure, psk=psk,
+            **_tls_kwargs(ciphers, keylog),
         )  # fmt: skip
 
     return _handshake(sock, start, timeout, f"{host} port {port}")
@@ -363,12 +366,14 @@ class QuicServer:
         reuseport: bool = False,
         transport_params: dict[str, int] | None = None,
         config: dict[str, int] | None = None,
+        psk: tuple[str, bytes] | None = None,
     ) -> None:
         self.alpns = [alpn] if isinstance(alpn, str) else list(alpn)
         self.certfile, self.keyfile, self.cafile = certfile, keyfile, cafile
         self.verify_client = verify_client
+        self.psk = psk
         self._tls_kwargs = _tls_kwargs(ciphers, keylog)
-        for path in (certfile, keyfile):
+        for path in (certfile, keyfile) if psk is None else ():
             if not os.path.exists(path):
                 raise QuicctlError(f"cannot serve: {path} does not exist")
         fam, addr = _resolve(host, port, None)
@@ -423,7 +428,7 @@ class QuicServer:
             return QuicTls(
                 server=True, alpns=self.alpns, certfile=self.certfile, keyfile=self.keyfile,
                 cafile=self.cafile, verify_client=self.verify_client,
-                on_peer_transport_params=peer_params, **self._tls_kwargs,
+                on_peer_transport_params=peer_params, psk=self.psk, **self._tls_kwargs,
             )  # fmt: skip
 
         return _handshake(sock, start, timeout, "a client")

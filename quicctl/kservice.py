@@ -23,7 +23,7 @@ FAMILY = "quic_sample"
 MODULE = "quic_sample"
 CMD_GET, CMD_SERVE = 1, 2
 (A_ADDR, A_PORT, A_ALPN, A_PATH, A_PEERNAME, A_TIMEOUT, A_ROOT, A_COUNT, A_BYTES, A_SHA256,
- A_SERVED) = range(1, 12)  # fmt: skip
+ A_SERVED, A_PAD, A_PSK, A_CANCEL, A_FAILED) = range(1, 16)  # fmt: skip
 
 
 def module_path(release: str | None = None) -> Path:
@@ -94,12 +94,20 @@ class Fetched:
 
 
 def get(addr: str, port: int, path: str, *, alpn: str = "hq-interop",
-        peername: str | None = None, timeout: float = 30.0) -> Fetched:  # fmt: skip
-    """One connection from the kernel service: the path's length and SHA-256."""
+        peername: str | None = None, timeout: float = 30.0, psk: int = 0,
+        cancel: float = 0) -> Fetched:  # fmt: skip
+    """One connection from the kernel service: the path's length and SHA-256.  ``psk``: the
+    key serial of a pre-shared key (:func:`quicctl.keyring.add_psk`) instead of x509.
+    ``cancel``: seconds after which the service cancels the handshake (tls_handshake_cancel),
+    whatever the agent is doing."""
     attrs = (genl.attr(A_ADDR, addr) + genl.attr(A_PORT, port, "=H") + genl.attr(A_ALPN, alpn)
              + genl.attr(A_PATH, path) + genl.attr(A_TIMEOUT, int(timeout * 1000)))  # fmt: skip
     if peername:
         attrs += genl.attr(A_PEERNAME, peername)
+    if psk:
+        attrs += genl.attr(A_PSK, psk)
+    if cancel:
+        attrs += genl.attr(A_CANCEL, max(1, int(cancel * 1000)))
     t0 = time.monotonic()
     a = _call(CMD_GET, attrs, f"in-kernel GET {path} from {addr} port {port}", timeout * 3 + 10)
     took = time.monotonic() - t0
@@ -110,17 +118,36 @@ def get(addr: str, port: int, path: str, *, alpn: str = "hq-interop",
 
 
 def serve(addr: str, port: int, root: str, *, alpn: str = "hq-interop", count: int = 1,
-          timeout: float = 30.0) -> tuple[int, int]:  # fmt: skip
-    """Serve ``count`` connections from the kernel: (connections served, bytes sent)."""
+          timeout: float = 30.0, psk: int = 0) -> tuple[int, int, int]:  # fmt: skip
+    """Serve ``count`` connections from the kernel: (connections served, bytes sent,
+    connections that failed on the way)."""
     attrs = (genl.attr(A_ADDR, addr) + genl.attr(A_PORT, port, "=H") + genl.attr(A_ALPN, alpn)
              + genl.attr(A_ROOT, str(Path(root).resolve()))
-             + genl.attr(A_COUNT, count) + genl.attr(A_TIMEOUT, int(timeout * 1000)))  # fmt: skip
+             + genl.attr(A_COUNT, count) + genl.attr(A_TIMEOUT, int(timeout * 1000))
+             + (genl.attr(A_PSK, psk) if psk else b""))  # fmt: skip
     a = _call(CMD_SERVE, attrs, f"in-kernel server on {addr} port {port}",
               timeout * (count + 2) + 10)  # fmt: skip
-    served, size = a.u32(A_SERVED), a.get(A_BYTES)
-    if served is None or size is None or len(size) != 8:
+    served, size, failed = a.u32(A_SERVED), a.get(A_BYTES), a.u32(A_FAILED)
+    if served is None or size is None or len(size) != 8 or failed is None:
         raise QuicctlError("quic_sample's SERVE reply lacks its counts")
-    return served, struct.unpack("=Q", size)[0]
+    return served, struct.unpack("=Q", size)[0], failed
+
+
+def read_psk_file(path: str) -> tuple[str, bytes]:
+    """A PSK file: one line ``IDENTITY:HEXKEY`` (the key at least 16 bytes)."""
+    try:
+        text = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QuicctlError(f"PSK file {path}: {exc}") from None
+    identity, sep, hexkey = text.rpartition(":") if "\n" not in text else ("", "", "")
+    try:
+        key = bytes.fromhex(hexkey)
+    except ValueError:
+        key = b""
+    if not sep or not identity or len(identity.encode()) > 255 or len(key) < 16:
+        raise QuicctlError(f"PSK file {path}: expected one line IDENTITY:HEXKEY (an identity of "
+                           "1..255 bytes, a key of at least 16 bytes in hex)")  # fmt: skip
+    return identity, key
 
 
 def udp_bound(port: int) -> bool:

@@ -143,6 +143,7 @@ ALERTS = {
 A_UNEXPECTED_MESSAGE, A_BAD_CERTIFICATE, A_CERTIFICATE_REVOKED = 10, 42, 44
 A_CERTIFICATE_EXPIRED, A_UNKNOWN_CA, A_INTERNAL_ERROR = 45, 48, 80
 A_MISSING_EXTENSION, A_CERTIFICATE_REQUIRED, A_NO_APPLICATION_PROTOCOL = 109, 116, 120
+A_UNKNOWN_PSK_IDENTITY = 115
 
 QUIC_TRANSPORT_PARAMETERS_EXT = 0x39  # RFC 9001 section 8.2
 # A handshake message may be up to 2^24-1 bytes; buffer no more than gnutls itself accepts.
@@ -227,6 +228,8 @@ Event = Send | Secret | PeerTransportParams | HandshakeDone
 _CDEF = """
 typedef struct gnutls_session_int *gnutls_session_t;
 typedef struct gnutls_certificate_credentials_st *gnutls_certificate_credentials_t;
+typedef struct gnutls_psk_client_credentials_st *gnutls_psk_client_credentials_t;
+typedef struct gnutls_psk_server_credentials_st *gnutls_psk_server_credentials_t;
 typedef struct { unsigned char *data; unsigned int size; } gnutls_datum_t;
 typedef struct gnutls_buffer_st *gnutls_buffer_t;
 typedef void *gnutls_transport_ptr_t;
@@ -240,8 +243,10 @@ typedef int (*hook_fn)(gnutls_session_t, unsigned int, unsigned, unsigned int,
 typedef int (*keylog_fn)(gnutls_session_t, const char *, const gnutls_datum_t *);
 typedef int (*ext_recv_fn)(gnutls_session_t, const unsigned char *, size_t);
 typedef int (*ext_send_fn)(gnutls_session_t, gnutls_buffer_t);
+typedef int (*psk_server_fn)(gnutls_session_t, const char *, gnutls_datum_t *);
 
 extern void (*gnutls_free)(void *);
+extern void *(*gnutls_malloc)(size_t);
 const char *gnutls_check_version(const char *);
 const char *gnutls_strerror(int);
 const char *gnutls_strerror_name(int);
@@ -263,6 +268,14 @@ void gnutls_certificate_server_set_request(gnutls_session_t, int);
 void gnutls_session_set_verify_cert(gnutls_session_t, const char *, unsigned);
 unsigned gnutls_session_get_verify_cert_status(gnutls_session_t);
 int gnutls_certificate_verification_status_print(unsigned, int, gnutls_datum_t *, unsigned);
+int gnutls_psk_allocate_client_credentials(gnutls_psk_client_credentials_t *);
+void gnutls_psk_free_client_credentials(gnutls_psk_client_credentials_t);
+int gnutls_psk_set_client_credentials(gnutls_psk_client_credentials_t, const char *,
+                                      const gnutls_datum_t *, int);
+int gnutls_psk_allocate_server_credentials(gnutls_psk_server_credentials_t *);
+void gnutls_psk_free_server_credentials(gnutls_psk_server_credentials_t);
+void gnutls_psk_set_server_credentials_function(gnutls_psk_server_credentials_t, psk_server_fn);
+const char *gnutls_psk_server_get_username(gnutls_session_t);
 int gnutls_server_name_set(gnutls_session_t, int, const void *, size_t);
 int gnutls_alpn_set_protocols(gnutls_session_t, const gnutls_datum_t *, unsigned, unsigned);
 int gnutls_alpn_get_selected_protocol(gnutls_session_t, gnutls_datum_t *);
@@ -297,6 +310,7 @@ int gnutls_handshake(gnutls_session_t);
 _GNUTLS_SERVER, _GNUTLS_CLIENT, _GNUTLS_NONBLOCK = 1, 2, 1 << 3
 _GNUTLS_NO_END_OF_EARLY_DATA = 1 << 22  # RFC 9001 section 8.3
 _GNUTLS_CRD_CERTIFICATE, _GNUTLS_X509_FMT_PEM, _GNUTLS_CRT_X509 = 1, 1, 1
+_GNUTLS_CRD_PSK, _GNUTLS_PSK_KEY_RAW = 4, 0
 _GNUTLS_CERT_REQUIRE, _GNUTLS_NAME_DNS, _GNUTLS_ALPN_MANDATORY = 2, 1, 1
 _GNUTLS_EXT_TLS = 2
 _GNUTLS_EXT_FLAG_CLIENT_HELLO, _GNUTLS_EXT_FLAG_EE, _GNUTLS_EXT_FLAG_TLS = 1 << 1, 1 << 4, 1 << 7
@@ -348,6 +362,7 @@ class _Gnutls:
         self.keylog = ffi.callback("keylog_fn", _cb_keylog)
         self.ext_recv = ffi.callback("ext_recv_fn", _cb_ext_recv)
         self.ext_send = ffi.callback("ext_send_fn", _cb_ext_send)
+        self.psk_server = ffi.callback("psk_server_fn", _cb_psk_server)
 
     def strerror(self, rc: int) -> str:
         ffi, lib = self.ffi, self.lib
@@ -467,6 +482,25 @@ def _cb_ext_send(tls: QuicTls, buf: Any) -> int:
     return rc if rc < 0 else len(data)
 
 
+@_guarded(fail=-1)
+def _cb_psk_server(tls: QuicTls, username: Any, key: Any) -> int:
+    g = _g()
+    identity = g.ffi.string(username).decode(errors="replace")
+    secret = tls._psk_lookup(identity)
+    if secret is None:
+        return -1  # gnutls answers unknown_psk_identity / decrypt_error
+    key.data = g.ffi.cast("unsigned char *", g.lib.gnutls_malloc(len(secret)))
+    if key.data == g.ffi.NULL:
+        return -1
+    g.ffi.memmove(key.data, secret, len(secret))
+    key.size = len(secret)
+    return 0
+
+
+# With an external PSK: (EC)DHE with the PSK preferred (forward secrecy), plain PSK accepted.
+_PSK_KX = ":+ECDHE-PSK:+DHE-PSK:+PSK"
+
+
 def _cipher_priority(ciphers: list[str] | None) -> str:
     names = list(CIPHERS) if ciphers is None else ciphers
     if not names:
@@ -512,7 +546,9 @@ class QuicTls:
     64-byte session ticket key (server; e.g. the kernel's SESSION_TICKET), enables tickets.
     ``on_peer_transport_params``: called with the peer's transport parameters as soon as they
     arrive; a returned ``bytes`` replaces our own (server: set the peer's on the socket, then
-    return getsockopt TRANSPORT_PARAM_EXT).
+    return getsockopt TRANSPORT_PARAM_EXT).  ``psk``: (identity, key) of an external
+    pre-shared key (RFC 8446 section 4.2.11) used instead of certificates: the client offers it,
+    the server accepts that identity only; the certificate arguments are then ignored.
     """
 
     def __init__(
@@ -531,6 +567,7 @@ class QuicTls:
         session_data: bytes | None = None,
         ticket_key: bytes | None = None,
         on_peer_transport_params: Callable[[bytes], bytes | None] | None = None,
+        psk: tuple[str, bytes] | None = None,
     ) -> None:
         self.server = server
         self.role = "server" if server else "client"
@@ -559,23 +596,32 @@ class QuicTls:
         self._cred: Any = None
         self._verify_name: Any = None
         self._ticket_key: Any = None
+        self._psk = psk
+        self._psk_cred: Any = None
+        self.psk_identity: str | None = None  # the identity the handshake used
         self._key = 0
 
         if not self.alpns:
             raise TlsError("no ALPN given: QUIC needs an application protocol (RFC 9001 8.1)")
-        if server and not (certfile and keyfile):
+        if psk is not None:
+            if not psk[0] or len(psk[0].encode()) > 255 or not psk[1]:
+                raise TlsError("a PSK needs an identity of 1..255 bytes and a non-empty key")
+        elif server and not (certfile and keyfile):
             raise TlsError("a QUIC server needs a certificate and key (certfile, keyfile)")
         if bool(certfile) != bool(keyfile):
             raise TlsError("certfile and keyfile go together")
         if ticket_key is not None and len(ticket_key) != 64:
             raise TlsError(f"a session ticket key is 64 bytes, not {len(ticket_key)}")
-        priority = _cipher_priority(ciphers)
+        priority = _cipher_priority(ciphers) + (_PSK_KX if psk is not None else "")
 
         g = _g()
         ffi, lib = g.ffi, g.lib
         try:
             self._setup_session(g, priority)
-            self._setup_credentials(g, cafile, certfile, keyfile, insecure, verify_client)
+            if psk is not None:
+                self._setup_psk(g)
+            else:
+                self._setup_credentials(g, cafile, certfile, keyfile, insecure, verify_client)
             if server_name and not server and not _is_ip(server_name):  # RFC 6066: no IPs
                 name = server_name.encode()
                 rc = lib.gnutls_server_name_set(self._session, _GNUTLS_NAME_DNS, name, len(name))
@@ -695,6 +741,36 @@ class QuicTls:
                 name = self._verify_name = ffi.new("char[]", self.server_name.encode())
             lib.gnutls_session_set_verify_cert(self._session, name, 0)
 
+    def _setup_psk(self, g: _Gnutls) -> None:
+        ffi, lib = g.ffi, g.lib
+        identity, key = self._psk
+        if self.server:
+            cp = ffi.new("gnutls_psk_server_credentials_t *")
+            self._check(lib.gnutls_psk_allocate_server_credentials(cp))
+            self._psk_cred = cp[0]
+            lib.gnutls_psk_set_server_credentials_function(self._psk_cred, g.psk_server)
+        else:
+            cp = ffi.new("gnutls_psk_client_credentials_t *")
+            self._check(lib.gnutls_psk_allocate_client_credentials(cp))
+            self._psk_cred = cp[0]
+            d = ffi.new("gnutls_datum_t *")
+            buf = ffi.new("unsigned char[]", key)
+            d.data, d.size = buf, len(key)
+            rc = lib.gnutls_psk_set_client_credentials(self._psk_cred, identity.encode(), d,
+                                                       _GNUTLS_PSK_KEY_RAW)  # fmt: skip
+            self._check(rc, "cannot set the PSK")
+            self.psk_identity = identity
+        self._check(lib.gnutls_credentials_set(self._session, _GNUTLS_CRD_PSK, self._psk_cred))
+
+    def _psk_lookup(self, identity: str) -> bytes | None:
+        """Server: the key of ``identity`` if it is the one we accept."""
+        if self._psk is None or identity != self._psk[0]:
+            self._reason = (f"the client offered PSK identity {identity!r}, which is not "
+                            "ours", A_UNKNOWN_PSK_IDENTITY)  # fmt: skip
+            return None
+        self.psk_identity = identity
+        return self._psk[1]
+
     def _setup_alpn(self, g: _Gnutls) -> None:
         ffi = g.ffi
         protos = [a.encode() for a in self.alpns]
@@ -810,6 +886,12 @@ class QuicTls:
         if self._cred is not None and g is not None:
             g.lib.gnutls_certificate_free_credentials(self._cred)
         self._cred = None
+        if self._psk_cred is not None and g is not None:
+            if self.server:
+                g.lib.gnutls_psk_free_server_credentials(self._psk_cred)
+            else:
+                g.lib.gnutls_psk_free_client_credentials(self._psk_cred)
+        self._psk_cred = None
         _sessions.pop(self._key, None)
         self._rx.clear()
         self._events = []

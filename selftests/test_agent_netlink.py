@@ -142,3 +142,41 @@ def test_extended_ack_message_is_read():
     (msg,) = parse_messages(struct.pack("=IHHII", 16 + len(body), genl.NLMSG_ERROR, flags, 9, 0)
                             + body)  # fmt: skip
     assert (msg.error, msg.extack) == (3, "no handshake agent listens")
+
+
+def test_psk_key_by_serial_and_psk_files(tmp_path):
+    """A PSK in the kernel keyring reads back by serial as (description, payload), as the
+    agent reads what a service names; PSK files are checked and their errors name the file."""
+    from quicctl import keyring
+    from quicctl.errors import QuicctlError
+    from quicctl.kservice import read_psk_file
+
+    serial = keyring.add_psk("nvme:host:id", bytes(range(48)))
+    try:
+        assert keyring.read_psk(serial) == ("nvme:host:id", bytes(range(48)))
+        assert keyring.describe(serial)[0] == "user"
+    finally:
+        keyring.remove(serial)
+    with pytest.raises(OSError):
+        keyring.read_psk(serial)
+    keyring.remove(0)  # no key: nothing to do
+    good = tmp_path / "good"
+    good.write_text("nvme:host:id:" + "ab" * 32 + "\n")
+    assert read_psk_file(str(good)) == ("nvme:host:id", bytes([0xAB]) * 32)
+    for text in ("", "nokey", "id:zz", "id:abab", ":" + "ab" * 32, "a\nb:" + "ab" * 32):
+        bad = tmp_path / "bad"
+        bad.write_text(text)
+        with pytest.raises(QuicctlError, match=f"PSK file {bad}: expected one line"):
+            read_psk_file(str(bad))
+    with pytest.raises(QuicctlError, match="PSK file /nonexistent"):
+        read_psk_file("/nonexistent")
+
+
+def test_kernel_etimedout_is_an_error_reply_not_a_timeout():
+    """The sample answers ETIMEDOUT when the agent is late; that must not read as 'no answer'
+    (OSError(ETIMEDOUT) would be a TimeoutError)."""
+    import errno
+
+    exc = genl.ErrorReply(errno.ETIMEDOUT, "the handshake agent did not finish in time")
+    assert isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
+    assert exc.errno == errno.ETIMEDOUT

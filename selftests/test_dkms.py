@@ -19,10 +19,15 @@ def _target_release() -> str:
     return rel
 
 
-def _dkms_module(release: str) -> Path:
-    found = sorted(Path(f"/lib/modules/{release}/updates/dkms").glob("quic.ko*"))
-    assert found, f"dkms installed no quic.ko under /lib/modules/{release}/updates/dkms"
+def _dkms_module(release: str, name: str = "quic") -> Path:
+    found = sorted(Path(f"/lib/modules/{release}/updates/dkms").glob(f"{name}.ko*"))
+    assert found, f"dkms installed no {name}.ko under /lib/modules/{release}/updates/dkms"
     return found[0]
+
+
+def _has_handshake(release: str) -> bool:
+    config = Path(f"/lib/modules/{release}/build/.config")
+    return "\nCONFIG_NET_HANDSHAKE=y\n" in "\n" + config.read_text()
 
 
 @pytest.mark.host
@@ -39,8 +44,12 @@ def test_dkms_add_build_install_on_host():
     ko = _dkms_module(release)
     src = run(["modinfo", "-F", "srcversion", str(ko)]).stdout.strip()
     assert src
+    # The sample kernel service comes in the same package where the kernel has net/handshake.
+    assert _has_handshake(release), f"{release} has no CONFIG_NET_HANDSHAKE: test on 6.12"
+    sample = _dkms_module(release, "quic_sample")
     STATE.parent.mkdir(parents=True, exist_ok=True)
-    STATE.write_text(f'{{"release": "{release}", "srcversion": "{src}", "path": "{ko}"}}')
+    STATE.write_text(f'{{"release": "{release}", "srcversion": "{src}", "path": "{ko}", '
+                     f'"sample": "{sample}"}}')  # fmt: skip
 
 
 @pytest.mark.packaged_kernel
@@ -62,8 +71,14 @@ def test_modprobe_loads_dkms_build(dev_module_installed):
             modinfo_field(want["path"], "version")
             == Path("/sys/module/quic/version").read_text().strip()
         )
+        # The sample service of the same package: modprobe finds it and keeps quic under it.
+        run(["modprobe", "quic_sample"])
+        assert Path("/sys/module/quic_sample").exists()
+        assert run(["modinfo", "-n", "quic_sample"]).stdout.strip() == want["sample"]
+        run(["modprobe", "-r", "quic_sample"])
         run(["modprobe", "-r", "quic"])
         assert not module_loaded()
     finally:
+        subprocess.run(["rmmod", "quic_sample"], capture_output=True)
         subprocess.run(["rmmod", "quic"], capture_output=True)
         install_for_autoload(dev_module_installed)

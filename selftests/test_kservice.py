@@ -4,17 +4,22 @@ with tlshd).  The data crosses the kernel socket; the kernel computes each file'
 
 `quicctl client --in-kernel` fetches from an aioquic server and from a quic.ko (userspace
 socket) server; `quicctl server --in-kernel` serves an aioquic client and a quicctl client;
-failures (untrusted server, ALPN mismatch, no agent) reach the service as errors within its
-timeout and leave nothing behind; the sample holds quic.ko while loaded.
+both sides work with a PSK named by key serial; failures (untrusted server, ALPN mismatch, no
+agent, the agent killed mid-handshake, tls_handshake_cancel() while the agent works) reach the
+service as errors within its timeout and leave nothing behind; the sample holds quic.ko while
+loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
+from conftest import DEBUG_KERNEL
 
 from quicctl.demo import _quicctl, _stop, _wait_listening
 from quicctl.paths import KEYS
@@ -186,3 +191,161 @@ def test_sample_holds_quic_and_many_connections(sample, clean_path, topo, files)
     assert sample.unload()
     assert kmod.unload(wait=30)
     assert not module_loaded()
+
+
+PSK_IDENTITY = "quicctl-kservice"
+
+
+def test_in_kernel_psk(sample, clean_path, topo, files, tmp_path):
+    """PSK by key serial (net/handshake's PSK mode): `quicctl server --in-kernel --psk` serves
+    `quicctl client --in-kernel --psk` (the agent reads the key by its serial on both sides)
+    and `quicctl client --psk` (a userspace quic.ko socket); a client holding another key for
+    the same identity fails, and the server goes on to the next client."""
+    root, digest, size = files
+    good, bad = tmp_path / "good.psk", tmp_path / "bad.psk"
+    good.write_text(f"{PSK_IDENTITY}:{'5a' * 32}\n")
+    bad.write_text(f"{PSK_IDENTITY}:{'a5' * 32}\n")
+    port = 4481
+    srv = topo.popen(
+        topo.server,
+        [_quicctl(), "server", "--in-kernel", "--count", "2", "--alpn", "hq-interop", "--psk",
+         str(good), topo.server_v4, str(port), str(KEYS / "pkey.key"), str(KEYS / "cert.crt"),
+         "--root", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_listening(srv, "in-kernel")
+        r = _client_in_kernel(topo, port, "--psk", str(good))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.split()[:4] == [digest, "/file", str(size), "bytes"], r.stdout
+        assert "clienthello auth psk" in r.stderr, r.stderr
+        assert f"psk {PSK_IDENTITY} ok" in r.stderr, r.stderr
+        r = topo.run(topo.client, [_quicctl(), "client", topo.server_v4, str(port), "/file",
+                                   "--psk", str(bad)],
+                     capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert r.returncode != 0 and "handshake" in r.stderr, r.stdout + r.stderr
+        r = topo.run(topo.client, [_quicctl(), "client", topo.server_v4, str(port), "/file",
+                                   "--psk", str(good), "-o", str(tmp_path)],
+                     capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.split()[:2] == [digest, "/file"], r.stdout
+        out, err = srv.communicate(timeout=120)
+    except BaseException:
+        _stop(srv)
+        print("in-kernel server:", srv.stdout.read(), srv.stderr.read())
+        raise
+    assert srv.returncode == 0, err
+    assert f"served 2 connections, {2 * size} bytes (1 failed" in out, out
+    assert "serverhello auth psk" in err and f"psk {PSK_IDENTITY} ok" in err, err
+
+
+class _AgentLog:
+    """`quicctl agent -v` in a namespace, its log lines collected as they come."""
+
+    def __init__(self, topo, ns: str):
+        self.proc = topo.popen(ns, [_quicctl(), "agent", "-v"], stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait_for("serving", 60)
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"the agent never logged {text!r}: {''.join(self.lines)}")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self._reader.join(10)
+
+
+def _black_hole(topo) -> socket.socket:
+    """A UDP socket in the server namespace that never answers: a handshake to it hangs."""
+    from quicctl.netns import enter
+
+    with enter(topo.server):
+        hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind((topo.server_v4, 0))
+    return hole
+
+
+def _get_in_thread(sample, topo, port: int, **kw) -> tuple[threading.Thread, dict]:
+    from quicctl.errors import QuicctlError
+    from quicctl.netns import enter
+
+    out: dict = {}
+
+    def get() -> None:
+        t0 = time.monotonic()
+        try:
+            with enter(topo.client):
+                sample.get(topo.server_v4, port, "/file", peername=SERVER_NAME, **kw)
+            out["error"] = None
+        except QuicctlError as exc:
+            out["error"] = str(exc)
+        out["took"] = time.monotonic() - t0
+
+    th = threading.Thread(target=get)
+    th.start()
+    return th, out
+
+
+def test_in_kernel_agent_killed_mid_handshake(sample, clean_path, topo):
+    """The agent accepts the socket, then dies (SIGKILL) before DONE: the service gets its
+    error at the timeout it asked for (its cancel of the accepted request), and the socket,
+    released by the service and closed with the agent's descriptors, is gone."""
+    from peer import conns
+
+    hole = _black_hole(topo)
+    agent = _AgentLog(topo, topo.client)
+    timeout = 20 if DEBUG_KERNEL else 8
+    try:
+        th, out = _get_in_thread(sample, topo, hole.getsockname()[1], timeout=timeout)
+        agent.wait_for("ACCEPT fd", timeout)
+        agent.proc.kill()
+        th.join(timeout * 3 + 30)
+        assert not th.is_alive(), "the service never answered"
+    finally:
+        agent.stop()
+        hole.close()
+    assert out["error"] and "did not finish in time" in out["error"], out
+    assert out["took"] < timeout + 10, out
+    _wait_no_conns(topo)
+    assert not conns(topo.client), "the socket of the killed handshake was left behind"
+
+
+def test_in_kernel_handshake_cancelled(sample, clean_path, topo):
+    """tls_handshake_cancel() while the agent works on the socket: the service has its error
+    at once (not at the timeout); the agent's own attempt ends later without effect, and the
+    socket goes when the agent lets go of it."""
+    from peer import conns
+
+    hole = _black_hole(topo)
+    agent = _AgentLog(topo, topo.client)
+    cancel, timeout = (10, 30) if DEBUG_KERNEL else (4, 12)
+    try:
+        th, out = _get_in_thread(sample, topo, hole.getsockname()[1], timeout=timeout,
+                                 cancel=cancel)  # fmt: skip
+        agent.wait_for("ACCEPT fd", cancel)
+        th.join(timeout * 3 + 30)
+        assert not th.is_alive(), "the service never answered"
+        assert out["error"] and "cancelled (tls_handshake_cancel)" in out["error"], out
+        assert out["took"] < cancel + 5, out
+        agent.wait_for(" failed (", timeout + 30)  # its handshake gave up; DONE changed nothing
+        assert agent.proc.poll() is None, "the agent died"
+    finally:
+        agent.stop()
+        hole.close()
+    _wait_no_conns(topo)
+    assert not conns(topo.client), "the cancelled socket was left behind"

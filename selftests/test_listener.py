@@ -282,7 +282,9 @@ def _expect_invalid_token(sock, dcid: bytes, scid: bytes, here) -> None:
     pair = CryptoPair()
     pair.setup_initial(cid=dcid, is_client=True, version=1)
     _, payload, pn = pair.decrypt_packet(dgram, i, 0)
-    assert payload[:2] == bytes([0x1C, 0x0B]), f"not CONNECTION_CLOSE INVALID_TOKEN: {payload.hex()}"
+    assert payload[:2] == bytes([0x1C, 0x0B]), (
+        f"not CONNECTION_CLOSE INVALID_TOKEN: {payload.hex()}"
+    )
 
 
 def _tp(ext: bytes) -> dict[int, bytes]:

@@ -611,3 +611,39 @@ def test_constants_match_the_kernel_headers():
     ):
         assert getattr(tls, name) == k[name], name
     assert max(tls.SECRET_LEN.values()) == k["QUIC_CRYPTO_SECRET_BUFFER_SIZE"]
+
+
+PSK = ("quicctl-test", bytes(range(32)))
+
+
+@pytest.mark.parametrize("cipher", ["AES-128-GCM", "CHACHA20-POLY1305"])
+def test_external_psk_handshake(cipher):
+    """An external PSK instead of certificates (net/handshake's PSK mode): no certificate on
+    either side, both learn the identity, the secrets agree."""
+    with client(psk=PSK, cafile=None, ciphers=[cipher]) as c, \
+            server(psk=PSK, certfile=None, keyfile=None, ciphers=[cipher]) as s:  # fmt: skip
+        cev, sev = run(c, s, random.Random(3))
+        assert c.psk_identity == s.psk_identity == PSK[0]
+        assert "Certificate" not in str(kinds(cev))
+        cs, ss = secrets(cev), secrets(sev)
+        assert cs[(tls.APP, True)].secret == ss[(tls.APP, False)].secret
+        assert c.cipher_type == tls.CIPHERS[cipher][2]
+
+
+@pytest.mark.parametrize("what", ["identity", "key"])
+def test_external_psk_mismatch_fails(what):
+    other = ("someone-else", PSK[1]) if what == "identity" else (PSK[0], bytes(32))
+    with client(psk=other, cafile=None) as c, \
+            server(psk=PSK, certfile=None, keyfile=None) as s:  # fmt: skip
+        with pytest.raises(TlsError) as info:
+            run(c, s)
+        assert not c.handshake_complete and not s.handshake_complete
+        if what == "identity":
+            assert "someone-else" in str(info.value), info.value
+
+
+def test_external_psk_arguments_checked():
+    with pytest.raises(TlsError, match="identity of 1..255 bytes"):
+        client(psk=("", b"k"))
+    with pytest.raises(TlsError, match="non-empty key"):
+        server(psk=("id", b""))

@@ -6,8 +6,11 @@ Per request: ACCEPT installs the socket here as a descriptor; the agent checks i
 declines anything else with EOPNOTSUPP), reads the ALPN list and transport parameters the service
 set on it, runs the client or server side with the credentials of its configuration, and sends
 DONE with the status.  The socket stays the service's: the agent only drops its descriptor.
-Several handshakes run at once, one thread each.  Credentials come from a tlshd-style file
-(:class:`Config`); key serials passed by the kernel are not read yet (declined with ENOKEY).
+Several handshakes run at once, one thread each.  x509 credentials come from a tlshd-style
+file (:class:`Config`); certificates by key serial are declined with ENOKEY.  A PSK comes by key
+serial (net/handshake's PSK mode): the key's description is the identity, its payload the key;
+the client offers the first the service named, the server accepts the one it named, and DONE
+names the PSK used.
 """
 
 from __future__ import annotations
@@ -126,6 +129,8 @@ class Agent:
             except (TimeoutError, BlockingIOError):
                 continue
             if any(m.cmd == handshake.CMD_READY for m in msgs):
+                if self.verbose:
+                    self.log("quicctl agent: READY")
                 self.drain()
         for t in self.threads:
             t.join(30)
@@ -158,6 +163,10 @@ class Agent:
                 if fd is not None and len(fd) == 4:
                     _close_fd(genl.as_s32(fd))
                 continue
+            if self.verbose:
+                self.log(f"quicctl agent: ACCEPT fd {req.sockfd}: {req.describe()}, timeout "
+                         f"{req.timeout_ms} ms, key serials "
+                         f"{req.peer_identities or '-'}")  # fmt: skip
             t = threading.Thread(target=self._serve, args=(req,), daemon=True)
             t.start()
             self.threads = [x for x in self.threads if x.is_alive()] + [t]
@@ -172,9 +181,10 @@ class Agent:
             self._done(errno.EBADF, req.sockfd)
             _close_fd(req.sockfd)
             return
+        remote: list[int] = []
         try:
             peer = _peer(sock)
-            status, what, detail = self._handshake(sock, req)
+            status, what, detail, remote = self._handshake(sock, req)
         except Exception as exc:  # noqa: BLE001 -- reported to the kernel as EIO and logged
             status, detail = errno.EIO, f"{type(exc).__name__}: {exc}"
         took = (time.monotonic() - t0) * 1000
@@ -185,42 +195,60 @@ class Agent:
         self.log(f"quicctl agent: {req.describe()} {peer}: {what or '-'} {outcome} "
                  f"{took:.0f} ms" + (f": {detail}" if detail and status else ""))  # fmt: skip
         try:
-            self._done(status, req.sockfd)
+            self._done(status, req.sockfd, remote if not status else [])
         finally:
             sock.close()  # our descriptor only: the service's file keeps the socket
 
-    def _done(self, status: int, fd: int) -> None:
+    def _done(self, status: int, fd: int, remote: list[int] = ()) -> None:
         """DONE on a netlink socket of this thread's own: the main one is ACCEPT's."""
         nl = genl.GenlSocket()
         try:
-            nl.request(self.family.id, handshake.CMD_DONE, handshake.done_request(status, fd))
+            nl.request(self.family.id, handshake.CMD_DONE,
+                       handshake.done_request(status, fd, remote))  # fmt: skip
+            if self.verbose:
+                self.log(f"quicctl agent: DONE fd {fd} status {status} remote auth "
+                         f"{remote or '-'}")  # fmt: skip
         except (OSError, NetlinkError) as exc:
             self.log(f"quicctl agent: DONE for fd {fd} failed: {exc}")
         finally:
             nl.close()
 
-    def _handshake(self, sock: socket.socket, req: handshake.Request) -> tuple[int, str, str]:
-        """(status, 'ALPN cipher', detail): the handshake on the service's socket."""
-        from quicctl import abi
+    def _handshake(self, sock: socket.socket,
+                   req: handshake.Request) -> tuple[int, str, str, list[int]]:  # fmt: skip
+        """(status, 'ALPN cipher', detail, DONE's remote auth serials): the handshake on the
+        service's socket."""
+        from quicctl import abi, keyring
         from quicctl.connection import HandshakeError, QuicTls, _handshake
 
         if sock.getsockopt(socket.SOL_SOCKET, SO_PROTOCOL) != IPPROTO_QUIC:
-            return errno.EOPNOTSUPP, "", "not a QUIC socket"
+            return errno.EOPNOTSUPP, "", "not a QUIC socket", []
+        psk, remote = None, []
         if req.auth_mode == handshake.AUTH_PSK:
-            return errno.EOPNOTSUPP, "", "PSK is not supported yet"
-        if req.certificates or req.keyring:
-            return errno.ENOKEY, "", "certificates from key serials are not supported yet"
+            if not req.peer_identities:
+                return errno.ENOKEY, "", "PSK mode without a key serial", []
+            serial = req.peer_identities[0]
+            try:
+                psk = keyring.read_psk(serial)
+            except OSError as exc:
+                return errno.ENOKEY, "", f"cannot read the PSK: {exc.strerror}", []
+            remote = [serial]
+        elif req.certificates:
+            return errno.ENOKEY, "", "certificates from key serials are not supported yet", []
         alpns = [a.strip() for a in abi.getsockopt(sock, "ALPN").decode().split(",") if a.strip()]
         side = self.config.client if req.is_client else self.config.server
         timeout = req.timeout_ms / 1000 if req.timeout_ms else 30.0
-        if not req.is_client and not (side.certificate and side.private_key):
-            return errno.ENOKEY, "", "no server certificate and key configured"
+        if psk is None and not req.is_client and not (side.certificate and side.private_key):
+            return errno.ENOKEY, "", "no server certificate and key configured", []
 
         def peer_params(data: bytes) -> bytes:
             abi.setsockopt(sock, "TRANSPORT_PARAM_EXT", data)
             return abi.getsockopt(sock, "TRANSPORT_PARAM_EXT")
 
         def start() -> QuicTls:
+            if psk is not None:
+                return QuicTls(server=not req.is_client, alpns=alpns, psk=psk,
+                               on_peer_transport_params=None if req.is_client
+                               else peer_params)  # fmt: skip
             if req.is_client:
                 return QuicTls(server=False, alpns=alpns, server_name=req.peername,
                                cafile=side.truststore, certfile=side.certificate,
@@ -237,14 +265,15 @@ class Agent:
         try:
             conn = _handshake(dup, start, timeout, req.peername or "the peer")
         except HandshakeError as exc:
-            return errno.EACCES, "", str(exc)
+            return errno.EACCES, "", str(exc), []
         try:
             abi.setsockopt(dup, "EVENT", type=abi.QUIC_EVENT_CONNECTION_CLOSE, on=0)
         except OSError:
             pass
         conn._tls.close()
         dup.close()  # the connection itself stays: the service holds the socket
-        return 0, f"{conn.alpn or '-'} cipher {conn.cipher_type:#x}", ""
+        how = f" psk {psk[0]}" if psk is not None else ""
+        return 0, f"{conn.alpn or '-'} cipher {conn.cipher_type:#x}{how}", "", remote
 
 
 def _peer(sock: socket.socket) -> str:

@@ -47,6 +47,13 @@ class NetlinkError(Exception):
     """A malformed netlink message or attribute (the text says what and where)."""
 
 
+class ErrorReply(OSError):
+    """The kernel answered a request with an error (its errno, and its extack message if any).
+
+    A subclass, so that an ETIMEDOUT from the kernel stays an error reply: a plain
+    ``OSError(ETIMEDOUT)`` becomes a TimeoutError, indistinguishable from no answer at all."""
+
+
 def _align(n: int) -> int:
     return (n + 3) & ~3
 
@@ -226,7 +233,7 @@ class GenlSocket:
                 elif msg.error is not None:
                     if msg.error:
                         why = os.strerror(msg.error)
-                        raise OSError(msg.error, f"{msg.extack} ({why})" if msg.extack else why)
+                        raise ErrorReply(msg.error, f"{msg.extack} ({why})" if msg.extack else why)
                     return replies
                 else:
                     replies.append(msg)

@@ -36,15 +36,25 @@ from quicctl.errors import QuicctlError
 )
 @click.option("--retry", is_flag=True,
               help="Validate client addresses with a Retry first (RFC 9000 8.1.2).")  # fmt: skip
-def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry) -> None:
-    """Serve files under --root over HTTP/3 and hq-interop (by each connection's ALPN)."""
+@click.option("--psk", "psk_file", type=click.Path(exists=True, dir_okay=False),
+              help="Authenticate with the pre-shared key in FILE (IDENTITY:HEXKEY) instead of "
+                   "certificates.")  # fmt: skip
+def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry,
+           psk_file) -> None:  # fmt: skip
+    """Serve files under --root over HTTP/3 and hq-interop (by each connection's ALPN).
+
+    KEY and CERT are the server's; with --psk they are not used."""
     from quicctl import hq
     from quicctl.connection import QuicServer
+    from quicctl.kservice import read_psk_file
 
     alpn = _alpns(alpn)
+    psk = read_psk_file(psk_file) if psk_file else None
     if in_kernel:
-        _serve_in_kernel(addr, port, key, cert, root, alpn, count, userspace or retry)
+        _serve_in_kernel(addr, port, key, cert, root, alpn, count, userspace or retry, psk)
         return
+    if psk and userspace:
+        raise QuicctlError("--psk: aioquic (--userspace) has no external PSK; drop one")
 
     if userspace:
         from quicctl import userspace as us
@@ -63,7 +73,8 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
 
     try:
         config = {"validate_peer_address": 1} if retry else None
-        srv = QuicServer(addr, port, alpn=alpn, certfile=cert, keyfile=key, config=config)
+        srv = QuicServer(addr, port, alpn=alpn, certfile=cert, keyfile=key, config=config,
+                         psk=psk)  # fmt: skip
     except OSError as exc:
         raise QuicctlError(f"cannot listen on {addr} port {port}: {exc.strerror or exc}") from exc
     host, bound = srv.getsockname()[:2]
@@ -96,21 +107,28 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
     is_flag=True,
     help="Fetch with quic_sample.ko, a kernel service (handshakes by the agent).",
 )
+@click.option("--psk", "psk_file", type=click.Path(exists=True, dir_okay=False),
+              help="Authenticate with the pre-shared key in FILE (IDENTITY:HEXKEY) instead of "
+                   "certificates.")  # fmt: skip
 def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, userspace,
-           in_kernel) -> None:  # fmt: skip
+           in_kernel, psk_file) -> None:  # fmt: skip
     """Download each PATH on its own stream of one connection; prints SHA-256 and throughput.
 
     Exits with 1 when any answer is missing, empty (hq-interop) or not HTTP 200 (h3)."""
     from quicctl import hq
     from quicctl.connection import connect
+    from quicctl.kservice import read_psk_file
 
     alpn = _alpns(alpn)
-    if not cafile and not insecure:
-        raise QuicctlError("give --cafile FILE to verify the server, or --insecure")
+    psk = read_psk_file(psk_file) if psk_file else None
+    if not cafile and not insecure and not psk:
+        raise QuicctlError("give --cafile FILE to verify the server, or --insecure (or --psk)")
     if in_kernel:
         _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, outdir,
-                         userspace)  # fmt: skip
+                         userspace, psk)  # fmt: skip
         return
+    if psk and userspace:
+        raise QuicctlError("--psk: aioquic (--userspace) has no external PSK; drop one")
     out = Path(outdir) if outdir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +144,7 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
             # load it before the handshake, not while the new connection sits idle
             from quicctl import h3
         conn = connect(addr, port, alpn=alpn, cafile=cafile, insecure=insecure,
-                       server_name=server_name)  # fmt: skip
+                       server_name=server_name, psk=psk)  # fmt: skip
         with conn:
             try:
                 if conn.alpn == hq.H3:
@@ -174,32 +192,35 @@ def _stop_agent(proc) -> None:
 
 
 def _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, outdir,
-                     userspace) -> None:  # fmt: skip
+                     userspace, psk) -> None:  # fmt: skip
     """One connection of quic_sample.ko a path: the kernel returns each path's SHA-256."""
-    from quicctl import kservice
+    from quicctl import keyring, kservice
 
     if userspace or outdir:
         raise QuicctlError("--in-kernel: the kernel service keeps the data (it returns its "
                            "SHA-256): drop " + ("--userspace" if userspace else "-o"))  # fmt: skip
     if len(alpn) != 1 or alpn[0] != "hq-interop":
         raise QuicctlError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
-    agent = _with_agent(["--ca", cafile] if cafile and not insecure else [])
+    agent = _with_agent(["--ca", cafile] if cafile and not insecure and not psk else [])
+    serial = keyring.add_psk(*psk) if psk else 0  # this process's: gone when we are
     failed = False
     try:
         for path in paths:
-            d = kservice.get(addr, port, path, alpn=alpn[0], peername=server_name or addr)
+            d = kservice.get(addr, port, path, alpn=alpn[0], peername=server_name or addr,
+                             psk=serial)  # fmt: skip
             if d.size == 0:
                 failed = True
                 click.echo(f"{d.path}: empty answer (not found on the server?)", err=True)
                 continue
             click.echo(f"{d.sha256}  {d.path}  {d.size} bytes  {d.mbps:.1f} Mbit/s")
     finally:
+        keyring.remove(serial)
         _stop_agent(agent)
     sys.exit(1 if failed else 0)
 
 
-def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other) -> None:
-    from quicctl import kservice
+def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk) -> None:
+    from quicctl import keyring, kservice
 
     if other:
         raise QuicctlError("--in-kernel serves from the kernel: drop --userspace and --retry")
@@ -208,6 +229,7 @@ def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other) -> None:
     if not port:
         raise QuicctlError("--in-kernel: give the port to listen on (not 0)")
     agent = _with_agent(["--cert", cert, "--key", key])
+    serial = keyring.add_psk(*psk) if psk else 0
 
     def announce() -> None:  # once the kernel service has bound its port
         deadline = time.monotonic() + 30
@@ -219,9 +241,14 @@ def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other) -> None:
 
     threading.Thread(target=announce, daemon=True).start()
     try:
-        served, size = kservice.serve(addr, port, root, alpn=alpn[0], count=count)
-        click.echo(f"quicctl server: served {served} connections, {size} bytes")
+        served, size, failed = kservice.serve(addr, port, root, alpn=alpn[0], count=count,
+                                              psk=serial)  # fmt: skip
+        click.echo(
+            f"quicctl server: served {served} connections, {size} bytes"
+            + (f" ({failed} failed: the agent's log says why)" if failed else "")
+        )
     finally:
+        keyring.remove(serial)
         _stop_agent(agent)
 
 

@@ -11,12 +11,17 @@
  * is done:
  *
  *  - GET: connect to ADDR:PORT with ALPN, the agent verifies the server as
- *    PEERNAME, fetch PATH; the reply holds the length and SHA-256 of what
- *    arrived.
+ *    PEERNAME (x509) or both sides prove they hold the pre-shared key whose
+ *    key serial is PSK, fetch PATH; the reply holds the length and SHA-256 of
+ *    what arrived.
  *  - SERVE: listen on ADDR:PORT with ALPN; for each of COUNT connections
- *    accept, let the agent do the server side, read the request and send the
- *    file of that name under ROOT; the reply holds the connections served and
- *    the bytes sent.
+ *    accept, let the agent do the server side (x509, or the PSK), read the
+ *    request and send the file of that name under ROOT; the reply holds the
+ *    connections served, the bytes sent and the connections that failed (a
+ *    failed handshake or a client gone does not end the server).
+ *
+ * CANCEL (ms) makes either give up on a handshake that long after handing it
+ * to the agent, with tls_handshake_cancel(), whatever the agent is doing.
  *
  * Errors come back as the netlink error with an extack message.
  */
@@ -58,6 +63,11 @@ enum {
 	QUIC_SAMPLE_A_SHA256,		/* binary reply: GET */
 	QUIC_SAMPLE_A_SERVED,		/* u32 reply: SERVE */
 	QUIC_SAMPLE_A_PAD,
+	QUIC_SAMPLE_A_PSK,		/* u32: key serial of a PSK (description:
+					 * identity, payload: key)
+					 */
+	QUIC_SAMPLE_A_CANCEL,		/* u32 ms: cancel the handshake then */
+	QUIC_SAMPLE_A_FAILED,		/* u32 reply: SERVE */
 	__QUIC_SAMPLE_A_MAX,
 };
 
@@ -72,6 +82,8 @@ static const struct nla_policy quic_sample_policy[QUIC_SAMPLE_A_MAX + 1] = {
 	[QUIC_SAMPLE_A_TIMEOUT]	 = { .type = NLA_U32 },	/* clamped to 10 min */
 	[QUIC_SAMPLE_A_ROOT]	 = { .type = NLA_NUL_STRING, .len = PATH_MAX - 1 },
 	[QUIC_SAMPLE_A_COUNT]	 = NLA_POLICY_RANGE(NLA_U32, 1, 10000),
+	[QUIC_SAMPLE_A_PSK]	 = NLA_POLICY_MIN(NLA_U32, 1),
+	[QUIC_SAMPLE_A_CANCEL]	 = { .type = NLA_U32 },	/* clamped to 10 min */
 };
 
 /* One socket of ours with the file net/handshake needs to pass it on. */
@@ -139,7 +151,8 @@ static void quic_sample_hs_done(void *data, int status, key_serial_t peerid)
  * cancelled at the timeout.
  */
 static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
-				 const char *peername, u32 timeout)
+				 const char *peername, key_serial_t psk,
+				 u32 timeout, u32 cancel)
 {
 	struct tls_handshake_args args = {
 		.ta_sock = s->sock,
@@ -156,17 +169,28 @@ static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
 
 	init_completion(&hs.done);
 	args.ta_data = &hs;
-	err = server ? tls_server_hello_x509(&args, GFP_KERNEL) :
-		       tls_client_hello_x509(&args, GFP_KERNEL);
+	if (psk) {
+		args.ta_num_peerids = 1;
+		args.ta_my_peerids[0] = psk;
+		err = server ? tls_server_hello_psk(&args, GFP_KERNEL) :
+			       tls_client_hello_psk(&args, GFP_KERNEL);
+	} else {
+		err = server ? tls_server_hello_x509(&args, GFP_KERNEL) :
+			       tls_client_hello_x509(&args, GFP_KERNEL);
+	}
 	if (err)
 		return err;
 	left = wait_for_completion_killable_timeout(&hs.done,
-						    msecs_to_jiffies(timeout));
+						    msecs_to_jiffies(cancel ?: timeout));
 	if (left > 0)
 		return hs.status;
-	if (!tls_handshake_cancel(s->sock->sk))
+	if (!tls_handshake_cancel(s->sock->sk)) {
 		wait_for_completion(&hs.done);	/* done is running: let it */
-	return left ? (int)left : -ETIMEDOUT;
+		return hs.status;
+	}
+	if (left)
+		return (int)left;	/* killed */
+	return cancel ? -ECANCELED : -ETIMEDOUT;
 }
 
 static void quic_sample_hs_error(struct genl_info *info, int err)
@@ -177,6 +201,9 @@ static void quic_sample_hs_error(struct genl_info *info, int err)
 	else if (err == -ETIMEDOUT)
 		NL_SET_ERR_MSG(info->extack,
 			       "the handshake agent did not finish in time");
+	else if (err == -ECANCELED)
+		NL_SET_ERR_MSG(info->extack,
+			       "the handshake was cancelled (tls_handshake_cancel)");
 	else
 		NL_SET_ERR_MSG(info->extack,
 			       "the handshake failed (the agent's log says why)");
@@ -260,6 +287,20 @@ static int quic_sample_addr(const struct nlattr *a, u16 port,
 	return -EINVAL;
 }
 
+static key_serial_t quic_sample_psk(struct genl_info *info)
+{
+	struct nlattr *a = info->attrs[QUIC_SAMPLE_A_PSK];
+
+	return a ? (key_serial_t)nla_get_u32(a) : 0;
+}
+
+static u32 quic_sample_cancel(struct genl_info *info)
+{
+	struct nlattr *a = info->attrs[QUIC_SAMPLE_A_CANCEL];
+
+	return a ? clamp(nla_get_u32(a), 1U, 600000U) : 0;
+}
+
 static u32 quic_sample_timeout(struct genl_info *info)
 {
 	struct nlattr *a = info->attrs[QUIC_SAMPLE_A_TIMEOUT];
@@ -313,7 +354,8 @@ static int quic_sample_get(struct sk_buff *skb, struct genl_info *info)
 	err = quic_sample_handshake(&s, false,
 				    attrs[QUIC_SAMPLE_A_PEERNAME] ?
 				    nla_data(attrs[QUIC_SAMPLE_A_PEERNAME]) :
-				    NULL, timeout);
+				    NULL, quic_sample_psk(info), timeout,
+				    quic_sample_cancel(info));
 	if (err) {
 		quic_sample_hs_error(info, err);
 		goto out;
@@ -391,7 +433,8 @@ static struct file *quic_sample_open(const char *root, char *req, int len)
  * client to close (its data acknowledged).  Return: bytes sent or an error.
  */
 static s64 quic_sample_serve_one(struct quic_sample_sock *c, const char *root,
-				 u32 timeout, void *buf)
+				 key_serial_t psk, u32 timeout, u32 cancel,
+				 void *buf)
 {
 	char req[QUIC_SAMPLE_REQ_MAX + 1];
 	int err, len = 0, n;
@@ -401,7 +444,7 @@ static s64 quic_sample_serve_one(struct quic_sample_sock *c, const char *root,
 	loff_t pos = 0;
 	s64 sent = 0;
 
-	err = quic_sample_handshake(c, true, NULL, timeout);
+	err = quic_sample_handshake(c, true, NULL, psk, timeout, cancel);
 	if (err)
 		return err;
 	while (!fin) {
@@ -447,7 +490,7 @@ static int quic_sample_serve(struct sk_buff *skb, struct genl_info *info)
 	struct nlattr **attrs = info->attrs;
 	struct quic_sample_sock l = {}, c = {};
 	u32 timeout = quic_sample_timeout(info);
-	u32 count, served = 0;
+	u32 count, served = 0, failed = 0;
 	struct sockaddr_storage ss;
 	struct socket *newsock;
 	struct sk_buff *reply;
@@ -502,26 +545,33 @@ static int quic_sample_serve(struct sk_buff *skb, struct genl_info *info)
 		if (err)
 			goto out;
 		n = quic_sample_serve_one(&c, nla_data(attrs[QUIC_SAMPLE_A_ROOT]),
-					  timeout, buf);
+					  quic_sample_psk(info), timeout,
+					  quic_sample_cancel(info), buf);
 		quic_sample_release(&c);
-		if (n < 0) {
+		if (n == -ERESTARTSYS || n == -EINTR) {
 			err = n;
-			NL_SET_ERR_MSG(info->extack, "serving a connection failed");
+			NL_SET_ERR_MSG(info->extack,
+				       "interrupted while serving a client");
 			goto out;
+		}
+		if (n < 0) {	/* that client's loss, not the server's */
+			failed++;
+			continue;
 		}
 		total += n;
 		served++;
 	}
 
 	err = -ENOMEM;
-	reply = genlmsg_new(nla_total_size_64bit(8) + nla_total_size(4),
+	reply = genlmsg_new(nla_total_size_64bit(8) + 2 * nla_total_size(4),
 			    GFP_KERNEL);
 	if (!reply)
 		goto out;
 	hdr = genlmsg_put_reply(reply, info, info->family, 0, info->genlhdr->cmd);
 	if (!hdr ||
 	    nla_put_u64_64bit(reply, QUIC_SAMPLE_A_BYTES, total, QUIC_SAMPLE_A_PAD) ||
-	    nla_put_u32(reply, QUIC_SAMPLE_A_SERVED, served)) {
+	    nla_put_u32(reply, QUIC_SAMPLE_A_SERVED, served) ||
+	    nla_put_u32(reply, QUIC_SAMPLE_A_FAILED, failed)) {
 		nlmsg_free(reply);
 		goto out;
 	}
