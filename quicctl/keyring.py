@@ -52,14 +52,21 @@ def add_psk(identity: str, key: bytes, keyring: int = KEY_SPEC_PROCESS_KEYRING) 
     agent runs as the same user).  Returns its serial."""
     if not identity or len(identity.encode()) > 255 or not key:
         raise QuicctlError("a PSK needs an identity of 1..255 bytes and a non-empty key")
+    return add_user_key(identity, key, keyring, what=f"PSK {identity!r}")
+
+
+def add_user_key(description: str, payload: bytes, keyring: int = KEY_SPEC_PROCESS_KEYRING,
+                 what: str = "a key") -> int:  # fmt: skip
+    """A "user" key (at most 32 KB) as :func:`add_psk` makes it; ``what`` names it in errors."""
     try:
-        serial = _check(_libc.syscall(ctypes.c_long(_nr(0)), b"user", identity.encode(), key,
-                                      ctypes.c_size_t(len(key)), ctypes.c_int(keyring)),
+        serial = _check(_libc.syscall(ctypes.c_long(_nr(0)), b"user", description.encode(),
+                                      payload, ctypes.c_size_t(len(payload)),
+                                      ctypes.c_int(keyring)),
                         "add_key")  # fmt: skip
         perm = KEY_POS_ALL | KEY_USR_VIEW | KEY_USR_READ | KEY_USR_SEARCH
         _check(_keyctl(KEYCTL_SETPERM, serial, perm), "keyctl(SETPERM)")
     except OSError as exc:
-        raise QuicctlError(f"cannot put PSK {identity!r} in the kernel keyring: {exc.strerror} "
+        raise QuicctlError(f"cannot put {what} in the kernel keyring: {exc.strerror} "
                            "(CONFIG_KEYS? the key quota, /proc/sys/kernel/keys/maxkeys?)"
                            ) from None  # fmt: skip
     return serial

@@ -23,7 +23,7 @@ FAMILY = "quic_sample"
 MODULE = "quic_sample"
 CMD_GET, CMD_SERVE = 1, 2
 (A_ADDR, A_PORT, A_ALPN, A_PATH, A_PEERNAME, A_TIMEOUT, A_ROOT, A_COUNT, A_BYTES, A_SHA256,
- A_SERVED, A_PAD, A_PSK, A_CANCEL, A_FAILED) = range(1, 16)  # fmt: skip
+ A_SERVED, A_PAD, A_PSK, A_CANCEL, A_FAILED, A_CERT, A_PRIVKEY) = range(1, 18)  # fmt: skip
 
 
 def module_path(release: str | None = None) -> Path:
@@ -118,19 +118,42 @@ def get(addr: str, port: int, path: str, *, alpn: str = "hq-interop",
 
 
 def serve(addr: str, port: int, root: str, *, alpn: str = "hq-interop", count: int = 1,
-          timeout: float = 30.0, psk: int = 0) -> tuple[int, int, int]:  # fmt: skip
+          timeout: float = 30.0, psk: int = 0,
+          x509: tuple[int, int] | None = None) -> tuple[int, int, int]:  # fmt: skip
     """Serve ``count`` connections from the kernel: (connections served, bytes sent,
-    connections that failed on the way)."""
+    connections that failed on the way).  ``x509``: key serials of the certificate and private
+    key the service names for its handshakes (:func:`add_x509`); else the agent's own."""
     attrs = (genl.attr(A_ADDR, addr) + genl.attr(A_PORT, port, "=H") + genl.attr(A_ALPN, alpn)
              + genl.attr(A_ROOT, str(Path(root).resolve()))
              + genl.attr(A_COUNT, count) + genl.attr(A_TIMEOUT, int(timeout * 1000))
              + (genl.attr(A_PSK, psk) if psk else b""))  # fmt: skip
+    if x509:
+        attrs += genl.attr(A_CERT, x509[0]) + genl.attr(A_PRIVKEY, x509[1])
     a = _call(CMD_SERVE, attrs, f"in-kernel server on {addr} port {port}",
               timeout * (count + 2) + 10)  # fmt: skip
     served, size, failed = a.u32(A_SERVED), a.get(A_BYTES), a.u32(A_FAILED)
     if served is None or size is None or len(size) != 8 or failed is None:
         raise QuicctlError("quic_sample's SERVE reply lacks its counts")
     return served, struct.unpack("=Q", size)[0], failed
+
+
+def add_x509(certfile: str, keyfile: str) -> tuple[int, int]:
+    """A certificate and its private key (PEM files) as keys of this process, for the service
+    to name by serial; :func:`quicctl.keyring.remove` each when done."""
+    from quicctl import keyring
+
+    data = []
+    for path in (certfile, keyfile):
+        try:
+            data.append(Path(path).read_bytes())
+        except OSError as exc:
+            raise QuicctlError(f"cannot read {path}: {exc.strerror}") from None
+    cert = keyring.add_user_key("quicctl:cert", data[0], what=f"certificate {certfile}")
+    try:
+        return cert, keyring.add_user_key("quicctl:key", data[1], what=f"private key {keyfile}")
+    except BaseException:
+        keyring.remove(cert)
+        raise
 
 
 def read_psk_file(path: str) -> tuple[str, bytes]:

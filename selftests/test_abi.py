@@ -62,10 +62,11 @@ MACROS: dict[str, int] = {
     "QUIC_SOCKOPT_TRANSPORT_PARAM_EXT": 14,
     "QUIC_CRYPTO_SECRET_BUFFER_SIZE": 48,
     "QUIC_CLOSE_PHRASE_BUFFER_SIZE": 64,
-    # Ours (section 1.4 masks, named in our header as plain literals).
-    "QUIC_MSG_STREAM_FLAGS": 0x12E00,
-    "QUIC_MSG_SENDMSG_FLAGS": 0x5FF40,
 }
+
+# Names the upstream header does not define, which programs written for it may define
+# themselves: ours must not define them either (the section 1.4 masks live in net/quic/quic.h).
+NOT_UAPI = ("QUIC_MSG_STREAM_FLAGS", "QUIC_MSG_SENDMSG_FLAGS")
 
 # Named enums: enum tag -> exactly these enumerators (sections 1.2, 1.4, 1.5, 1.9, 1.10).
 NAMED_ENUMS: dict[str, dict[str, int]] = {
@@ -587,8 +588,8 @@ def test_cffi_masks() -> None:
     sendmsg = stream
     for flag in SENDMSG_EXTRA_FLAGS:
         sendmsg |= getattr(abi, flag)
-    assert stream == 0x12E00 == abi.QUIC_MSG_STREAM_FLAGS
-    assert sendmsg == 0x5FF40 == abi.QUIC_MSG_SENDMSG_FLAGS
+    assert stream == 0x12E00
+    assert sendmsg == 0x5FF40
 
 
 def test_option_kinds() -> None:
@@ -704,3 +705,22 @@ def test_probe_cmsg(probe: dict[str, ProbeOut], variant: str) -> None:
 def test_probe_masks(probe: dict[str, ProbeOut], variant: str) -> None:
     assert probe[variant][("mask", "stream")] == 0x12E00
     assert probe[variant][("mask", "sendmsg")] == 0x5FF40
+
+
+def test_upstream_program_defining_its_own_masks_builds(tmp_path) -> None:
+    """A program written for the upstream header that names the section 1.4 masks itself
+    builds with -Werror against ours (they were once defined in our UAPI header)."""
+    text = HEADER.read_text()
+    for name in NOT_UAPI:
+        assert name not in text, f"{name} is not upstream API: keep it out of the UAPI header"
+    src = tmp_path / "own_masks.c"
+    src.write_text(
+        "#include <sys/socket.h>\n#include <linux/quic.h>\n"
+        "#define QUIC_MSG_STREAM_FLAGS 0x12E00\n#define QUIC_MSG_SENDMSG_FLAGS 0x5FF40\n"
+        "int main(void) { return (QUIC_MSG_STREAM_FLAGS & MSG_QUIC_STREAM_FIN) ? 0 : 1; }\n"
+    )
+    r = subprocess.run(["gcc", "-Wall", "-Wextra", "-Werror", "-I", str(UAPI_DIR), "-o",
+                        str(tmp_path / "own_masks"), str(src)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert subprocess.run([str(tmp_path / "own_masks")]).returncode == 0

@@ -180,3 +180,22 @@ def test_kernel_etimedout_is_an_error_reply_not_a_timeout():
     exc = genl.ErrorReply(errno.ETIMEDOUT, "the handshake agent did not finish in time")
     assert isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
     assert exc.errno == errno.ETIMEDOUT
+
+
+def test_der_certificate_payload_becomes_pem():
+    """Keys named by serial may hold DER (as the kernel's asymmetric keys do) or PEM."""
+    import base64
+
+    from quicctl.agent import _pem
+    from quicctl.paths import KEYS
+
+    pem = (KEYS / "cert.crt").read_bytes()
+    body = b"".join(ln for ln in pem.splitlines() if ln and not ln.startswith(b"-----"))
+    der = base64.b64decode(body)
+    assert _pem(pem, "CERTIFICATE") == pem
+    out = _pem(der, "CERTIFICATE")
+    assert out.startswith(b"-----BEGIN CERTIFICATE-----\n")
+    assert out.endswith(b"-----END CERTIFICATE-----\n")
+    assert all(len(ln) <= 64 for ln in out.splitlines())
+    back = b"".join(ln for ln in out.splitlines() if not ln.startswith(b"-----"))
+    assert base64.b64decode(back) == der

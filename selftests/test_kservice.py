@@ -349,3 +349,39 @@ def test_in_kernel_handshake_cancelled(sample, clean_path, topo):
         hole.close()
     _wait_no_conns(topo)
     assert not conns(topo.client), "the cancelled socket was left behind"
+
+
+def test_in_kernel_server_names_its_certificate_by_key_serial(sample, clean_path, topo, files,
+                                                              tmp_path):  # fmt: skip
+    """The agent that runs has no certificate of its own; `quicctl server --in-kernel` puts
+    its KEY and CERT in the keyring and the service names them by serial (ta_my_cert,
+    ta_my_privkey), as an NFS or SMB server does; a verifying client gets the file."""
+    root, digest, size = files
+    agent = _AgentLog(topo, topo.server)
+    port = 4482
+    try:
+        srv = topo.popen(
+            topo.server,
+            [_quicctl(), "server", "--in-kernel", "--alpn", "hq-interop", topo.server_v4,
+             str(port), str(KEYS / "pkey.key"), str(KEYS / "cert.crt"), "--root", str(root)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            _wait_listening(srv, "in-kernel")
+            r = topo.run(topo.client, [_quicctl(), "client", topo.server_v4, str(port), "/file",
+                                       "--cafile", str(KEYS / "ca.crt"), "--server-name",
+                                       SERVER_NAME, "-o", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert r.stdout.split()[:2] == [digest, "/file"], r.stdout
+            out, err = srv.communicate(timeout=120)
+        except BaseException:
+            _stop(srv)
+            print("in-kernel server:", srv.stdout.read(), srv.stderr.read())
+            raise
+        assert srv.returncode == 0 and "served 1 connections" in out, out + err
+        line = agent.wait_for("serverhello auth x509", 30)
+        assert " ok " in line, "".join(agent.lines)
+        assert "ACCEPT fd" in "".join(agent.lines)
+    finally:
+        agent.stop()

@@ -7,7 +7,8 @@ declines anything else with EOPNOTSUPP), reads the ALPN list and transport param
 set on it, runs the client or server side with the credentials of its configuration, and sends
 DONE with the status.  The socket stays the service's: the agent only drops its descriptor.
 Several handshakes run at once, one thread each.  x509 credentials come from a tlshd-style
-file (:class:`Config`); certificates by key serial are declined with ENOKEY.  A PSK comes by key
+file (:class:`Config`), or by key serial when the service names a certificate and private key
+(their payloads PEM or DER; they take precedence over the file).  A PSK comes by key
 serial (net/handshake's PSK mode): the key's description is the identity, its payload the key;
 the client offers the first the service named, the server accepts the one it named, and DONE
 names the PSK used.
@@ -15,11 +16,14 @@ names the PSK used.
 
 from __future__ import annotations
 
+import base64
 import configparser
 import errno
 import os
 import select
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +46,7 @@ class Side:
     truststore: str | None = None  # CA file to verify the peer with
     certificate: str | None = None
     private_key: str | None = None
+    scratch: str | None = None  # a private directory holding the two above, removed after use
 
 
 @dataclass
@@ -232,10 +237,13 @@ class Agent:
             except OSError as exc:
                 return errno.ENOKEY, "", f"cannot read the PSK: {exc.strerror}", []
             remote = [serial]
-        elif req.certificates:
-            return errno.ENOKEY, "", "certificates from key serials are not supported yet", []
         alpns = [a.strip() for a in abi.getsockopt(sock, "ALPN").decode().split(",") if a.strip()]
         side = self.config.client if req.is_client else self.config.server
+        if psk is None and req.certificates:
+            try:
+                side = _side_from_keys(side, *req.certificates[0])
+            except OSError as exc:
+                return errno.ENOKEY, "", f"cannot read the certificate or key: {exc}", []
         timeout = req.timeout_ms / 1000 if req.timeout_ms else 30.0
         if psk is None and not req.is_client and not (side.certificate and side.private_key):
             return errno.ENOKEY, "", "no server certificate and key configured", []
@@ -266,14 +274,38 @@ class Agent:
             conn = _handshake(dup, start, timeout, req.peername or "the peer")
         except HandshakeError as exc:
             return errno.EACCES, "", str(exc), []
-        try:
-            abi.setsockopt(dup, "EVENT", type=abi.QUIC_EVENT_CONNECTION_CLOSE, on=0)
-        except OSError:
-            pass
+        finally:
+            if side.scratch:
+                shutil.rmtree(side.scratch, ignore_errors=True)
         conn._tls.close()
         dup.close()  # the connection itself stays: the service holds the socket
         how = f" psk {psk[0]}" if psk is not None else ""
         return 0, f"{conn.alpn or '-'} cipher {conn.cipher_type:#x}{how}", "", remote
+
+
+def _pem(data: bytes, label: str) -> bytes:
+    """A key payload as PEM: as it is if it is PEM already, else DER wrapped in ``label``."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return data
+    b64 = base64.encodebytes(data).replace(b"\n", b"")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return b"".join([f"-----BEGIN {label}-----\n".encode(), *(ln + b"\n" for ln in lines),
+                     f"-----END {label}-----\n".encode()])  # fmt: skip
+
+
+def _side_from_keys(side: Side, cert_serial: int, key_serial: int) -> Side:
+    """``side`` with the certificate and private key the service named by key serial, written
+    to a private directory for gnutls (the caller removes it)."""
+    from quicctl import keyring
+
+    cert, key = keyring.read(cert_serial), keyring.read(key_serial)
+    scratch = tempfile.mkdtemp(prefix="quicctl-agent-")  # mode 0700
+    certfile, keyfile = os.path.join(scratch, "cert.pem"), os.path.join(scratch, "key.pem")
+    for path, data in ((certfile, _pem(cert, "CERTIFICATE")), (keyfile, _pem(key, "PRIVATE KEY"))):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    return Side(side.truststore, certfile, keyfile, scratch)
 
 
 def _peer(sock: socket.socket) -> str:

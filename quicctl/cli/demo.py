@@ -229,7 +229,9 @@ def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk) -> No
     if not port:
         raise QuicctlError("--in-kernel: give the port to listen on (not 0)")
     agent = _with_agent(["--cert", cert, "--key", key])
+    # As a kernel server names its own credentials: by key serial, whatever agent runs.
     serial = keyring.add_psk(*psk) if psk else 0
+    x509 = kservice.add_x509(cert, key) if not psk else (0, 0)
 
     def announce() -> None:  # once the kernel service has bound its port
         deadline = time.monotonic() + 30
@@ -241,14 +243,17 @@ def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk) -> No
 
     threading.Thread(target=announce, daemon=True).start()
     try:
-        served, size, failed = kservice.serve(addr, port, root, alpn=alpn[0], count=count,
-                                              psk=serial)  # fmt: skip
+        served, size, failed = kservice.serve(
+            addr, port, root, alpn=alpn[0], count=count, psk=serial,
+            x509=x509 if x509[0] else None,
+        )  # fmt: skip
         click.echo(
             f"quicctl server: served {served} connections, {size} bytes"
             + (f" ({failed} failed: the agent's log says why)" if failed else "")
         )
     finally:
-        keyring.remove(serial)
+        for key_serial in (serial, *x509):
+            keyring.remove(key_serial)
         _stop_agent(agent)
 
 

@@ -60,6 +60,20 @@ static inline struct quic_net *quic_net(const struct net *net)
 
 /* Limits from the ABI reference (Sections 1.13, 1.14 and 3). */
 #define QUIC_OPTLEN_MAX			4096	/* any SOL_QUIC option */
+
+/*
+ * The ABI reference's section 1.4 masks.  Not in the UAPI header: the upstream
+ * one does not define them, and programs written for it may define these
+ * names themselves.
+ */
+/* Valid stream_flags: NEW | FIN | UNI | DONTWAIT | SNDBLOCK. */
+#define QUIC_MSG_STREAM_FLAGS	(MSG_QUIC_STREAM_NEW | MSG_QUIC_STREAM_FIN | \
+				 MSG_QUIC_STREAM_UNI | MSG_QUIC_STREAM_DONTWAIT | \
+				 MSG_QUIC_STREAM_SNDBLOCK)
+/* Valid sendmsg() flags argument. */
+#define QUIC_MSG_SENDMSG_FLAGS	(QUIC_MSG_STREAM_FLAGS | MSG_BATCH | MSG_MORE | \
+				 MSG_DONTWAIT | MSG_NOSIGNAL | MSG_WAITALL | \
+				 MSG_QUIC_DATAGRAM)
 #define QUIC_ALPN_MAX_LEN		128
 #define QUIC_TOKEN_MAX_LEN		120
 #define QUIC_TICKET_MIN_LEN		64

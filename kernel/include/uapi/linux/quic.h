@@ -82,17 +82,6 @@ enum quic_msg_flags {
 	MSG_QUIC_NOTIFICATION		= MSG_MORE,		/* 0x8000 */
 };
 
-/*
- * Valid stream_flags: NEW | FIN | UNI | DONTWAIT | SNDBLOCK.  Any other bit gives EINVAL.
- * Plain literals (not expressions) so that every consumer, cffi included, can read them.
- */
-#define QUIC_MSG_STREAM_FLAGS	0x12E00
-/*
- * Valid sendmsg() flags argument: QUIC_MSG_STREAM_FLAGS | MSG_BATCH | MSG_MORE | MSG_DONTWAIT |
- * MSG_NOSIGNAL | MSG_WAITALL | MSG_QUIC_DATAGRAM.  Any other bit gives EINVAL.
- */
-#define QUIC_MSG_SENDMSG_FLAGS	0x5FF40
-
 /* Encryption levels (struct quic_handshake_info.crypto_level, quic_crypto_secret.level). */
 enum quic_crypto_level {
 	QUIC_CRYPTO_APP,	/* 1-RTT; also post-handshake TLS messages (NewSessionTicket) */
@@ -110,7 +99,7 @@ struct quic_handshake_info {
 /* cmsg QUIC_STREAM_INFO and QUIC_SOCKOPT_STREAM_OPEN: 16 bytes (4 bytes tail padding). */
 struct quic_stream_info {
 	__s64	stream_id;	/* -1: choose for me (sendmsg and STREAM_OPEN) */
-	__u32	stream_flags;	/* bits of QUIC_MSG_STREAM_FLAGS; on recv only FIN */
+	__u32	stream_flags;	/* NEW, FIN, UNI, DONTWAIT, SNDBLOCK; on recv only FIN */
 };
 
 /*

@@ -20,6 +20,11 @@
  *    connections served, the bytes sent and the connections that failed (a
  *    failed handshake or a client gone does not end the server).
  *
+ * CERT and PRIVKEY, key serials of a certificate and its private key (PEM or
+ * DER payloads), are our own x509 credentials for the agent to use, as an NFS
+ * or SMB server names its own; without them the agent's configuration
+ * decides.
+ *
  * CANCEL (ms) makes either give up on a handshake that long after handing it
  * to the agent, with tls_handshake_cancel(), whatever the agent is doing.
  *
@@ -68,6 +73,8 @@ enum {
 					 */
 	QUIC_SAMPLE_A_CANCEL,		/* u32 ms: cancel the handshake then */
 	QUIC_SAMPLE_A_FAILED,		/* u32 reply: SERVE */
+	QUIC_SAMPLE_A_CERT,		/* u32: key serial of our certificate */
+	QUIC_SAMPLE_A_PRIVKEY,		/* u32: key serial of its private key */
 	__QUIC_SAMPLE_A_MAX,
 };
 
@@ -84,6 +91,8 @@ static const struct nla_policy quic_sample_policy[QUIC_SAMPLE_A_MAX + 1] = {
 	[QUIC_SAMPLE_A_COUNT]	 = NLA_POLICY_RANGE(NLA_U32, 1, 10000),
 	[QUIC_SAMPLE_A_PSK]	 = NLA_POLICY_MIN(NLA_U32, 1),
 	[QUIC_SAMPLE_A_CANCEL]	 = { .type = NLA_U32 },	/* clamped to 10 min */
+	[QUIC_SAMPLE_A_CERT]	 = NLA_POLICY_MIN(NLA_U32, 1),
+	[QUIC_SAMPLE_A_PRIVKEY]	 = NLA_POLICY_MIN(NLA_U32, 1),
 };
 
 /* One socket of ours with the file net/handshake needs to pass it on. */
@@ -150,18 +159,27 @@ static void quic_sample_hs_done(void *data, int status, key_serial_t peerid)
  * request the agent never takes (none running) or never finishes is
  * cancelled at the timeout.
  */
+/* What a command asks of each handshake. */
+struct quic_sample_auth {
+	const char *peername;	/* GET: the name to verify */
+	key_serial_t psk;	/* a PSK instead of x509 */
+	key_serial_t cert;	/* our certificate and key, or TLS_NO_CERT */
+	key_serial_t privkey;
+	u32 timeout;		/* ms */
+	u32 cancel;		/* ms, 0: none */
+};
+
 static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
-				 const char *peername, key_serial_t psk,
-				 u32 timeout, u32 cancel)
+				 const struct quic_sample_auth *auth)
 {
 	struct tls_handshake_args args = {
 		.ta_sock = s->sock,
 		.ta_done = quic_sample_hs_done,
-		.ta_peername = peername,
-		.ta_timeout_ms = timeout,
+		.ta_peername = auth->peername,
+		.ta_timeout_ms = auth->timeout,
 		.ta_keyring = TLS_NO_KEYRING,
-		.ta_my_cert = TLS_NO_CERT,
-		.ta_my_privkey = TLS_NO_PRIVKEY,
+		.ta_my_cert = auth->cert,
+		.ta_my_privkey = auth->privkey,
 	};
 	struct quic_sample_hs hs;
 	long left;
@@ -169,9 +187,9 @@ static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
 
 	init_completion(&hs.done);
 	args.ta_data = &hs;
-	if (psk) {
+	if (auth->psk) {
 		args.ta_num_peerids = 1;
-		args.ta_my_peerids[0] = psk;
+		args.ta_my_peerids[0] = auth->psk;
 		err = server ? tls_server_hello_psk(&args, GFP_KERNEL) :
 			       tls_client_hello_psk(&args, GFP_KERNEL);
 	} else {
@@ -181,7 +199,8 @@ static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
 	if (err)
 		return err;
 	left = wait_for_completion_killable_timeout(&hs.done,
-						    msecs_to_jiffies(cancel ?: timeout));
+						    msecs_to_jiffies(auth->cancel ?:
+								     auth->timeout));
 	if (left > 0)
 		return hs.status;
 	if (!tls_handshake_cancel(s->sock->sk)) {
@@ -190,7 +209,7 @@ static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
 	}
 	if (left)
 		return (int)left;	/* killed */
-	return cancel ? -ECANCELED : -ETIMEDOUT;
+	return auth->cancel ? -ECANCELED : -ETIMEDOUT;
 }
 
 static void quic_sample_hs_error(struct genl_info *info, int err)
@@ -287,20 +306,6 @@ static int quic_sample_addr(const struct nlattr *a, u16 port,
 	return -EINVAL;
 }
 
-static key_serial_t quic_sample_psk(struct genl_info *info)
-{
-	struct nlattr *a = info->attrs[QUIC_SAMPLE_A_PSK];
-
-	return a ? (key_serial_t)nla_get_u32(a) : 0;
-}
-
-static u32 quic_sample_cancel(struct genl_info *info)
-{
-	struct nlattr *a = info->attrs[QUIC_SAMPLE_A_CANCEL];
-
-	return a ? clamp(nla_get_u32(a), 1U, 600000U) : 0;
-}
-
 static u32 quic_sample_timeout(struct genl_info *info)
 {
 	struct nlattr *a = info->attrs[QUIC_SAMPLE_A_TIMEOUT];
@@ -308,10 +313,30 @@ static u32 quic_sample_timeout(struct genl_info *info)
 	return a ? clamp(nla_get_u32(a), 1U, 600000U) : QUIC_SAMPLE_TIMEOUT;
 }
 
+static u32 quic_sample_u32(struct genl_info *info, int attr, u32 min, u32 max)
+{
+	struct nlattr *a = info->attrs[attr];
+
+	return a ? clamp(nla_get_u32(a), min, max) : 0;
+}
+
+static void quic_sample_auth(struct genl_info *info, struct quic_sample_auth *auth)
+{
+	struct nlattr *name = info->attrs[QUIC_SAMPLE_A_PEERNAME];
+
+	auth->peername = name ? nla_data(name) : NULL;
+	auth->psk = quic_sample_u32(info, QUIC_SAMPLE_A_PSK, 1, S32_MAX);
+	auth->cert = quic_sample_u32(info, QUIC_SAMPLE_A_CERT, 1, S32_MAX);
+	auth->privkey = quic_sample_u32(info, QUIC_SAMPLE_A_PRIVKEY, 1, S32_MAX);
+	auth->timeout = quic_sample_timeout(info);
+	auth->cancel = quic_sample_u32(info, QUIC_SAMPLE_A_CANCEL, 1, 600000);
+}
+
 static int quic_sample_get(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
 	u8 digest[SHA256_DIGEST_SIZE];
+	struct quic_sample_auth auth;
 	struct quic_sample_sock s = {};
 	struct sha256_state sha;
 	struct sockaddr_storage ss;
@@ -351,11 +376,8 @@ static int quic_sample_get(struct sk_buff *skb, struct genl_info *info)
 		NL_SET_ERR_MSG(info->extack, "connect() failed");
 		goto out;
 	}
-	err = quic_sample_handshake(&s, false,
-				    attrs[QUIC_SAMPLE_A_PEERNAME] ?
-				    nla_data(attrs[QUIC_SAMPLE_A_PEERNAME]) :
-				    NULL, quic_sample_psk(info), timeout,
-				    quic_sample_cancel(info));
+	quic_sample_auth(info, &auth);
+	err = quic_sample_handshake(&s, false, &auth);
 	if (err) {
 		quic_sample_hs_error(info, err);
 		goto out;
@@ -433,8 +455,7 @@ static struct file *quic_sample_open(const char *root, char *req, int len)
  * client to close (its data acknowledged).  Return: bytes sent or an error.
  */
 static s64 quic_sample_serve_one(struct quic_sample_sock *c, const char *root,
-				 key_serial_t psk, u32 timeout, u32 cancel,
-				 void *buf)
+				 const struct quic_sample_auth *auth, void *buf)
 {
 	char req[QUIC_SAMPLE_REQ_MAX + 1];
 	int err, len = 0, n;
@@ -444,7 +465,7 @@ static s64 quic_sample_serve_one(struct quic_sample_sock *c, const char *root,
 	loff_t pos = 0;
 	s64 sent = 0;
 
-	err = quic_sample_handshake(c, true, NULL, psk, timeout, cancel);
+	err = quic_sample_handshake(c, true, auth);
 	if (err)
 		return err;
 	while (!fin) {
@@ -489,6 +510,7 @@ static int quic_sample_serve(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
 	struct quic_sample_sock l = {}, c = {};
+	struct quic_sample_auth auth;
 	u32 timeout = quic_sample_timeout(info);
 	u32 count, served = 0, failed = 0;
 	struct sockaddr_storage ss;
@@ -528,6 +550,7 @@ static int quic_sample_serve(struct sk_buff *skb, struct genl_info *info)
 		NL_SET_ERR_MSG(info->extack, "bind() or listen() failed");
 		goto out;
 	}
+	quic_sample_auth(info, &auth);
 	/* A server waits for its clients as long as it takes (a signal ends it). */
 	l.sock->sk->sk_rcvtimeo = MAX_SCHEDULE_TIMEOUT;
 	while (served < count) {
@@ -545,8 +568,7 @@ static int quic_sample_serve(struct sk_buff *skb, struct genl_info *info)
 		if (err)
 			goto out;
 		n = quic_sample_serve_one(&c, nla_data(attrs[QUIC_SAMPLE_A_ROOT]),
-					  quic_sample_psk(info), timeout,
-					  quic_sample_cancel(info), buf);
+					  &auth, buf);
 		quic_sample_release(&c);
 		if (n == -ERESTARTSYS || n == -EINTR) {
 			err = n;
