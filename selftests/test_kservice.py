@@ -66,6 +66,23 @@ def _client_in_kernel(topo, port: int, *extra: str, timeout: float = 300):
     )  # fmt: skip
 
 
+def _server_in_kernel(topo, port: int, root, *extra: str) -> subprocess.Popen:
+    """`quicctl server --in-kernel` in the server namespace, once it listens."""
+    srv = topo.popen(
+        topo.server,
+        [_quicctl(), "server", "--in-kernel", "--alpn", "hq-interop", *extra, topo.server_v4,
+         str(port), str(KEYS / "pkey.key"), str(KEYS / "cert.crt"), "--root", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_listening(srv, "in-kernel")
+    except BaseException:
+        _stop(srv)
+        print("in-kernel server:", srv.stdout.read(), srv.stderr.read())
+        raise
+    return srv
+
+
 @pytest.mark.parametrize("kind", ["aioquic", "kernel"])
 def test_in_kernel_client_fetches(sample, clean_path, topo, files, kind):
     """The kernel service downloads over its own socket; the agent (started by the command
@@ -88,15 +105,8 @@ def test_in_kernel_server_serves(sample, clean_path, topo, files, tmp_path):
     userspace quic.ko socket), each gets the file with the right hash."""
     root, digest, size = files
     port = 4480
-    srv = topo.popen(
-        topo.server,
-        [_quicctl(), "server", "--in-kernel", "--count", "2", "--alpn", "hq-interop",
-         topo.server_v4, str(port), str(KEYS / "pkey.key"), str(KEYS / "cert.crt"),
-         "--root", str(root)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    srv = _server_in_kernel(topo, port, root, "--count", "2")
     try:
-        _wait_listening(srv, "in-kernel")
         for how in (["--userspace"], []):
             r = topo.run(
                 topo.client,
@@ -206,15 +216,8 @@ def test_in_kernel_psk(sample, clean_path, topo, files, tmp_path):
     good.write_text(f"{PSK_IDENTITY}:{'5a' * 32}\n")
     bad.write_text(f"{PSK_IDENTITY}:{'a5' * 32}\n")
     port = 4481
-    srv = topo.popen(
-        topo.server,
-        [_quicctl(), "server", "--in-kernel", "--count", "2", "--alpn", "hq-interop", "--psk",
-         str(good), topo.server_v4, str(port), str(KEYS / "pkey.key"), str(KEYS / "cert.crt"),
-         "--root", str(root)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    srv = _server_in_kernel(topo, port, root, "--count", "2", "--psk", str(good))
     try:
-        _wait_listening(srv, "in-kernel")
         r = _client_in_kernel(topo, port, "--psk", str(good))
         assert r.returncode == 0, r.stdout + r.stderr
         assert r.stdout.split()[:4] == [digest, "/file", str(size), "bytes"], r.stdout
@@ -360,14 +363,8 @@ def test_in_kernel_server_names_its_certificate_by_key_serial(sample, clean_path
     agent = _AgentLog(topo, topo.server)
     port = 4482
     try:
-        srv = topo.popen(
-            topo.server,
-            [_quicctl(), "server", "--in-kernel", "--alpn", "hq-interop", topo.server_v4,
-             str(port), str(KEYS / "pkey.key"), str(KEYS / "cert.crt"), "--root", str(root)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        srv = _server_in_kernel(topo, port, root)
         try:
-            _wait_listening(srv, "in-kernel")
             r = topo.run(topo.client, [_quicctl(), "client", topo.server_v4, str(port), "/file",
                                        "--cafile", str(KEYS / "ca.crt"), "--server-name",
                                        SERVER_NAME, "-o", str(tmp_path)],
