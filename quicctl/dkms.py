@@ -141,6 +141,11 @@ def install(release: str | None = None, *, on_step: Callable[[str], None] | None
                 f"dkms unbuild {ref} for {kernel.release} failed: "
                 f"{_last_lines(proc.stderr or proc.stdout)}"
             )
+    if _built(version, kernel.release):
+        # dkms left it: it no longer counts it as a build because dkms.conf now lists more
+        # modules than were built then (quic_sample.ko came later).  Ours alone: drop it.
+        step(f"removing the stale dkms build {DKMS_TREE / NAME / version / kernel.release}")
+        shutil.rmtree(DKMS_TREE / NAME / version / kernel.release)
     step(f"dkms build {ref} -k {kernel.release}")
     proc = _run([dkms, "build", ref, "-k", kernel.release])
     if proc.returncode != 0:

@@ -208,7 +208,9 @@ def agent_running() -> bool:
 def start_agent(*args: str) -> subprocess.Popen:
     """``quicctl agent ARGS`` in the background, for the duration of one command."""
     exe = shutil.which("quicctl") or str(Path(sys.executable).parent / "quicctl")
-    proc = subprocess.Popen([exe, "agent", *args], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([exe, "agent", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
     line = proc.stderr.readline()  # "serving handshake requests" or the error
     if "serving" not in line:
         proc.wait(5)

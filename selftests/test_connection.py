@@ -209,3 +209,37 @@ def test_socket_type_stream_works_too(quic_module, clean_path, topo):
         assert _read_streams(conn, {sid})[sid] == b"fedcba"
     t.join(30)
     srv_box["srv"].close()
+
+
+@pytest.mark.parametrize("dest", [0, 1], ids=["source", "dest"])
+def test_connection_id_errors_change_nothing(quic_module, clean_path, topo, dest):
+    """CONNECTION_ID with a valid ``active`` and an invalid ``prior_to`` is EINVAL and leaves
+    the active ID where it was (it used to switch first, then fail); valid, both apply."""
+    import errno
+
+    from quicctl import abi
+
+    server = EchoServer(topo, "0.0.0.0")
+    try:
+        conn = _client(topo, topo.server_v4, server.port, CIPHERS["aes128gcm"])
+        with conn:
+            sid = conn.open_stream()
+            conn.sendall(b"ping", sid)  # the peer's NEW_CONNECTION_ID frames arrive meanwhile
+            assert _read_streams(conn, {sid})[sid] == b"ping"
+            before = abi.getsockopt(conn.sock, "CONNECTION_ID", dest=dest)
+            active = before["active"] + 1
+            for prior_to in (before["prior_to"], 0xFFFFFFF0):  # <= lowest; > highest held
+                with pytest.raises(OSError) as info:
+                    abi.setsockopt(conn.sock, "CONNECTION_ID", dest=dest, active=active,
+                                   prior_to=prior_to)  # fmt: skip
+                assert info.value.errno == errno.EINVAL
+                assert abi.getsockopt(conn.sock, "CONNECTION_ID", dest=dest) == before
+            abi.setsockopt(conn.sock, "CONNECTION_ID", dest=dest, active=active,
+                           prior_to=active)  # fmt: skip
+            after = abi.getsockopt(conn.sock, "CONNECTION_ID", dest=dest)
+            assert after["active"] == active, (before, after)
+            sid = conn.open_stream()
+            conn.sendall(b"still", sid)  # the connection goes on with the new IDs
+            assert _read_streams(conn, {sid})[sid] == b"still"
+    finally:
+        server.close()

@@ -110,6 +110,12 @@ class Agent:
         if group is None:
             raise QuicctlError("cannot start the agent: the handshake family has no tlshd group")
         self.nl.join(group)
+        # What each handshake needs, loaded now: where Python is slow (a TCG guest importing
+        # over 9p) the first request would otherwise spend seconds of its timeout on imports.
+        from quicctl import abi, connection, keyring, tls  # noqa: F401
+
+        tls.gnutls_version()
+        abi.load()
 
     def run(self) -> None:
         """Accept what is queued, then each time READY is announced, until stopped."""

@@ -39,8 +39,11 @@ from quicctl.errors import QuicctlError
 @click.option("--psk", "psk_file", type=click.Path(exists=True, dir_okay=False),
               help="Authenticate with the pre-shared key in FILE (IDENTITY:HEXKEY) instead of "
                    "certificates.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(1, 600), default=30, show_default=True,
+              help="--in-kernel: seconds the kernel service gives each handshake and each "
+                   "wait.")  # fmt: skip
 def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry,
-           psk_file) -> None:  # fmt: skip
+           psk_file, timeout) -> None:  # fmt: skip
     """Serve files under --root over HTTP/3 and hq-interop (by each connection's ALPN).
 
     KEY and CERT are the server's; with --psk they are not used."""
@@ -51,7 +54,8 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
     alpn = _alpns(alpn)
     psk = read_psk_file(psk_file) if psk_file else None
     if in_kernel:
-        _serve_in_kernel(addr, port, key, cert, root, alpn, count, userspace or retry, psk)
+        _serve_in_kernel(addr, port, key, cert, root, alpn, count, userspace or retry, psk,
+                         timeout)  # fmt: skip
         return
     if psk and userspace:
         raise QuicctlError("--psk: aioquic (--userspace) has no external PSK; drop one")
@@ -110,8 +114,11 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
 @click.option("--psk", "psk_file", type=click.Path(exists=True, dir_okay=False),
               help="Authenticate with the pre-shared key in FILE (IDENTITY:HEXKEY) instead of "
                    "certificates.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(1, 600), default=30, show_default=True,
+              help="--in-kernel: seconds the kernel service gives each handshake and each "
+                   "wait.")  # fmt: skip
 def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, userspace,
-           in_kernel, psk_file) -> None:  # fmt: skip
+           in_kernel, psk_file, timeout) -> None:  # fmt: skip
     """Download each PATH on its own stream of one connection; prints SHA-256 and throughput.
 
     Exits with 1 when any answer is missing, empty (hq-interop) or not HTTP 200 (h3)."""
@@ -125,7 +132,7 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
         raise QuicctlError("give --cafile FILE to verify the server, or --insecure (or --psk)")
     if in_kernel:
         _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, outdir,
-                         userspace, psk)  # fmt: skip
+                         userspace, psk, timeout)  # fmt: skip
         return
     if psk and userspace:
         raise QuicctlError("--psk: aioquic (--userspace) has no external PSK; drop one")
@@ -192,7 +199,7 @@ def _stop_agent(proc) -> None:
 
 
 def _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, outdir,
-                     userspace, psk) -> None:  # fmt: skip
+                     userspace, psk, timeout) -> None:  # fmt: skip
     """One connection of quic_sample.ko a path: the kernel returns each path's SHA-256."""
     from quicctl import keyring, kservice
 
@@ -201,13 +208,14 @@ def _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, out
                            "SHA-256): drop " + ("--userspace" if userspace else "-o"))  # fmt: skip
     if len(alpn) != 1 or alpn[0] != "hq-interop":
         raise QuicctlError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
+    _sigterm_exits()
     agent = _with_agent(["--ca", cafile] if cafile and not insecure and not psk else [])
-    serial = keyring.add_psk(*psk) if psk else 0  # this process's: gone when we are
-    failed = False
+    serial, failed = 0, False
     try:
+        serial = keyring.add_psk(*psk) if psk else 0  # this process's: gone when we are
         for path in paths:
             d = kservice.get(addr, port, path, alpn=alpn[0], peername=server_name or addr,
-                             psk=serial)  # fmt: skip
+                             psk=serial, timeout=timeout)  # fmt: skip
             if d.size == 0:
                 failed = True
                 click.echo(f"{d.path}: empty answer (not found on the server?)", err=True)
@@ -219,7 +227,7 @@ def _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, out
     sys.exit(1 if failed else 0)
 
 
-def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk) -> None:
+def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk, timeout) -> None:
     from quicctl import keyring, kservice
 
     if other:
@@ -228,10 +236,9 @@ def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk) -> No
         raise QuicctlError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
     if not port:
         raise QuicctlError("--in-kernel: give the port to listen on (not 0)")
+    _sigterm_exits()
     agent = _with_agent(["--cert", cert, "--key", key])
-    # As a kernel server names its own credentials: by key serial, whatever agent runs.
-    serial = keyring.add_psk(*psk) if psk else 0
-    x509 = kservice.add_x509(cert, key) if not psk else (0, 0)
+    serial, x509 = 0, (0, 0)
 
     def announce() -> None:  # once the kernel service has bound its port
         deadline = time.monotonic() + 30
@@ -241,11 +248,14 @@ def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk) -> No
                    f"quic_sample.ko, ALPN hq-interop), root {root}")  # fmt: skip
         sys.stdout.flush()
 
-    threading.Thread(target=announce, daemon=True).start()
     try:
+        # As a kernel server names its own credentials: by key serial, whatever agent runs.
+        serial = keyring.add_psk(*psk) if psk else 0
+        x509 = kservice.add_x509(cert, key) if not psk else (0, 0)
+        threading.Thread(target=announce, daemon=True).start()
         served, size, failed = kservice.serve(
             addr, port, root, alpn=alpn[0], count=count, psk=serial,
-            x509=x509 if x509[0] else None,
+            x509=x509 if x509[0] else None, timeout=timeout,
         )  # fmt: skip
         click.echo(
             f"quicctl server: served {served} connections, {size} bytes"
@@ -255,6 +265,14 @@ def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk) -> No
         for key_serial in (serial, *x509):
             keyring.remove(key_serial)
         _stop_agent(agent)
+
+
+def _sigterm_exits() -> None:
+    """SIGTERM ends the command through its cleanup (the agent it started, the keys it made):
+    it interrupts the kernel service's wait, which answers EINTR."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def _alpns(value: str) -> list[str]:

@@ -888,6 +888,36 @@ int quic_conn_id_dest_retire_prior(struct quic_conn_id_set *set,
 EXPORT_SYMBOL_GPL(quic_conn_id_dest_retire_prior);
 
 /**
+ * quic_conn_id_prior_check - would retiring the IDs below @prior_to be taken?
+ * @set: the source or destination set
+ * @prior_to: retire every ID numbered below this
+ * @dest: @set is the destination set
+ *
+ * The checks of quic_conn_id_source_retire_prior() and
+ * quic_conn_id_dest_retire_prior(), without a change: a caller that does
+ * something else first (CONNECTION_ID switching the active ID) checks here
+ * so that an error leaves everything as it was.
+ *
+ * Return: 0, -EINVAL, or -EAGAIN (destination: too many retirements pending).
+ */
+int quic_conn_id_prior_check(const struct quic_conn_id_set *set, u32 prior_to,
+			     bool dest)
+{
+	int err;
+
+	if (!dest && prior_to <= set->prior_to)
+		return -EINVAL;
+	err = quic_conn_id_check_prior(set, prior_to);
+	if (err)
+		return err;
+	if (dest && set->retire_count + quic_conn_id_count_below(set, prior_to) >
+		    QUIC_CONN_ID_RETIRE_MAX)
+		return -EAGAIN;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(quic_conn_id_prior_check);
+
+/**
  * quic_conn_id_dest_next_retire - next RETIRE_CONNECTION_ID to send
  * @set: the destination set
  * @seq: its Sequence Number

@@ -192,6 +192,8 @@ quic_conn_id_source_add(struct quic_conn_id_set *set,
 			const struct quic_conn_id *id, gfp_t gfp);
 int quic_conn_id_source_retire(struct quic_conn_id_set *set, u32 seq,
 			       const struct quic_conn_id *pkt_dcid);
+int quic_conn_id_prior_check(const struct quic_conn_id_set *set, u32 prior_to,
+			     bool dest);
 int quic_conn_id_source_retire_prior(struct quic_conn_id_set *set,
 				     u32 prior_to);
 void quic_conn_id_source_sent(struct quic_conn_id_set *set, u32 seq);

@@ -2352,6 +2352,12 @@ static int __quic_set_connection_id(struct sock *sk, void *kopt,
 
 	if (!quic_is_established(sk))
 		return -EINVAL;
+	/* Every check first: an error must change nothing. */
+	if (info->prior_to) {
+		err = quic_conn_id_prior_check(set, info->prior_to, info->dest);
+		if (err)
+			return err;
+	}
 	if (info->active) {
 		if (!set->active || info->active <= set->active->seq)
 			return -EINVAL;

@@ -7,7 +7,8 @@
  * Its sockets are created and owned here, as an SMB or NFS client's are; their
  * handshakes are up-called to the handshake agent (tlshd or `quicctl agent`)
  * through net/handshake.  Userspace drives it through the "quic_sample"
- * generic netlink family; each command blocks its caller (killable) until it
+ * generic netlink family; each command blocks its caller (a signal ends it, with
+ * EINTR: a command is never restarted) until it
  * is done:
  *
  *  - GET: connect to ADDR:PORT with ALPN, the agent verifies the server as
@@ -198,9 +199,8 @@ static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
 	}
 	if (err)
 		return err;
-	left = wait_for_completion_killable_timeout(&hs.done,
-						    msecs_to_jiffies(auth->cancel ?:
-								     auth->timeout));
+	left = msecs_to_jiffies(auth->cancel ?: auth->timeout);
+	left = wait_for_completion_interruptible_timeout(&hs.done, left);
 	if (left > 0)
 		return hs.status;
 	if (!tls_handshake_cancel(s->sock->sk)) {
@@ -208,7 +208,7 @@ static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
 		return hs.status;
 	}
 	if (left)
-		return (int)left;	/* killed */
+		return (int)left;	/* a signal */
 	return auth->cancel ? -ECANCELED : -ETIMEDOUT;
 }
 
@@ -220,6 +220,9 @@ static void quic_sample_hs_error(struct genl_info *info, int err)
 	else if (err == -ETIMEDOUT)
 		NL_SET_ERR_MSG(info->extack,
 			       "the handshake agent did not finish in time");
+	else if (err == -ERESTARTSYS || err == -EINTR)
+		NL_SET_ERR_MSG(info->extack,
+			       "interrupted during the handshake");
 	else if (err == -ECANCELED)
 		NL_SET_ERR_MSG(info->extack,
 			       "the handshake was cancelled (tls_handshake_cancel)");
@@ -421,7 +424,7 @@ static int quic_sample_get(struct sk_buff *skb, struct genl_info *info)
 out:
 	quic_sample_release(&s);
 	kvfree(buf);
-	return err;
+	return err == -ERESTARTSYS ? -EINTR : err;
 }
 
 /* The file named by an hq-interop request under @root, or an ERR_PTR. */
@@ -602,7 +605,7 @@ static int quic_sample_serve(struct sk_buff *skb, struct genl_info *info)
 out:
 	quic_sample_release(&l);
 	kvfree(buf);
-	return err;
+	return err == -ERESTARTSYS ? -EINTR : err;
 }
 
 static const struct genl_small_ops quic_sample_ops[] = {
