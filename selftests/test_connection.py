@@ -228,7 +228,8 @@ def test_connection_id_errors_change_nothing(quic_module, clean_path, topo, dest
             assert _read_streams(conn, {sid})[sid] == b"ping"
             before = abi.getsockopt(conn.sock, "CONNECTION_ID", dest=dest)
             active = before["active"] + 1
-            for prior_to in (before["prior_to"], 0xFFFFFFF0):  # <= lowest; > highest held
+            # Above the highest held; at the lowest held (0 itself means "retire nothing").
+            for prior_to in (0xFFFFFFF0, before["prior_to"] or 0xFFFFFFFF):
                 with pytest.raises(OSError) as info:
                     abi.setsockopt(conn.sock, "CONNECTION_ID", dest=dest, active=active,
                                    prior_to=prior_to)  # fmt: skip

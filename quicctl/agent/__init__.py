@@ -175,9 +175,14 @@ class Agent:
                     _close_fd(genl.as_s32(fd))
                 continue
             if self.verbose:
+                certs = (
+                    ", certificate serials " + " ".join(f"({c}, {k})" for c, k in req.certificates)
+                    if req.certificates
+                    else ""
+                )
                 self.log(f"quicctl agent: ACCEPT fd {req.sockfd}: {req.describe()}, timeout "
                          f"{req.timeout_ms} ms, key serials "
-                         f"{req.peer_identities or '-'}")  # fmt: skip
+                         f"{req.peer_identities or '-'}{certs}")  # fmt: skip
             t = threading.Thread(target=self._serve, args=(req,), daemon=True)
             t.start()
             self.threads = [x for x in self.threads if x.is_alive()] + [t]
