@@ -81,11 +81,31 @@ def _family(host: str) -> int:
 
 
 def _resolve(host: str, port: int, family: int | None) -> tuple[int, tuple]:
-    infos = socket.getaddrinfo(host, port, family or 0, socket.SOCK_DGRAM)
+    if not 0 <= port <= 65535:
+        raise QuicctlError(f"port {port} is not a UDP port (0..65535)")
+    try:
+        infos = socket.getaddrinfo(host, port, family or 0, socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise QuicctlError(f"cannot resolve {host!r}: {getattr(exc, 'strerror', None) or exc} "
+                           "(an IPv4 or IPv6 address, or a host name)") from None  # fmt: skip
     if not infos:
         raise QuicctlError(f"cannot resolve {host!r}")
     fam, _, _, _, addr = infos[0]
     return fam, addr
+
+
+def quic_socket(family: int, sock_type: int = socket.SOCK_DGRAM) -> socket.socket:
+    """A kernel QUIC socket; QuicctlError naming the cause when the kernel has no QUIC."""
+    try:
+        return socket.socket(family, sock_type, IPPROTO_QUIC)
+    except OSError as exc:
+        if exc.errno in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EAFNOSUPPORT):
+            raise QuicctlError(
+                f"cannot create a QUIC socket: {exc.strerror}: the quic module is not loaded "
+                "(`quicctl load` as root; where modules cannot load, `quicctl vm`, or "
+                "--userspace for aioquic)"
+            ) from None
+        raise
 
 
 def _cmsg_handshake(level: int) -> list[tuple[int, int, bytes]]:
@@ -298,7 +318,7 @@ def connect(
     (e.g. ``{"congestion_control_algo": 1}`` for CUBIC)."""
     fam, addr = _resolve(host, port, family)
     alpns = [alpn] if isinstance(alpn, str) else list(alpn)
-    sock = socket.socket(fam, sock_type, IPPROTO_QUIC)
+    sock = quic_socket(fam, sock_type)
 
     def start() -> QuicTls:
         _subscribe_close(sock)
@@ -377,7 +397,7 @@ class QuicServer:
             if not os.path.exists(path):
                 raise QuicctlError(f"cannot serve: {path} does not exist")
         fam, addr = _resolve(host, port, None)
-        self.sock = socket.socket(fam, sock_type, IPPROTO_QUIC)
+        self.sock = quic_socket(fam, sock_type)
         try:
             if reuseport:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -494,3 +494,42 @@ def test_status_json_real_module(request):
     assert all(isinstance(v, int) for v in info["snmp"].values())
     assert info["version"] == kbuild.module_version()
     assert info["srcversion"] == Path("/sys/module/quic/srcversion").read_text().strip()
+
+
+# --------------------------------------------------------------------------------------------
+# client and server: errors before any packet is one line, never a traceback (issue 16)
+
+
+@pytest.mark.host
+def test_client_without_the_module_says_so():
+    """The host cannot load modules: socket(IPPROTO_QUIC) fails with EPROTONOSUPPORT."""
+    assert_one_error(invoke(["client", "127.0.0.1", "4433", "/x", "--insecure"]),
+                     "cannot create a QUIC socket", "the quic module is not loaded",
+                     "quicctl load", "--userspace")  # fmt: skip
+
+
+def test_client_bad_address_is_one_line():
+    assert_one_error(invoke(["client", "not-an-address.invalid", "4433", "/x", "--insecure"]),
+                     "cannot resolve 'not-an-address.invalid'")  # fmt: skip
+
+
+@pytest.mark.parametrize("cmd", [
+    ["client", "127.0.0.1", "99999", "/x", "--insecure"],
+    ["server", "127.0.0.1", "99999", "keys/pkey.key", "keys/cert.crt", "--userspace"],
+])  # fmt: skip
+def test_port_out_of_range_is_a_usage_error(cmd, monkeypatch):
+    monkeypatch.chdir(paths.ROOT)
+    result = invoke(cmd)
+    assert result.exit_code == 2, show(result)
+    assert "'PORT': 99999 is not in the range 0<=x<=65535" in result.stderr, show(result)
+
+
+def test_library_errors_name_the_cause():
+    """quicctl.connect() raises QuicctlError, not a bare socket error, for a bad address."""
+    from quicctl import connect
+    from quicctl.errors import QuicctlError
+
+    with pytest.raises(QuicctlError, match="cannot resolve 'not-an-address.invalid'"):
+        connect("not-an-address.invalid", 4433, alpn="h3", insecure=True)
+    with pytest.raises(QuicctlError, match="port 70000 is not a UDP port"):
+        connect("127.0.0.1", 70000, alpn="h3", insecure=True)

@@ -14,7 +14,7 @@ from quicctl.errors import QuicctlError
 
 @click.command()
 @click.argument("addr")
-@click.argument("port", type=int)
+@click.argument("port", type=click.IntRange(0, 65535))
 @click.argument("key", type=click.Path(exists=True, dir_okay=False))
 @click.argument("cert", type=click.Path(exists=True, dir_okay=False))
 @click.option("--root", "root", type=click.Path(exists=True, file_okay=False), default=".",
@@ -97,7 +97,7 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
 
 @click.command()
 @click.argument("addr")
-@click.argument("port", type=int)
+@click.argument("port", type=click.IntRange(0, 65535))
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="CA to verify with.")
 @click.option("--insecure", is_flag=True, help="Do not verify the server certificate.")
