@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -112,6 +113,42 @@ def guest_python() -> str:
     return sys.executable
 
 
+def _stream(argv: list[str], env: dict[str, str], timeout: float | None) -> int:
+    """Run vng in its own session, its output copied to ours; returns its exit status.
+
+    Its session is killed whole (QEMU with it) at ``timeout``, and when we end early: Ctrl-C
+    (KeyboardInterrupt), SIGTERM (turned into SystemExit here) or any error, so no VM is left
+    running behind a command that is gone."""
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL)) if timeout else None
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    if timer:
+        timer.start()
+    try:
+        assert proc.stdout is not None
+        out = sys.stdout.buffer
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+        return proc.wait()
+    except BaseException:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        raise
+    finally:
+        if timer:
+            timer.cancel()
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
 def run(
     cmd: list[str],
     kernel: VmKernel,
@@ -165,35 +202,15 @@ def run(
     # which need not be on PATH when quicctl is run as .venv/bin/quicctl.
     path = os.environ.get("PATH", "")
     child_env = dict(os.environ, PATH=f"{Path(vng).parent}{os.pathsep}{path}")
-    proc = subprocess.Popen(
-        argv,
-        env=child_env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    timer = threading.Timer(timeout, os.killpg, (proc.pid, 9)) if timeout else None
-    if timer:
-        timer.start()
-    try:
-        assert proc.stdout is not None
-        out = sys.stdout.buffer
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-        proc.wait()
-    finally:
-        if timer:
-            timer.cancel()
-    if timer and time.monotonic() - start >= timeout:
+    status = _stream(argv, child_env, timeout)
+    if timeout and time.monotonic() - start >= timeout:
         raise QuicctlError(
             f"the VM ({kernel.release}) did not finish within {timeout:.0f} s: "
             "a hung test or a kernel hang (see the console output above)"
         )
     if not result.exists():
         raise QuicctlError(
-            f"the VM ({kernel.release}) exited (status {proc.returncode}) after "
+            f"the VM ({kernel.release}) exited (status {status}) after "
             f"{time.monotonic() - start:.0f} s without a result: kernel panic, oops or a guest "
             "crash (see the console output above)"
         )

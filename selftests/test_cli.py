@@ -533,3 +533,36 @@ def test_library_errors_name_the_cause():
         connect("not-an-address.invalid", 4433, alpn="h3", insecure=True)
     with pytest.raises(QuicctlError, match="port 70000 is not a UDP port"):
         connect("127.0.0.1", 70000, alpn="h3", insecure=True)
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_vm_runner_ended_early_kills_its_vm(tmp_path, sig):
+    """Ctrl-C or SIGTERM on a command running a VM ends the VM too (vng and QEMU run in their
+    own session, out of reach of the terminal's signals)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "vm.pid"
+    script = (
+        "import sys\nfrom quicctl import vm\n"
+        f"vm._stream(['sh', '-c', 'sleep 300 & echo $! > {pidfile}; echo started; wait'], "
+        "{'PATH': '/usr/bin:/bin'}, None)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=paths.ROOT,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "started"
+    vm_pid = int(pidfile.read_text())
+    proc.send_signal(getattr(signal, sig))
+    proc.wait(10)
+    for _ in range(50):
+        try:
+            os.kill(vm_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(vm_pid, signal.SIGKILL)
+        pytest.fail(f"the VM stand-in (pid {vm_pid}) survived {sig} of its runner")
