@@ -41,13 +41,38 @@ def _quicctl() -> str:
 
 
 def _wait_listening(proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    """Until the server prints its "listening" line; QuicctlError if it exits first or stays
+    silent for ``timeout`` s.  A thread reads the lines (up to that one), so the wait has a
+    deadline whatever the server prints or does not."""
+    import queue
+    import threading
+
     assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+            if "listening" in line:
+                return
+        lines.put("")  # EOF
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
         if "listening" in line:
             return
-        if not line and proc.poll() is not None:
+        if not line:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                raise QuicctlError(
+                    f"the {what} server closed its output before listening"
+                ) from None
             raise QuicctlError(f"the {what} server exited ({proc.returncode}) before listening")
     raise QuicctlError(f"the {what} server did not start listening within {timeout:.0f} s")
 

@@ -566,3 +566,23 @@ def test_vm_runner_ended_early_kills_its_vm(tmp_path, sig):
     else:
         os.kill(vm_pid, signal.SIGKILL)
         pytest.fail(f"the VM stand-in (pid {vm_pid}) survived {sig} of its runner")
+
+
+@pytest.mark.host
+def test_demo_wait_for_a_silent_server_times_out():
+    """A server that prints nothing no longer blocks the wait for its "listening" line."""
+    import subprocess
+    import time
+
+    from quicctl.demo import _wait_listening
+    from quicctl.errors import QuicctlError
+
+    proc = subprocess.Popen(["sleep", "30"], stdout=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(QuicctlError, match="did not start listening within 1 s"):
+            _wait_listening(proc, "silent", timeout=1)
+        assert time.monotonic() - t0 < 5
+    finally:
+        proc.kill()
+        proc.wait()
