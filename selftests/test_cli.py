@@ -586,3 +586,21 @@ def test_demo_wait_for_a_silent_server_times_out():
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("cmd, needle", [
+    (["client", "127.0.0.1", "4433", "/x"], "give --cafile FILE"),
+    (["server", "127.0.0.1", "4433", "k", "c", "--alpn", ","], "give at least one protocol"),
+    (["client", "127.0.0.1", "4433", "/x", "--insecure", "--alpn", "foo"],
+     "foo: quicctl speaks h3 and hq-interop only"),
+    (["client", "127.0.0.1", "4433", "/x", "--insecure", "--in-kernel", "--alpn", "h3"],
+     "--in-kernel speaks hq-interop only"),
+])  # fmt: skip
+def test_client_server_usage_errors_exit_2(cmd, needle, tmp_path, monkeypatch):
+    """Usage errors are click's: exit 2 and the reason, not exit 1."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("k", "c"):
+        (tmp_path / name).write_text("x")
+    result = invoke(cmd)
+    assert result.exit_code == 2, show(result)
+    assert needle in result.stderr, show(result)

@@ -58,7 +58,7 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
                          timeout)  # fmt: skip
         return
     if psk and userspace:
-        raise QuicctlError("--psk: aioquic (--userspace) has no external PSK; drop one")
+        raise click.UsageError("--psk: aioquic (--userspace) has no external PSK; drop one")
 
     if userspace:
         from quicctl import userspace as us
@@ -129,13 +129,13 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
     alpn = _alpns(alpn)
     psk = read_psk_file(psk_file) if psk_file else None
     if not cafile and not insecure and not psk:
-        raise QuicctlError("give --cafile FILE to verify the server, or --insecure (or --psk)")
+        raise click.UsageError("give --cafile FILE to verify the server, or --insecure (or --psk)")
     if in_kernel:
         _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, outdir,
                          userspace, psk, timeout)  # fmt: skip
         return
     if psk and userspace:
-        raise QuicctlError("--psk: aioquic (--userspace) has no external PSK; drop one")
+        raise click.UsageError("--psk: aioquic (--userspace) has no external PSK; drop one")
     out = Path(outdir) if outdir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -204,10 +204,10 @@ def _fetch_in_kernel(addr, port, paths, cafile, insecure, alpn, server_name, out
     from quicctl import keyring, kservice
 
     if userspace or outdir:
-        raise QuicctlError("--in-kernel: the kernel service keeps the data (it returns its "
+        raise click.UsageError("--in-kernel: the kernel service keeps the data (it returns its "
                            "SHA-256): drop " + ("--userspace" if userspace else "-o"))  # fmt: skip
     if len(alpn) != 1 or alpn[0] != "hq-interop":
-        raise QuicctlError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
+        raise click.UsageError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
     _sigterm_exits()
     agent = _with_agent(["--ca", cafile] if cafile and not insecure and not psk else [])
     serial, failed = 0, False
@@ -231,11 +231,11 @@ def _serve_in_kernel(addr, port, key, cert, root, alpn, count, other, psk, timeo
     from quicctl import keyring, kservice
 
     if other:
-        raise QuicctlError("--in-kernel serves from the kernel: drop --userspace and --retry")
+        raise click.UsageError("--in-kernel serves from the kernel: drop --userspace and --retry")
     if len(alpn) != 1 or alpn[0] != "hq-interop":
-        raise QuicctlError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
+        raise click.UsageError("--in-kernel speaks hq-interop only: give --alpn hq-interop")
     if not port:
-        raise QuicctlError("--in-kernel: give the port to listen on (not 0)")
+        raise click.UsageError("--in-kernel: give the port to listen on (not 0)")
     _sigterm_exits()
     agent = _with_agent(["--cert", cert, "--key", key])
     serial, x509 = 0, (0, 0)
@@ -276,9 +276,15 @@ def _sigterm_exits() -> None:
 
 
 def _alpns(value: str) -> list[str]:
+    """--alpn: the protocols quicctl speaks (h3, hq-interop), comma-separated."""
     alpns = [a.strip() for a in value.split(",") if a.strip()]
     if not alpns:
-        raise QuicctlError(f"--alpn {value!r}: give at least one protocol (h3, hq-interop)")
+        raise click.BadParameter(f"{value!r}: give at least one protocol (h3, hq-interop)",
+                                 param_hint="--alpn")  # fmt: skip
+    unknown = [a for a in alpns if a not in ("h3", "hq-interop")]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: quicctl speaks h3 and hq-interop only",
+                                 param_hint="--alpn")  # fmt: skip
     return alpns
 
 
