@@ -38,7 +38,7 @@ def packaged_kernel(release: str | None = None) -> VmKernel:
         if not image.exists():
             raise QuicctlError(
                 f"no kernel image {image}: install it with "
-                f"`INITRD=No apt-get install linux-image-{release}-unsigned` (or `make setup`)"
+                f"`INITRD=No apt-get install linux-image-{release}-unsigned` (or `bash scripts/setup`)"
             )
         return VmKernel(release, image)
     images = sorted(
@@ -47,7 +47,7 @@ def packaged_kernel(release: str | None = None) -> VmKernel:
     )
     if not images:
         raise QuicctlError(
-            "no kernel image in /boot to boot the VM with: run `make setup` "
+            "no kernel image in /boot to boot the VM with: run `bash scripts/setup` "
             "(installs Debian's newest linux-image-6.12*-amd64-unsigned)"
         )
     pref = [p for p in images if p.name.startswith("vmlinuz-6.12.")] or images
@@ -71,7 +71,7 @@ def _vng() -> str:
     here = Path(sys.executable).parent / "vng"
     found = str(here) if here.exists() else shutil.which("vng")
     if not found:
-        raise QuicctlError("virtme-ng (vng) is not installed: run `make setup`")
+        raise QuicctlError("virtme-ng (vng) is not installed: run `bash scripts/setup`")
     for tool, pkg in (("qemu-system-x86_64", "qemu-system-x86"), ("file", "file")):
         if not shutil.which(tool):
             raise QuicctlError(f"{tool} is missing, virtme-ng needs it: apt-get install {pkg}")

@@ -604,3 +604,10 @@ def test_client_server_usage_errors_exit_2(cmd, needle, tmp_path, monkeypatch):
     result = invoke(cmd)
     assert result.exit_code == 2, show(result)
     assert needle in result.stderr, show(result)
+
+
+@pytest.mark.host
+def test_errors_name_the_documented_setup_command():
+    """The README's set-up command is `bash scripts/setup`; no message sends users elsewhere."""
+    for py in (paths.ROOT / "quicctl").rglob("*.py"):
+        assert "make setup" not in py.read_text(), f"{py} says `make setup`"
