@@ -38,7 +38,8 @@ def packaged_kernel(release: str | None = None) -> VmKernel:
         if not image.exists():
             raise QuicctlError(
                 f"no kernel image {image}: install it with "
-                f"`INITRD=No apt-get install linux-image-{release}-unsigned` (or `bash scripts/setup`)"
+                f"`INITRD=No apt-get install linux-image-{release}-unsigned` "
+                "(or `bash scripts/setup`)"
             )
         return VmKernel(release, image)
     images = sorted(
