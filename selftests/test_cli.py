@@ -611,3 +611,17 @@ def test_errors_name_the_documented_setup_command():
     """The README's set-up command is `bash scripts/setup`; no message sends users elsewhere."""
     for py in (paths.ROOT / "quicctl").rglob("*.py"):
         assert "make setup" not in py.read_text(), f"{py} says `make setup`"
+
+
+def test_every_option_has_help():
+    """`quicctl X --help` explains every option (vm --cpus had none)."""
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from walk(cmd, prefix + [name])
+            else:
+                yield prefix + [name], cmd
+
+    bare = [f"quicctl {' '.join(path)} {p.opts[0]}" for path, cmd in walk(main, [])
+            for p in cmd.params if isinstance(p, click.Option) and not p.help]  # fmt: skip
+    assert not bare, bare

@@ -11,7 +11,13 @@ import click
 @click.option("--kernel", "kver", metavar="KVER", help="Packaged kernel release to boot.")
 @click.option("--debug-kernel", is_flag=True, help="Boot the KASAN/lockdep/kmemleak kernel.")
 @click.option("--memory", default=None, help="Guest memory (default 2G, 4G for the debug kernel).")
-@click.option("--cpus", default=2, show_default=True, type=int)
+@click.option(
+    "--cpus",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Guest CPUs (QEMU TCG: each is a host thread).",
+)
 @click.option(
     "--timeout", default=3600.0, show_default=True, help="Seconds before the VM is killed."
 )
