@@ -615,6 +615,7 @@ def test_errors_name_the_documented_setup_command():
 
 def test_every_option_has_help():
     """`quicctl X --help` explains every option (vm --cpus had none)."""
+
     def walk(group, prefix):
         for name, cmd in group.commands.items():
             if isinstance(cmd, click.Group):
