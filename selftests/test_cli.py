@@ -480,6 +480,8 @@ def test_status_shows_connections(fake_kernel):
     assert table.exit_code == 0, show(table)
     assert "cubic" in table.stdout and "201.5" in table.stdout, show(table)
     assert "late" in table.stdout, show(table)
+    trailing = [ln for ln in table.stdout.splitlines() if ln != ln.rstrip()]
+    assert not trailing, f"lines with trailing spaces: {trailing}"  # rich pads every cell
 
 
 def test_status_json_real_module(request):

@@ -342,11 +342,9 @@ def _in_vm(opts, timeout: float) -> dict:
 
 
 def _output(doc: dict, json_file: str | None) -> None:
-    from rich.console import Console
+    from quicctl.cli.module import print_tables
 
-    console = Console()
-    for table in _table(doc):
-        console.print(table)
+    print_tables(*_table(doc))
     if json_file:
         Path(json_file).write_text(json.dumps(doc, indent=2) + "\n")
         click.echo(f"quicctl bench: results written to {json_file}", err=True)

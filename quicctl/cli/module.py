@@ -19,6 +19,19 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr)  # rich honours NO_COLOR (and TERM=dumb) itself
 
 
+def print_tables(*tables, stderr: bool = False) -> None:
+    """Print rich tables, a blank line between them, with no trailing spaces (rich pads every
+    cell to its column width, the last one too)."""
+    console = _console(stderr)
+    for i, table in enumerate(tables):
+        with console.capture() as cap:
+            if i:
+                console.print()
+            console.print(table)
+        console.file.write("\n".join(line.rstrip() for line in cap.get().split("\n")))
+        console.file.flush()
+
+
 @contextmanager
 def _progress(text: str) -> Iterator[Callable[[str], None]]:
     """A spinner on a terminal; plain lines on stderr otherwise.
@@ -150,7 +163,7 @@ def debug(state: str) -> None:
             Text(site["function"]),
             Text(site["format"]),
         )
-    _console().print(table)
+    print_tables(table)
     click.echo(f"{sum(s['enabled'] for s in sites)}/{len(sites)} call sites enabled")
 
 
@@ -279,14 +292,12 @@ def status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    console = _console()
-    console.print(_status_table(info))
+    tables = [_status_table(info)]
     if info["snmp"]:
-        console.print()
-        console.print(_snmp_table(info["snmp"]))
+        tables.append(_snmp_table(info["snmp"]))
     if info["connections"]:
-        console.print()
-        console.print(_conns_table(info["connections"]))
+        tables.append(_conns_table(info["connections"]))
+    print_tables(*tables)
 
 
 COMMANDS = [build, load, unload, debug, dkms, status]
