@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quicctl import kbuild
+from quicctl import kbuild, paths
 from quicctl.errors import QuicctlError
 
 MODULE = "quic"
@@ -390,6 +390,12 @@ def status(system: System | None = None) -> dict:
         "taint": (_read(mod / "taint") or "") if loaded else None,
         "kernel_tainted": int(tainted) if tainted and tainted.isdigit() else None,
         "built_module": str(built) if built.is_file() else None,
+        # Builds for other kernels (the VM's, say): "not built" alone would mislead.
+        "other_builds": sorted(
+            ko.parents[2].name
+            for ko in Path(paths.BUILD_DIR).glob("*/net/quic/quic.ko")
+            if ko.parents[2].name != s.release
+        ),
         "built_srcversion": built_srcversion,
         "built_matches_loaded": (built_srcversion == srcversion)
         if loaded and built_srcversion

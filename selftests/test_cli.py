@@ -628,3 +628,16 @@ def test_every_option_has_help():
     bare = [f"quicctl {' '.join(path)} {p.opts[0]}" for path, cmd in walk(main, [])
             for p in cmd.params if isinstance(p, click.Option) and not p.help]  # fmt: skip
     assert not bare, bare
+
+
+def test_status_names_builds_for_other_kernels(fake_kernel, tmp_path, monkeypatch):
+    """Not built for the running kernel but for another (the VM's): status says both."""
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    ko = tmp_path / "build" / "6.12.0-other" / "net" / "quic" / "quic.ko"
+    ko.parent.mkdir(parents=True)
+    ko.write_bytes(b"")
+    result = invoke(["status"])
+    assert result.exit_code == 0, show(result)
+    text = " ".join(result.stdout.split())
+    assert "not built for" in text and "built for 6.12.0-other" in text, show(result)
+    assert json.loads(invoke(["status", "--json"]).stdout)["other_builds"] == ["6.12.0-other"]

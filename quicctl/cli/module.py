@@ -240,7 +240,9 @@ def _status_table(info: dict):
         row("refcount", f"{info['refcount']}{holders}")
         row("taint", info["taint"])
     row("kernel tainted", info["kernel_tainted"])
-    built = info["built_module"] or "not built (quicctl build)"
+    built = info["built_module"] or f"not built for {info['kernel']} (quicctl build)"
+    if not info["built_module"] and info.get("other_builds"):
+        built += f"; built for {', '.join(info['other_builds'])} (quicctl vm boots those)"
     if info["built_matches_loaded"] is not None:
         built += " (loaded)" if info["built_matches_loaded"] else " (differs from the loaded one)"
     row("built module", built)
