@@ -641,3 +641,11 @@ def test_status_names_builds_for_other_kernels(fake_kernel, tmp_path, monkeypatc
     text = " ".join(result.stdout.split())
     assert "not built for" in text and "built for 6.12.0-other" in text, show(result)
     assert json.loads(invoke(["status", "--json"]).stdout)["other_builds"] == ["6.12.0-other"]
+
+
+@pytest.mark.parametrize("cmd", [["bench"], ["fuzz", "frames"], ["fuzz", "syscalls"]])
+def test_json_file_checked_before_the_run(cmd):
+    """An unwritable --json FILE is a usage error at once, not after the run."""
+    result = invoke(cmd + ["--json", "/nonexistent-dir/report.json"])
+    assert result.exit_code == 2, show(result)
+    assert "cannot create it (/nonexistent-dir is not a writable directory)" in result.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from quicctl.cli import OutputFile
 from quicctl.errors import QuicctlError
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -220,7 +221,7 @@ share of the link, the JSON a "bottleneck" object.
 @click.option(
     "--json",
     "json_file",
-    type=click.Path(dir_okay=False, writable=True),
+    type=OutputFile(),
     help="Also write the results to FILE as JSON.",
 )
 @click.option(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from quicctl.cli import OutputFile
 from quicctl.errors import QuicctlError
 
 _HELP = """Fuzz quic.ko: KIND is `frames` or `syscalls`.
@@ -39,7 +40,7 @@ kernel logs a BUG/WARNING/KASAN/leak; every failure line carries the seed.
 @click.option("--time", "seconds", type=click.FloatRange(min=1), help="Seconds to run at most.")
 @click.option("--workers", type=click.IntRange(1, 64),
               help="syscalls: threads (default 4); frames: processes (default 2).")  # fmt: skip
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, writable=True),
+@click.option("--json", "json_file", type=OutputFile(),
               help="Also write the report to FILE as JSON.")  # fmt: skip
 @click.option("--host", "on_host", is_flag=True, help="Run here (quic.ko must load here).")
 @click.option("--debug-kernel", is_flag=True, help="Boot the KASAN/lockdep/kmemleak kernel.")
