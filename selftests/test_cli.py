@@ -649,3 +649,27 @@ def test_json_file_checked_before_the_run(cmd):
     result = invoke(cmd + ["--json", "/nonexistent-dir/report.json"])
     assert result.exit_code == 2, show(result)
     assert "cannot create it (/nonexistent-dir is not a writable directory)" in result.stderr
+
+
+@pytest.mark.parametrize("cmd, needle", [
+    (["bench", "--plpmtud", "100"], "the kernel takes 0 or 5000 ms and more"),
+    (["bench", "--no-load"], "--no-load applies to --host only"),
+    (["bench", "--bytes", "12Q"], "Invalid value for '--bytes': '12Q': give a positive"),
+    (["demo", "--size", "12Q"], "Invalid value for '--size': '12Q': give a positive"),
+])  # fmt: skip
+def test_bench_demo_usage_errors_exit_2(cmd, needle):
+    result = invoke(cmd)
+    assert result.exit_code == 2, show(result)
+    assert needle in result.stderr, show(result)
+    assert result.stderr.count("--bytes") <= 1, show(result)  # the option named once
+
+
+def test_demo_size_takes_units_like_bench(monkeypatch):
+    """One SIZE type everywhere: `demo --size 10M` as `bench --bytes 64M`."""
+    from quicctl import demo as demolib
+
+    seen = {}
+    monkeypatch.setattr(demolib, "run", lambda size, load, echo: seen.setdefault("size", size) * 0)
+    result = invoke(["demo", "--size", "10M"])
+    assert result.exit_code == 0, show(result)
+    assert seen["size"] == 10 << 20

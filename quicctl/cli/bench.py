@@ -24,14 +24,16 @@ def parse_size(text: str, what: str) -> int:
     return int(num) * _UNITS[unit]
 
 
-class _Size(click.ParamType):
+class Size(click.ParamType):
+    """A byte count: 65536, 64K, 16M, 1G (binary units).  One type for every size option."""
+
     name = "SIZE"
 
     def convert(self, value, param, ctx):
         try:
-            return value if isinstance(value, int) else parse_size(value, param.opts[0])
-        except QuicctlError as exc:
-            self.fail(str(exc).removeprefix("bad "), param, ctx)
+            return value if isinstance(value, int) else parse_size(value, "size")
+        except QuicctlError:
+            self.fail(f"{value!r}: give a positive byte count like 65536, 64K, 16M", param, ctx)
 
 
 def _sizes(ctx, param, value: str) -> tuple[int, ...]:
@@ -156,14 +158,14 @@ share of the link, the JSON a "bottleneck" object.
 @click.option(
     "--bytes",
     "nbytes",
-    type=_Size(),
+    type=Size(),
     default="64M",
     show_default=True,
     help="Bytes per transfer for quic, tcp, ktls and ngtcp2.",
 )
 @click.option(
     "--aioquic-bytes",
-    type=_Size(),
+    type=Size(),
     default="4M",
     show_default=True,
     help="Bytes per transfer for aioquic.",
@@ -213,7 +215,7 @@ share of the link, the JSON a "bottleneck" object.
 )
 @click.option(
     "--bottleneck-bytes",
-    type=_Size(),
+    type=Size(),
     default="8M",
     show_default=True,
     help="With --bottleneck: bytes per transfer.",
@@ -271,9 +273,10 @@ def bench(
         plpmtud_us=plpmtud_ms * 1000,
     )
     if plpmtud_ms and plpmtud_ms < 5000:
-        raise QuicctlError(f"--plpmtud {plpmtud_ms}: the kernel takes 0 or 5000 ms and more")
+        raise click.BadParameter(f"{plpmtud_ms}: the kernel takes 0 or 5000 ms and more",
+                                 param_hint="--plpmtud")  # fmt: skip
     if no_load and not on_host:
-        raise QuicctlError("--no-load applies to --host only (the VM always loads the build)")
+        raise click.UsageError("--no-load applies to --host only (the VM always loads the build)")
     if bottleneck_bps:
         from quicctl.bench.run import KERNEL, NO_KERNEL
 

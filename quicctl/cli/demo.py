@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from quicctl.cli.bench import Size
 from quicctl.errors import QuicctlError
 
 
@@ -175,7 +176,8 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
 
 
 @click.command()
-@click.option("--size", default=10 << 20, show_default=True, help="Bytes to transfer.")
+@click.option("--size", type=Size(), default="10M", show_default=True,
+              help="Bytes to transfer (65536, 64K, 16M, ...).")  # fmt: skip
 @click.option("--no-load", is_flag=True, help="Use the module as already loaded.")
 def demo(size, no_load) -> None:
     """Server and client in two network namespaces: a verified transfer over quic.ko and TCP."""
