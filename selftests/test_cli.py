@@ -673,3 +673,19 @@ def test_demo_size_takes_units_like_bench(monkeypatch):
     result = invoke(["demo", "--size", "10M"])
     assert result.exit_code == 0, show(result)
     assert seen["size"] == 10 << 20
+
+
+def test_dash_k_means_one_thing():
+    """`-k` is pytest's EXPR on `quicctl test`; no other command takes it for --kernel."""
+
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from walk(cmd, prefix + [name])
+            else:
+                yield prefix + [name], cmd
+
+    for path, cmd in walk(main, []):
+        for p in cmd.params:
+            if "-k" in getattr(p, "opts", []):
+                assert path == ["test"], f"quicctl {' '.join(path)} takes -k for {p.opts}"

@@ -60,7 +60,7 @@ def _progress(text: str) -> Iterator[Callable[[str], None]]:
 
 
 @click.command()
-@click.option("--kernel", "-k", "kernel_spec", metavar="KVER|PATH", help=_KERNEL_HELP)
+@click.option("--kernel", "kernel_spec", metavar="KVER|PATH", help=_KERNEL_HELP)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel make jobs [nproc].")
 @click.option("--allow-warnings", is_flag=True, help="Succeed even if W=1 reported warnings.")
 @click.option("-v", "--verbose", is_flag=True, help="Show make's whole output.")
@@ -101,7 +101,7 @@ def build(kernel_spec: str | None, jobs: int | None, allow_warnings: bool, verbo
 
 
 @click.command()
-@click.option("--kernel", "-k", "kernel_spec", metavar="KVER|PATH", help=_KERNEL_HELP)
+@click.option("--kernel", "kernel_spec", metavar="KVER|PATH", help=_KERNEL_HELP)
 @click.option(
     "--module",
     "module_path",
@@ -177,7 +177,7 @@ def dkms() -> None:
 
 
 @dkms.command("install")
-@click.option("--kernel", "-k", "release", metavar="KVER", help="Kernel release [as build].")
+@click.option("--kernel", "release", metavar="KVER", help="Kernel release [as build].")
 def dkms_install(release: str | None) -> None:
     """Copy the sources to /usr/src, then dkms add, build and install."""
     from quicctl import dkms as dkms_mod
@@ -200,7 +200,7 @@ def dkms_remove() -> None:
 
 
 @dkms.command("status")
-@click.option("--kernel", "-k", "release", metavar="KVER", help="Only this kernel release.")
+@click.option("--kernel", "release", metavar="KVER", help="Only this kernel release.")
 def dkms_status(release: str | None) -> None:
     """Show what DKMS knows about quic."""
     from quicctl import dkms as dkms_mod
