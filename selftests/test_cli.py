@@ -174,6 +174,15 @@ def _commands(group: click.Group, prefix: list[str]):
             yield from _commands(cmd, prefix + [name])
 
 
+def _leaves(group: click.Group, prefix: list[str]):
+    """(path, command) of every command that is not a group."""
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _leaves(cmd, prefix + [name])
+        else:
+            yield prefix + [name], cmd
+
+
 def test_help_of_every_command():
     paths_seen = []
     result = invoke(["--help"])
@@ -618,14 +627,7 @@ def test_errors_name_the_documented_setup_command():
 def test_every_option_has_help():
     """`quicctl X --help` explains every option (vm --cpus had none)."""
 
-    def walk(group, prefix):
-        for name, cmd in group.commands.items():
-            if isinstance(cmd, click.Group):
-                yield from walk(cmd, prefix + [name])
-            else:
-                yield prefix + [name], cmd
-
-    bare = [f"quicctl {' '.join(path)} {p.opts[0]}" for path, cmd in walk(main, [])
+    bare = [f"quicctl {' '.join(path)} {p.opts[0]}" for path, cmd in _leaves(main, [])
             for p in cmd.params if isinstance(p, click.Option) and not p.help]  # fmt: skip
     assert not bare, bare
 
@@ -678,14 +680,7 @@ def test_demo_size_takes_units_like_bench(monkeypatch):
 def test_dash_k_means_one_thing():
     """`-k` is pytest's EXPR on `quicctl test`; no other command takes it for --kernel."""
 
-    def walk(group, prefix):
-        for name, cmd in group.commands.items():
-            if isinstance(cmd, click.Group):
-                yield from walk(cmd, prefix + [name])
-            else:
-                yield prefix + [name], cmd
-
-    for path, cmd in walk(main, []):
+    for path, cmd in _leaves(main, []):
         for p in cmd.params:
             if "-k" in getattr(p, "opts", []):
                 assert path == ["test"], f"quicctl {' '.join(path)} takes -k for {p.opts}"
