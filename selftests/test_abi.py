@@ -26,6 +26,10 @@ from conftest import require
 
 from quicctl import abi
 
+# Pure userspace (gnutls, the header, gcc): the host runs them in seconds, the TCG guest in
+# minutes.
+pytestmark = pytest.mark.host
+
 ROOT = Path(__file__).resolve().parent.parent
 UAPI_DIR = Path(abi.default_header()).resolve().parent.parent  # .../kernel/include/uapi
 HEADER = UAPI_DIR / "linux" / "quic.h"

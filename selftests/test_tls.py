@@ -31,6 +31,10 @@ from quicctl.tls import (
     TlsError,
 )
 
+# Pure userspace (gnutls, the header, gcc): the host runs them in seconds, the TCG guest in
+# minutes.
+pytestmark = pytest.mark.host
+
 CA, OTHER_CA = str(KEYS / "ca.crt"), str(KEYS / "other-ca.crt")
 CERT, PKEY = str(KEYS / "cert.crt"), str(KEYS / "pkey.key")
 CLIENT_CERT, CLIENT_KEY = str(KEYS / "client.crt"), str(KEYS / "client.key")
