@@ -28,6 +28,9 @@ SERVER_NAME = "server.quic.test"
 SIZE = 300_000
 # What the service gives each handshake: the agent is Python in a slow guest.
 TIMEOUT = "120" if DEBUG_KERNEL else "60"
+# An agent's start (it loads gnutls and parses the UAPI header before it serves) on a loaded
+# machine: over a minute on the debug kernel.
+START = 300 if DEBUG_KERNEL else 60
 
 
 @pytest.fixture
@@ -78,7 +81,7 @@ def _server_in_kernel(topo, port: int, root, *extra: str) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_listening(srv, "in-kernel")
+        _wait_listening(srv, "in-kernel", START)
     except BaseException:
         _stop(srv)
         print("in-kernel server:", *srv.communicate(timeout=30))
@@ -254,7 +257,7 @@ class _AgentLog:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.wait_for("serving", 60)
+        self.wait_for("serving", START)
 
     def _read(self) -> None:
         for line in self.proc.stderr:
