@@ -12,6 +12,16 @@ import click
 from quicctl.cli.bench import Size
 from quicctl.errors import QuicctlError
 
+# Options of both `server` and `client`.
+_psk_option = click.option(
+    "--psk", "psk_file", type=click.Path(exists=True, dir_okay=False),
+    help="Authenticate with the pre-shared key in FILE (IDENTITY:HEXKEY) instead of certificates.",
+)  # fmt: skip
+_timeout_option = click.option(
+    "--timeout", type=click.FloatRange(1, 600), default=30, show_default=True,
+    help="--in-kernel: seconds the kernel service gives each handshake and each wait.",
+)  # fmt: skip
+
 
 @click.command()
 @click.argument("addr")
@@ -37,12 +47,8 @@ from quicctl.errors import QuicctlError
 )
 @click.option("--retry", is_flag=True,
               help="Validate client addresses with a Retry first (RFC 9000 8.1.2).")  # fmt: skip
-@click.option("--psk", "psk_file", type=click.Path(exists=True, dir_okay=False),
-              help="Authenticate with the pre-shared key in FILE (IDENTITY:HEXKEY) instead of "
-                   "certificates.")  # fmt: skip
-@click.option("--timeout", type=click.FloatRange(1, 600), default=30, show_default=True,
-              help="--in-kernel: seconds the kernel service gives each handshake and each "
-                   "wait.")  # fmt: skip
+@_psk_option
+@_timeout_option
 def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry,
            psk_file, timeout) -> None:  # fmt: skip
     """Serve files under --root over HTTP/3 and hq-interop (by each connection's ALPN).
@@ -112,12 +118,8 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
     is_flag=True,
     help="Fetch with quic_sample.ko, a kernel service (handshakes by the agent).",
 )
-@click.option("--psk", "psk_file", type=click.Path(exists=True, dir_okay=False),
-              help="Authenticate with the pre-shared key in FILE (IDENTITY:HEXKEY) instead of "
-                   "certificates.")  # fmt: skip
-@click.option("--timeout", type=click.FloatRange(1, 600), default=30, show_default=True,
-              help="--in-kernel: seconds the kernel service gives each handshake and each "
-                   "wait.")  # fmt: skip
+@_psk_option
+@_timeout_option
 def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, userspace,
            in_kernel, psk_file, timeout) -> None:  # fmt: skip
     """Download each PATH on its own stream of one connection; prints SHA-256 and throughput.
