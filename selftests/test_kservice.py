@@ -173,7 +173,9 @@ def test_in_kernel_failures_reach_the_service(sample, clean_path, topo, files):
 
 def test_sample_holds_quic_and_many_connections(sample, clean_path, topo, files):
     """50 kernel-service connections in a row and 10 at once all complete with the right hash;
-    quic.ko cannot be unloaded while the sample is loaded; both unload afterwards."""
+    quic.ko cannot be unloaded while the sample is loaded; both unload afterwards.  Ten at once
+    are more than net/handshake lets wait for the agent in this guest (its limit is about 2.5
+    per GB of memory): the service waits for room (-EAGAIN) rather than failing."""
     from concurrent.futures import ThreadPoolExecutor
 
     from conftest import hq_server, module_loaded
@@ -184,24 +186,27 @@ def test_sample_holds_quic_and_many_connections(sample, clean_path, topo, files)
 
     root, digest, size = files
     srv = hq_server(topo, "aioquic", root)
-    agent = topo.popen(topo.client, [_quicctl(), "agent", "--ca", str(KEYS / "ca.crt")],
-                       stderr=subprocess.PIPE, text=True)  # fmt: skip
+    agent = _AgentLog(topo, topo.client, "--ca", str(KEYS / "ca.crt"))
     try:
-        assert "serving" in agent.stderr.readline()
 
         def one(_: int) -> str:
             with enter(topo.client):
-                return sample.get(topo.server_v4, srv.port, "/file", peername=SERVER_NAME,
-                                  timeout=120).sha256  # fmt: skip
+                try:
+                    return sample.get(topo.server_v4, srv.port, "/file", peername=SERVER_NAME,
+                                      timeout=120).sha256  # fmt: skip
+                except QuicctlError as exc:
+                    log = "".join(agent.lines)
+                    raise AssertionError(f"{exc}; the agent's log:\n{log}") from None
 
         assert [one(i) for i in range(50)] == [digest] * 50
         with ThreadPoolExecutor(10) as pool:
             assert list(pool.map(one, range(10))) == [digest] * 10
+        assert sum(" ok " in line for line in agent.lines) == 60, "".join(agent.lines)
         with pytest.raises(QuicctlError, match="cannot unload quic"):
             kmod.unload()
         assert module_loaded()
     finally:
-        _stop(agent)
+        agent.stop()
         srv.close()
     _wait_no_conns(topo)
     assert sample.unload()
@@ -251,8 +256,8 @@ def test_in_kernel_psk(sample, clean_path, topo, files, tmp_path):
 class _AgentLog:
     """`quicctl agent -v` in a namespace, its log lines collected as they come."""
 
-    def __init__(self, topo, ns: str):
-        self.proc = topo.popen(ns, [_quicctl(), "agent", "-v"], stderr=subprocess.PIPE,
+    def __init__(self, topo, ns: str, *args: str):
+        self.proc = topo.popen(ns, [_quicctl(), "agent", "-v", *args], stderr=subprocess.PIPE,
                                text=True)  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

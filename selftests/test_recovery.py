@@ -29,12 +29,15 @@ MSS_MIN = 1200
 class Sender:
     """Accepts one connection; answers the first stream it reads with ``data`` and FIN."""
 
-    def __init__(self, topo, algo: str, data: bytes):
+    def __init__(self, topo, algo: str, data: bytes, ready: threading.Event | None = None):
+        """``ready``: the sender waits for it between the request and the answer (a monitor
+        that must see the connection before the data flows)."""
         from quicctl import QuicServer, abi
         from quicctl.netns import enter
 
         self.errors: list[BaseException] = []
         self.data = data
+        self.ready = ready
         self.done = threading.Event()
         with enter(topo.server):
             self.srv = QuicServer(
@@ -55,6 +58,8 @@ class Sender:
         try:
             self.conn = self.srv.accept(timeout=120)
             sid, _, _ = self.conn.recv()
+            if self.ready is not None and not self.ready.wait(30):
+                raise AssertionError("the sender's connection was never ready to send")
             self.conn.sendall(self.data, sid, fin=True)
             # Stay open until the client has read everything and closes.
             try:
@@ -77,13 +82,17 @@ class Sender:
 class CongMonitor:
     """Samples /proc/net/quic/cong of namespace ``ns`` (the server's by default) every
     ``period`` seconds: the connections that were not there when it started (an earlier test's
-    connection may still be waiting for its idle timeout)."""
+    connection may still be waiting for its idle timeout).  A transfer can be over between two
+    periods: ``seen`` is set by the first sample of a new connection, and ``sample()`` takes
+    one at once (the last one, after the receiver has everything)."""
 
     def __init__(self, topo, period: float = 0.25, ns: str | None = None):
         self.topo = topo
         self.ns = ns or topo.server
         self.period = period
         self.samples: list[dict] = []
+        self.seen = threading.Event()
+        self.lock = threading.Lock()
         self.stale = {_conn_key(row) for row in self._rows()}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -97,11 +106,17 @@ class CongMonitor:
         with enter(self.ns):
             return kmod.connections(kmod.System(proc=Path("/proc/thread-self")))
 
+    def sample(self) -> None:
+        """One sample of the new established connections, now (any thread)."""
+        with self.lock:
+            rows = [r for r in self._rows() if r["STATE"] == 1 and _conn_key(r) not in self.stale]
+            self.samples += rows
+        if rows:
+            self.seen.set()
+
     def _run(self) -> None:
         while not self.stop.is_set():
-            for row in self._rows():
-                if row["STATE"] == 1 and _conn_key(row) not in self.stale:
-                    self.samples.append(row)
+            self.sample()
             self.stop.wait(self.period)
 
     def finish(self) -> list[dict]:
@@ -115,10 +130,15 @@ def _conn_key(row: dict) -> tuple:
 
 
 def _download(
-    topo, port: int, size: int, progress: threading.Event | None = None
+    topo,
+    port: int,
+    size: int,
+    progress: threading.Event | None = None,
+    received=None,
 ) -> tuple[bytes, float]:
     """Request the file; returns it and the seconds from the request to its last byte.
-    ``progress`` is set once a tenth of the file arrived."""
+    ``progress`` is set once a tenth of the file arrived; ``received()`` is called once all of
+    it has, before the connection closes."""
     from quicctl import connect
     from quicctl.netns import enter
 
@@ -145,6 +165,8 @@ def _download(
             if fin:
                 break
         elapsed = time.monotonic() - start
+        if received:
+            received()
     assert len(got) == size, f"received {len(got)} of {size} bytes"
     return bytes(got), elapsed
 
@@ -152,10 +174,10 @@ def _download(
 def _transfer(topo, algo: str, size: int) -> tuple[float, list[dict]]:
     """One download of ``size`` random bytes, checked by hash; (seconds, /proc samples)."""
     data = os.urandom(size)
-    sender = Sender(topo, algo, data)
     monitor = CongMonitor(topo)
+    sender = Sender(topo, algo, data, ready=monitor.seen)
     try:
-        got, elapsed = _download(topo, sender.port, size)
+        got, elapsed = _download(topo, sender.port, size, received=monitor.sample)
         assert sender.done.wait(60), "server did not see the connection end"
     finally:
         samples = monitor.finish()
@@ -364,15 +386,15 @@ def test_blackhole_10mb(quic_module, clean_path, topo, algo):
     # A 20 Mbit/s link: the transfer lasts long enough for the blackholes.
     topo.netem(topo.server, "delay 5ms rate 20mbit")
     hole = Blackhole(topo)
-    sender = Sender(topo, algo, data)
     monitor = CongMonitor(topo)
+    sender = Sender(topo, algo, data, ready=monitor.seen)
     progress = threading.Event()
     try:
         result: dict = {}
 
         def client() -> None:
             try:
-                result["got"] = _download(topo, sender.port, len(data), progress)
+                result["got"] = _download(topo, sender.port, len(data), progress, monitor.sample)
             except BaseException as exc:
                 result["error"] = exc
                 progress.set()

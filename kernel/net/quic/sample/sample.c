@@ -33,6 +33,7 @@
  */
 
 #include <linux/module.h>
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/inet.h>
@@ -155,11 +156,6 @@ static void quic_sample_hs_done(void *data, int status, key_serial_t peerid)
 	complete(&hs->done);
 }
 
-/*
- * The up-call: hand the socket to the agent and wait for its verdict.  A
- * request the agent never takes (none running) or never finishes is
- * cancelled at the timeout.
- */
 /* What a command asks of each handshake. */
 struct quic_sample_auth {
 	const char *peername;	/* GET: the name to verify */
@@ -170,9 +166,32 @@ struct quic_sample_auth {
 	u32 cancel;		/* ms, 0: none */
 };
 
+static int quic_sample_submit(struct tls_handshake_args *args, bool server,
+			      const struct quic_sample_auth *auth)
+{
+	if (auth->psk) {
+		args->ta_num_peerids = 1;
+		args->ta_my_peerids[0] = auth->psk;
+		return server ? tls_server_hello_psk(args, GFP_KERNEL) :
+				tls_client_hello_psk(args, GFP_KERNEL);
+	}
+	return server ? tls_server_hello_x509(args, GFP_KERNEL) :
+			tls_client_hello_x509(args, GFP_KERNEL);
+}
+
+/*
+ * The up-call: hand the socket to the agent and wait for its verdict.  A
+ * request the agent never takes (none running) or never finishes is
+ * cancelled at the timeout.  net/handshake refuses a request with -EAGAIN
+ * while as many as it allows (a few per GB of memory) wait for the agent to
+ * take them: that is back-pressure, not a failure, so submitting is tried
+ * again until the timeout, as a service that opens many connections at once
+ * must.
+ */
 static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
 				 const struct quic_sample_auth *auth)
 {
+	unsigned long until = jiffies + msecs_to_jiffies(auth->timeout);
 	struct tls_handshake_args args = {
 		.ta_sock = s->sock,
 		.ta_done = quic_sample_hs_done,
@@ -188,14 +207,11 @@ static int quic_sample_handshake(struct quic_sample_sock *s, bool server,
 
 	init_completion(&hs.done);
 	args.ta_data = &hs;
-	if (auth->psk) {
-		args.ta_num_peerids = 1;
-		args.ta_my_peerids[0] = auth->psk;
-		err = server ? tls_server_hello_psk(&args, GFP_KERNEL) :
-			       tls_client_hello_psk(&args, GFP_KERNEL);
-	} else {
-		err = server ? tls_server_hello_x509(&args, GFP_KERNEL) :
-			       tls_client_hello_x509(&args, GFP_KERNEL);
+	while ((err = quic_sample_submit(&args, server, auth)) == -EAGAIN) {
+		if (time_after(jiffies, until))
+			return err;
+		if (msleep_interruptible(50))
+			return -EINTR;
 	}
 	if (err)
 		return err;
@@ -226,6 +242,9 @@ static void quic_sample_hs_error(struct genl_info *info, int err)
 	else if (err == -ECANCELED)
 		NL_SET_ERR_MSG(info->extack,
 			       "the handshake was cancelled (tls_handshake_cancel)");
+	else if (err == -EAGAIN)
+		NL_SET_ERR_MSG(info->extack,
+			       "too many handshakes waited for the agent until the timeout");
 	else
 		NL_SET_ERR_MSG(info->extack,
 			       "the handshake failed (the agent's log says why)");
