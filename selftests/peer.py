@@ -167,8 +167,9 @@ def frame(ftype: int, *fields: int, data: bytes = b"") -> tuple[int, bytes]:
 
 def peer_class():
     """aioquic's QuicConnection with hooks: frames to add to the next 1-RTT packet, credit
-    (MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS) that can be withheld, and the *_BLOCKED frames
-    received counted."""
+    (MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS) that can be withheld, the *_BLOCKED frames
+    received counted and the credit frames received logged (``credit``: frame type, stream
+    ID or -1, value)."""
     from aioquic.quic.connection import QuicConnection
 
     class Peer(QuicConnection):
@@ -177,6 +178,7 @@ def peer_class():
             self.inject: list[tuple[int, bytes]] = []
             self.withhold_credit = False
             self.blocked_frames: dict[int, int] = {}
+            self.credit: list[tuple[int, int, int]] = []
 
         def _write_connection_limits(self, builder, space) -> None:
             while self.inject:
@@ -205,6 +207,24 @@ def peer_class():
         def _handle_streams_blocked_frame(self, context, frame_type, buf) -> None:
             self._count(frame_type)
             super()._handle_streams_blocked_frame(context, frame_type, buf)
+
+        def _log_credit(self, frame_type: int, buf, with_id: bool) -> None:
+            pos = buf.tell()
+            sid = buf.pull_uint_var() if with_id else -1
+            self.credit.append((frame_type, sid, buf.pull_uint_var()))
+            buf.seek(pos)
+
+        def _handle_max_data_frame(self, context, frame_type, buf) -> None:
+            self._log_credit(frame_type, buf, False)
+            super()._handle_max_data_frame(context, frame_type, buf)
+
+        def _handle_max_stream_data_frame(self, context, frame_type, buf) -> None:
+            self._log_credit(frame_type, buf, True)
+            super()._handle_max_stream_data_frame(context, frame_type, buf)
+
+        def _handle_max_streams_bidi_frame(self, context, frame_type, buf) -> None:
+            self._log_credit(frame_type, buf, False)
+            super()._handle_max_streams_bidi_frame(context, frame_type, buf)
 
     return Peer
 

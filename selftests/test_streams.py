@@ -472,3 +472,103 @@ def test_peer_opening_streams_and_never_reading_is_bounded(quic_module, clean_pa
         peer.close()
         srv.close()
     until(lambda: not established(topo.server), "the server close")
+
+
+# -- credit as a window -------------------------------------------------------------------
+
+MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS_BIDI = 0x10, 0x11, 0x12
+DATA_BLOCKED, STREAM_DATA_BLOCKED = 0x14, 0x15
+CREDIT_TP = {"max_streams_bidi": 16, "max_data": 65536, "max_stream_data_bidi_remote": 65536}
+
+
+def test_credit_is_a_window_and_blocked_frames_are_answered(quic_module, clean_path, topo):
+    """RFC 9000 Sections 4.1-4.6 against an aioquic client.  A kernel server with a limit of
+    16 streams gives MAX_STREAMS as its application finishes streams, at most 2 (an eighth of
+    the limit) behind, never in batches of half the limit; a client blocked by the stream
+    limit (aioquic's own STREAMS_BLOCKED) gets the credit with the next stream to finish.
+    DATA_BLOCKED and STREAM_DATA_BLOCKED get the credit the application's reads made at once,
+    though less than half the 64 KB window was read; without them none comes."""
+    from aioquic.quic import events
+
+    acc = KernelAccept(topo, transport_params=CREDIT_TP)
+    peer = AioPeer(topo, acc.port)
+    q = peer.quic
+    try:
+        peer.until(lambda: peer.connected and not acc.thread.is_alive(), "the handshake")
+        s = acc.wait()
+        sr = KernelReader(s.sock)
+
+        def step() -> None:
+            peer.pump()
+            sr.poll()
+
+        def credit(ftype: int) -> list[int]:
+            return [v for t, _, v in q.credit if t == ftype]
+
+        def quiet(seconds: float = 1.0) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                peer.pump(0.02)
+
+        # Connection and stream windows: the client fills both (64 KB), the server reads
+        # 10,000 bytes, a quarter of half the window: no credit yet.
+        sid = q.get_next_available_stream_id()
+        q.send_stream_data(sid, b"d" * 100000)
+        until(lambda: q._remote_max_data_used == 65536, "the client blocked", step=peer.pump)
+        got = 0
+        while got < 10000:
+            rsid, data, _ = s.recv(10000 - got)
+            assert rsid == sid
+            got += len(data)
+        quiet()
+        assert not credit(MAX_DATA) and not credit(MAX_STREAM_DATA), q.credit
+        q.inject = [frame(DATA_BLOCKED, 65536)]
+        q.send_ping(1)
+        until(lambda: credit(MAX_DATA), "MAX_DATA in answer to DATA_BLOCKED", 10, peer.pump)
+        assert credit(MAX_DATA) == [10000 + 65536], q.credit
+        assert not credit(MAX_STREAM_DATA), "the stream's window was not asked for"
+        q.inject = [frame(STREAM_DATA_BLOCKED, sid, 65536)]
+        q.send_ping(2)
+        until(lambda: credit(MAX_STREAM_DATA), "MAX_STREAM_DATA", 10, peer.pump)
+        assert credit(MAX_STREAM_DATA) == [10000 + 65536], q.credit
+        until(lambda: q._remote_max_data_used == 75536, "the next 10,000 bytes", step=peer.pump)
+
+        # Streams one after another: the credit follows each.
+        def finish(fsid: int) -> None:
+            until(lambda: fsid in sr.fin, f"the request on stream {fsid}", step=step)
+            s.send(b"ok", fsid, fin=True)
+            until(lambda: fsid in peer.fin, f"the answer on stream {fsid}", step=step)
+
+        for done in range(1, 41):
+            fsid = q.get_next_available_stream_id()
+            q.send_stream_data(fsid, b"x", end_stream=True)
+            finish(fsid)
+            until(lambda d=done: max(credit(MAX_STREAMS_BIDI), default=16) >= d + 15,
+                  f"MAX_STREAMS after {done} streams", 10, step)  # fmt: skip
+        values = credit(MAX_STREAMS_BIDI)
+        steps = [b - a for a, b in zip([16, *values], values, strict=False)]
+        assert max(steps) <= 2, f"MAX_STREAMS in steps {steps}"
+
+        # Every stream the limit allows, and one more: aioquic says STREAMS_BLOCKED.
+        limit = max(values)
+        opened = []
+        while len(opened) < limit - 41:  # 41 opened so far: 40 done, the first still open
+            fsid = q.get_next_available_stream_id()
+            q.send_stream_data(fsid, b"y", end_stream=True)
+            opened.append(fsid)
+        blocked_sid = q.get_next_available_stream_id()
+        q.send_stream_data(blocked_sid, b"z", end_stream=True)
+        until(lambda: all(x in sr.fin for x in opened), "the requests", step=step)
+        quiet()
+        sr.poll()
+        assert limit == 56 and blocked_sid not in sr.data, (limit, q.credit)
+        before = len(credit(MAX_STREAMS_BIDI))
+        finish(opened[0])
+        until(lambda: blocked_sid in sr.fin, "the blocked stream, with the next credit", 10, step)
+        assert len(credit(MAX_STREAMS_BIDI)) == before + 1, q.credit
+        assert max(credit(MAX_STREAMS_BIDI)) == limit + 1, q.credit
+        assert peer.closed is None and sr.close is None
+        assert not [e for e in peer.events if isinstance(e, events.ConnectionTerminated)]
+    finally:
+        peer.close()
+        acc.close()

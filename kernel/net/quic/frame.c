@@ -622,6 +622,7 @@ static int quic_frame_blocked(struct quic_frame_rx *rx)
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
 	if (rx->type != QUIC_FRAME_DATA_BLOCKED && v > QUIC_TP_MAX_STREAMS_WIRE)
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
+	quic_stream_limit_blocked_recv(rx->sk, rx->type, v);
 	return 0;
 }
 
@@ -632,7 +633,7 @@ static int quic_frame_stream_data_blocked(struct quic_frame_rx *rx)
 
 	if (!quic_rx_var(rx, &id) || !quic_rx_var(rx, &v))
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
-	return quic_stream_blocked_recv(rx->sk, id);
+	return quic_stream_blocked_recv(rx->sk, id, v);
 }
 
 /* Send RETIRE_CONNECTION_ID for the peer IDs we stopped using. */

@@ -114,6 +114,8 @@ struct quic_udp_sock;
  * @recv_highest: sum over streams of the highest offset received
  * @recv_read: stream bytes read by the application, or dropped by a reset
  * @rwnd: our window, from local max_data, auto-tuned
+ * @recv_blocked: the peer said @recv_max stopped it (DATA_BLOCKED): credit
+ *	goes with the next read
  */
 struct quic_flow {
 	u64 send_max;
@@ -123,6 +125,7 @@ struct quic_flow {
 	u64 recv_highest;
 	u64 recv_read;
 	struct quic_rwnd rwnd;
+	u8 recv_blocked;
 };
 
 /**

@@ -749,13 +749,39 @@ int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
 	return 0;
 }
 
-/* RFC 9000 Section 4.6: closed peer streams give credit for new ones. */
-static void quic_stream_peer_done(struct sock *sk, struct quic_stream *s)
+/*
+ * RFC 9000 Section 4.6: the peer may hold as many streams of a type open as
+ * our limit, so each one that finishes lets it open another: the credit is a
+ * window of the limit over the streams done.  MAX_STREAMS goes out once an
+ * eighth of the limit finished since the last one (every stream, for a limit
+ * under 9), or with the first stream to finish after the peer said our limit
+ * stopped it (STREAMS_BLOCKED).  What the peer can make us hold stays the
+ * limit: it grows only as streams finish.
+ */
+static void quic_stream_credit(struct sock *sk, bool uni)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_stream_table *t = &qs->streams;
-	bool uni = quic_stream_is_uni(s->id);
 	u64 limit, max;
+
+	limit = uni ? qs->local_tp.max_streams_uni : qs->local_tp.max_streams_bidi;
+	max = t->done_peer[uni] + limit;
+	if (max <= t->max_peer[uni] || max > QUIC_TP_MAX_STREAMS_WIRE)
+		return;
+	if (!t->peer_blocked[uni] &&
+	    max < t->max_peer[uni] + DIV_ROUND_UP(limit, 8))
+		return;
+	if (__quic_frame_ctrl(sk, QUIC_SPACE_APP, uni ? QUIC_FRAME_MAX_STREAMS_UNI :
+			      QUIC_FRAME_MAX_STREAMS_BIDI, &max, 1, NULL, 0))
+		return;	/* the next stream to finish tries again */
+	t->max_peer[uni] = max;
+	t->peer_blocked[uni] = 0;
+}
+
+static void quic_stream_peer_done(struct sock *sk, struct quic_stream *s)
+{
+	struct quic_stream_table *t = &quic_sk(sk)->streams;
+	bool uni = quic_stream_is_uni(s->id);
 
 	if (quic_stream_local(sk, s->id) || s->done)
 		return;
@@ -765,14 +791,7 @@ static void quic_stream_peer_done(struct sock *sk, struct quic_stream *s)
 		return;
 	s->done = 1;
 	t->done_peer[uni]++;
-	limit = uni ? qs->local_tp.max_streams_uni : qs->local_tp.max_streams_bidi;
-	max = t->done_peer[uni] + limit;
-	/* Credit in batches of half the limit, not one frame per stream. */
-	if (max < t->max_peer[uni] + DIV_ROUND_UP(limit, 2))
-		return;
-	t->max_peer[uni] = max;
-	__quic_frame_ctrl(sk, QUIC_SPACE_APP, uni ? QUIC_FRAME_MAX_STREAMS_UNI :
-			  QUIC_FRAME_MAX_STREAMS_BIDI, &max, 1, NULL, 0);
+	quic_stream_credit(sk, uni);
 }
 
 /*
@@ -831,8 +850,27 @@ static void quic_rwnd_rcvbuf(struct sock *sk, u64 window)
 
 /*
  * RFC 9000 Section 4.2: credit goes back as the application reads, once
- * half the window is used, so that the sender is not stalled waiting.
+ * half the window is used, so that the sender is not stalled waiting; or
+ * with the first read after the sender said our limit stopped it
+ * (DATA_BLOCKED).  Either way the peer can have at most a window of unread
+ * data with us.
  */
+static void quic_flow_credit(struct sock *sk)
+{
+	struct quic_flow *f = &quic_sk(sk)->flow;
+	u64 max = f->recv_read + f->rwnd.window;
+
+	if (max <= f->recv_max)
+		return;
+	if (!f->recv_blocked && f->recv_max - f->recv_read >= f->rwnd.window / 2)
+		return;
+	if (__quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_MAX_DATA, &max, 1,
+			      NULL, 0))
+		return;
+	f->recv_max = max;
+	f->recv_blocked = 0;
+}
+
 static void quic_flow_read(struct sock *sk, u64 len)
 {
 	struct quic_flow *f = &quic_sk(sk)->flow;
@@ -840,11 +878,24 @@ static void quic_flow_read(struct sock *sk, u64 len)
 	f->recv_read += len;
 	if (quic_rwnd_adjust(sk, &f->rwnd, f->recv_read, quic_rwnd_limit(sk)))
 		quic_rwnd_rcvbuf(sk, f->rwnd.window);
-	if (f->recv_max - f->recv_read >= f->rwnd.window / 2)
+	quic_flow_credit(sk);
+}
+
+/* The same for a stream's own window (MAX_STREAM_DATA, STREAM_DATA_BLOCKED). */
+static void quic_stream_recv_credit(struct sock *sk, struct quic_stream *s)
+{
+	u64 v[2] = { s->id, s->recv.read + s->recv.rwnd.window };
+
+	if (s->recv.fin || v[1] <= s->recv.max)
 		return;
-	f->recv_max = f->recv_read + f->rwnd.window;
-	__quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_MAX_DATA,
-			  &f->recv_max, 1, NULL, 0);
+	if (!s->recv.blocked &&
+	    s->recv.max - s->recv.read >= s->recv.rwnd.window / 2)
+		return;
+	if (__quic_frame_ctrl(sk, QUIC_SPACE_APP, QUIC_FRAME_MAX_STREAM_DATA, v,
+			      2, NULL, 0))
+		return;
+	s->recv.max = v[1];
+	s->recv.blocked = 0;
 }
 
 /**
@@ -859,19 +910,11 @@ static void quic_flow_read(struct sock *sk, u64 len)
 void quic_stream_read(struct sock *sk, struct quic_stream *s, u32 len)
 {
 	struct quic_flow *f = &quic_sk(sk)->flow;
-	u64 v[2];
 
 	s->recv.read += len;
 	quic_rwnd_adjust(sk, &s->recv.rwnd, s->recv.read,
 			 max(f->rwnd.window, s->recv.rwnd.window));
-	if (!s->recv.fin &&
-	    s->recv.max - s->recv.read < s->recv.rwnd.window / 2) {
-		s->recv.max = s->recv.read + s->recv.rwnd.window;
-		v[0] = s->id;
-		v[1] = s->recv.max;
-		__quic_frame_ctrl(sk, QUIC_SPACE_APP,
-				  QUIC_FRAME_MAX_STREAM_DATA, v, 2, NULL, 0);
-	}
+	quic_stream_recv_credit(sk, s);
 	quic_flow_read(sk, len);
 }
 
@@ -1127,12 +1170,51 @@ int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
 }
 
 /* STREAM_DATA_BLOCKED: only the direction is checked. */
-int quic_stream_blocked_recv(struct sock *sk, s64 id)
+/*
+ * RFC 9000 Section 19.13: STREAM_DATA_BLOCKED.  The peer's stream is stuck
+ * at our limit @max: what credit the application's reads made goes out
+ * now, or with its next read, rather than at half the window.  A limit
+ * below ours is old news (the frame raising it is on its way).
+ */
+int quic_stream_blocked_recv(struct sock *sk, s64 id, u64 max)
 {
+	struct quic_stream *s;
 	int err;
 
-	quic_stream_peer_get(sk, id, false, &err);
+	s = quic_stream_peer_get(sk, id, false, &err);
+	if (s && max >= s->recv.max) {
+		s->recv.blocked = 1;
+		quic_stream_recv_credit(sk, s);
+	}
 	return err;
+}
+
+/**
+ * quic_stream_limit_blocked_recv - the peer says one of our limits stopped it
+ * @sk: the socket
+ * @type: QUIC_FRAME_DATA_BLOCKED or QUIC_FRAME_STREAMS_BLOCKED_{BIDI,UNI}
+ * @max: the limit it names
+ *
+ * RFC 9000 Sections 19.12 and 19.14: the credit there is goes out at once
+ * (MAX_DATA, MAX_STREAMS), or with the next read or finished stream.  None
+ * is made up: a flood of these costs at most one frame per read or stream.
+ */
+void quic_stream_limit_blocked_recv(struct sock *sk, u8 type, u64 max)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	bool uni = type == QUIC_FRAME_STREAMS_BLOCKED_UNI;
+
+	if (type == QUIC_FRAME_DATA_BLOCKED) {
+		if (max < qs->flow.recv_max)
+			return;
+		qs->flow.recv_blocked = 1;
+		quic_flow_credit(sk);
+		return;
+	}
+	if (max < qs->streams.max_peer[uni])
+		return;
+	qs->streams.peer_blocked[uni] = 1;
+	quic_stream_credit(sk, uni);
 }
 
 /* Socket option STREAM_RESET (ABI reference Section 3). */

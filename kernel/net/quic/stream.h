@@ -89,7 +89,8 @@ static inline bool quic_stream_is_server(s64 id)
  *	@highest offset seen (flow control), @read bytes read, @max our
  *	limit, @rwnd its window, @finalsz once known, @ooo out of order data,
  *	@state (QUIC_STREAM_RECV_STATE_*), @fin FIN is known, @highest_seen
- *	data was seen (RECV event sent)
+ *	data was seen (RECV event sent), @blocked the peer said @max stopped
+ *	it (STREAM_DATA_BLOCKED): credit goes with the next read
  * @done: a peer stream whose closing was credited (MAX_STREAMS)
  */
 struct quic_stream {
@@ -116,6 +117,7 @@ struct quic_stream {
 		u8 state;
 		u8 fin:1;
 		u8 highest_seen:1;
+		u8 blocked:1;
 	} recv;
 	u8 done:1;
 };
@@ -131,6 +133,8 @@ struct quic_stream {
  * @max_peer: our limit as a stream count, [0] bidi, [1] uni
  * @done_peer: peer streams finished (credit for MAX_STREAMS)
  * @blocked: 1 + the limit a STREAMS_BLOCKED was sent for (0: none)
+ * @peer_blocked: the peer said @max_peer stopped it (STREAMS_BLOCKED):
+ *	credit goes with the next stream to finish
  * @active: stream used by sendmsg with stream_id -1, or -1
  * @send_blocked: stream whose own window stopped the last sendmsg, or -1;
  *	poll() reports no EPOLLOUT meanwhile
@@ -146,6 +150,7 @@ struct quic_stream_table {
 	u64 max_peer[2];
 	u64 done_peer[2];
 	u64 blocked[2];
+	u8 peer_blocked[2];
 	s64 active;
 	s64 send_blocked;
 	const struct sk_buff *clone_train;
@@ -173,7 +178,8 @@ void quic_stream_send_blocked(struct sock *sk, struct quic_stream *s);
 bool quic_stream_window_closed(struct quic_stream *s);
 int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
 			   u32 len, bool fin, struct sk_buff *from);
-int quic_stream_blocked_recv(struct sock *sk, s64 id);
+int quic_stream_blocked_recv(struct sock *sk, s64 id, u64 max);
+void quic_stream_limit_blocked_recv(struct sock *sk, u8 type, u64 max);
 void quic_stream_acked(struct sock *sk, s64 id, u32 len, bool fin);
 void quic_stream_reset_acked(struct sock *sk, s64 id);
 int quic_stream_reset_recv(struct sock *sk, s64 id, u32 errcode, u64 finalsz);
