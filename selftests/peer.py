@@ -282,6 +282,19 @@ class AioPeer:
     def until(self, cond: Callable[[], bool], what: str, timeout: float = 60) -> None:
         until(cond, what, timeout, step=self.pump)
 
+    def accepted(self, acc: KernelAccept):
+        """Completes the handshake with ``acc``'s listener: (the kernel connection, a
+        KernelReader of it, a step() that pumps both)."""
+        self.until(lambda: self.connected and not acc.thread.is_alive(), "the handshake")
+        conn = acc.wait()
+        reader = KernelReader(conn.sock)
+
+        def step() -> None:
+            self.pump()
+            reader.poll()
+
+        return conn, reader, step
+
     @property
     def closed(self):
         """The CONNECTION_CLOSE received (aioquic reports it only after draining)."""

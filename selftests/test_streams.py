@@ -242,14 +242,7 @@ def test_reset_and_stop_sending_kernel_and_aioquic(quic_module, clean_path, topo
     acc = KernelAccept(topo, events=[abi.QUIC_EVENT_STREAM_UPDATE])
     peer = AioPeer(topo, acc.port)
     try:
-        peer.until(lambda: peer.connected and not acc.thread.is_alive(), "the handshake")
-        s = acc.wait()
-        sr = KernelReader(s.sock)
-
-        def step() -> None:
-            peer.pump()
-            sr.poll()
-
+        s, sr, step = peer.accepted(acc)
         # aioquic resets: the kernel reports RESET_RECVD with code and final size.
         sid = _aio_send(peer, sr, b"a" * 1000, step)
         peer.quic.reset_stream(sid, 0x42)
@@ -494,13 +487,7 @@ def test_credit_is_a_window_and_blocked_frames_are_answered(quic_module, clean_p
     peer = AioPeer(topo, acc.port)
     q = peer.quic
     try:
-        peer.until(lambda: peer.connected and not acc.thread.is_alive(), "the handshake")
-        s = acc.wait()
-        sr = KernelReader(s.sock)
-
-        def step() -> None:
-            peer.pump()
-            sr.poll()
+        s, sr, step = peer.accepted(acc)
 
         def credit(ftype: int) -> list[int]:
             return [v for t, _, v in q.credit if t == ftype]
