@@ -66,8 +66,9 @@ def inq(sock) -> int:
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
 
 
-def conns(ns: str) -> list[dict[str, int]]:
-    """The rows of /proc/net/quic/conns in namespace ``ns``, numeric columns only."""
+def conns(ns: str) -> list[dict]:
+    """The rows of /proc/net/quic/conns in namespace ``ns``: the numeric columns, and the
+    peer's address (REMOTE_ADDRESS, "addr:port")."""
     from quicctl.netns import enter
 
     with enter(ns):
@@ -75,16 +76,16 @@ def conns(ns: str) -> list[dict[str, int]]:
     head = lines[0].split("\t")
     rows = [dict(zip(head, line.split("\t"), strict=True)) for line in lines[1:]]
     keys = ("STATE", "TX_QUEUE", "RX_QUEUE", "SNDBUF", "RCVBUF", "INODE")
-    return [{k: int(r[k]) for k in keys} for r in rows]
+    return [{**{k: int(r[k]) for k in keys}, "REMOTE_ADDRESS": r["REMOTE_ADDRESS"]} for r in rows]
 
 
-def conns_row(sock, ns: str) -> dict[str, int] | None:
+def conns_row(sock, ns: str) -> dict | None:
     """The socket's /proc/net/quic/conns row."""
     ino = os.fstat(sock.fileno()).st_ino
     return next((r for r in conns(ns) if r["INODE"] == ino), None)
 
 
-def established(ns: str) -> list[dict[str, int]]:
+def established(ns: str) -> list[dict]:
     return [r for r in conns(ns) if r["STATE"] == 1]
 
 
@@ -105,6 +106,7 @@ class KernelReader:
         self.fin: set[int] = set()
         self.updates: list[tuple[int, int, int, int]] = []  # id, state, errcode, finalsz
         self.close: tuple[int, int] | None = None
+        self.events: list[tuple[int, bytes]] = []  # every event: type, payload
 
     def poll(self) -> None:
         from quicctl import abi
@@ -117,6 +119,7 @@ class KernelReader:
             except BlockingIOError:
                 return
             if flags & abi.MSG_QUIC_NOTIFICATION:
+                self.events.append((data[0], data[1:]))
                 if data[0] == abi.QUIC_EVENT_STREAM_UPDATE:
                     self.updates.append(UPDATE.unpack(data[1 : 1 + UPDATE.size]))
                 elif data[0] == abi.QUIC_EVENT_CONNECTION_CLOSE:
@@ -179,6 +182,7 @@ def peer_class():
             self.withhold_credit = False
             self.blocked_frames: dict[int, int] = {}
             self.credit: list[tuple[int, int, int]] = []
+            self.challenges: list[bytes] = []  # PATH_CHALLENGE Data received
 
         def _write_connection_limits(self, builder, space) -> None:
             while self.inject:
@@ -207,6 +211,10 @@ def peer_class():
         def _handle_streams_blocked_frame(self, context, frame_type, buf) -> None:
             self._count(frame_type)
             super()._handle_streams_blocked_frame(context, frame_type, buf)
+
+        def _handle_path_challenge_frame(self, context, frame_type, buf) -> None:
+            self.challenges.append(bytes(buf.data_slice(buf.tell(), buf.tell() + 8)))
+            super()._handle_path_challenge_frame(context, frame_type, buf)
 
         def _log_credit(self, frame_type: int, buf, with_id: bool) -> None:
             pos = buf.tell()
@@ -250,6 +258,8 @@ class AioPeer:
         self.data: dict[int, bytearray] = {}
         self.fin: set[int] = set()
         self.connected = False
+        # Other sockets whose datagrams reach this client too (the far side of a NAT).
+        self.also_from: list[socket.socket] = []
 
     def pump(self, wait: float = 0.01) -> None:
         from aioquic.quic import events
@@ -266,6 +276,13 @@ class AioPeer:
                 self.sock.settimeout(0.001)
         except (TimeoutError, BlockingIOError):
             pass
+        for extra in self.also_from:
+            extra.setblocking(False)
+            try:
+                while True:
+                    self.quic.receive_datagram(extra.recv(65536), self.addr, time.monotonic())
+            except BlockingIOError:
+                pass
         if timer is not None and time.monotonic() >= timer:
             self.quic.handle_timer(now=time.monotonic())
         while (ev := self.quic.next_event()) is not None:

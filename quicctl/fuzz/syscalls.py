@@ -34,6 +34,10 @@ IPPROTO_QUIC = 261
 ALPN = "quicctl-fuzz"
 WORKERS = 4
 CONNECTED_TARGET = 3  # pairs the connector keeps alive
+# Sockets the pool holds at most: a new one then closes a random one first.  Without a cap
+# the pool grew until socket() failed with EMFILE (RLIMIT_NOFILE) and most sequences after
+# that ran on no socket at all.
+POOL_MAX = 256
 WATCHDOG = 60.0  # s: a call running longer is a hang
 HUGE = (4096, 65536, 1 << 20)
 U64 = (1 << 64) - 1
@@ -75,6 +79,8 @@ class Pool:
         self.lock = threading.Lock()
         self.items: list[Sock] = []
         self.made = 0
+        self.evicted = 0  # closed to make room (max)
+        self.max = POOL_MAX
 
     def add(self, sock: socket.socket, state: str) -> Sock:
         for opt in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
@@ -102,6 +108,10 @@ class Pool:
     def count(self, state: str) -> int:
         with self.lock:
             return sum(1 for s in self.items if s.state == state)
+
+    def size(self) -> int:
+        with self.lock:
+            return len(self.items)
 
     def drain(self) -> list[Sock]:
         with self.lock:
@@ -284,6 +294,12 @@ class Worker:
         fam = r.choice((socket.AF_INET, socket.AF_INET6))
         typ = r.choice((socket.SOCK_DGRAM, socket.SOCK_STREAM))
         key = "socket"
+        if self.run.pool.size() >= self.run.pool.max:
+            victim = self.run.pool.pick(r)
+            if victim is not None:
+                self.call("close", victim)
+                with self.run.pool.lock:
+                    self.run.pool.evicted += 1
         try:
             s = socket.socket(fam, typ, IPPROTO_QUIC)
         except OSError as e:
@@ -598,19 +614,22 @@ def run(
     topo=None,
     progress: Progress = lambda m: None,
     workers: int = WORKERS,
+    pool_max: int = POOL_MAX,
 ) -> dict:
-    """Run ``workers`` threads until ``iterations`` sequences or ``seconds``; the report."""
+    """Run ``workers`` threads until ``iterations`` sequences or ``seconds``, with at most
+    ``pool_max`` sockets open; the report."""
     from quicctl.fuzz.frames import _conn_count, _snmp, _wait_no_conns
     from quicctl.netns import Topology
 
     if topo is None:
         with Topology() as t:
-            return run(seed, iterations, seconds, t, progress, workers)
+            return run(seed, iterations, seconds, t, progress, workers, pool_max)
     deadline = Deadline(iterations, seconds)
     mark = f"quicctl fuzz syscalls: seed {seed} starts"
     kmsg(mark)
     before = _snmp(topo.server)
     r = Run(topo, seed, deadline, progress)
+    r.pool.max = pool_max
     r.workers = [Worker(r, i) for i in range(workers)]
     progress(f"syscalls: seed {seed}, workers' seeds "
              f"{', '.join(str(w.seed) for w in r.workers)}")  # fmt: skip
@@ -681,6 +700,7 @@ def run(
         "seconds": round(elapsed, 1),
         "per_second": round(r.sequences() / elapsed, 1) if elapsed else 0.0,
         "sockets": r.pool.made,
+        "sockets_evicted": r.pool.evicted,
         "connections": r.connections,
         "handshake_errors": dict(r.handshake_errors),
         "errnos": {k: dict(v.most_common()) for k, v in sorted(r.errnos.items())},

@@ -70,6 +70,29 @@ void quic_cong_init(struct quic_cong *c, u32 mss, u32 init_rtt, u8 algo)
 }
 EXPORT_SYMBOL_GPL(quic_cong_init);
 
+/**
+ * quic_cong_reset - a new path: the window and RTT estimates start again
+ * @c: the state
+ * @init_rtt: RTT assumed before the first sample
+ *
+ * RFC 9000 Section 9.4.  What is in flight stays counted: its
+ * acknowledgments and losses still come.
+ */
+void quic_cong_reset(struct quic_cong *c, u32 init_rtt)
+{
+	u32 in_flight = c->in_flight, max_ack_delay = c->max_ack_delay;
+	u64 lost = c->lost_pkts, spurious = c->spurious_pkts;
+	s64 last_sent_pn = c->last_sent_pn;
+
+	quic_cong_init(c, c->mss, init_rtt, c->algo);
+	c->in_flight = in_flight;
+	c->max_ack_delay = max_ack_delay;
+	c->last_sent_pn = last_sent_pn;
+	c->lost_pkts = lost;		/* counters, for /proc */
+	c->spurious_pkts = spurious;
+}
+EXPORT_SYMBOL_GPL(quic_cong_reset);
+
 const char *quic_cong_name(u8 algo)
 {
 	return algo == QUIC_CONG_CUBIC ? "cubic" : "reno";

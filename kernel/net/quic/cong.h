@@ -153,6 +153,7 @@ struct quic_cong {
 };
 
 void quic_cong_init(struct quic_cong *c, u32 mss, u32 init_rtt, u8 algo);
+void quic_cong_reset(struct quic_cong *c, u32 init_rtt);
 void quic_cong_rtt_sample(struct quic_cong *c, u32 rtt, u32 ack_delay,
 			  bool confirmed, u64 now);
 u32 quic_cong_pto(const struct quic_cong *c, bool app);

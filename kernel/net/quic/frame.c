@@ -768,26 +768,39 @@ static int quic_frame_path_challenge(struct quic_frame_rx *rx)
 	return 0;
 }
 
+/* A PATH_CHALLENGE or PATH_RESPONSE frame with @data, if it fits. */
+u32 quic_frame_path_put(u8 *p, u32 room, u8 type, const u8 *data)
+{
+	if (room < 1 + QUIC_PATH_CHALLENGE_LEN)
+		return 0;
+	*p++ = type;
+	memcpy(p, data, QUIC_PATH_CHALLENGE_LEN);
+	return 1 + QUIC_PATH_CHALLENGE_LEN;
+}
+
 /* The pending PATH_RESPONSE (RFC 9000 Section 19.18), if it fits. */
 u32 quic_frame_path_response_build(struct sock *sk, u8 *p, u32 room)
 {
 	struct quic_path *path = &quic_sk(sk)->path;
+	u32 n;
 
-	if (!path->response_pending || room < 1 + QUIC_PATH_CHALLENGE_LEN)
+	if (!path->response_pending)
 		return 0;
-	*p++ = QUIC_FRAME_PATH_RESPONSE;
-	memcpy(p, path->response, QUIC_PATH_CHALLENGE_LEN);
-	path->response_pending = 0;
-	return 1 + QUIC_PATH_CHALLENGE_LEN;
+	n = quic_frame_path_put(p, room, QUIC_FRAME_PATH_RESPONSE,
+				path->response);
+	if (n)
+		path->response_pending = 0;
+	return n;
 }
 
-/* RFC 9000 Section 19.18: PATH_RESPONSE; we send no challenges yet. */
+/* RFC 9000 Section 19.18: PATH_RESPONSE, to our challenge or ignored. */
 static int quic_frame_path_response(struct quic_frame_rx *rx)
 {
 	const u8 *data;
 
 	if (!quic_rx_bytes(rx, &data, QUIC_PATH_CHALLENGE_LEN))
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
+	quic_path_response_recv(rx->sk, data);
 	return 0;
 }
 

@@ -149,6 +149,7 @@ int quic_frame_retire_pending(struct sock *sk);
 void quic_conn_id_event(struct sock *sk, bool dest);
 int quic_frame_close_build(struct sock *sk, u8 *p, u32 room, bool app);
 u32 quic_frame_ack_build(struct sock *sk, u8 space, u8 *p, u32 room);
+u32 quic_frame_path_put(u8 *p, u32 room, u8 type, const u8 *data);
 u32 quic_frame_path_response_build(struct sock *sk, u8 *p, u32 room);
 
 int quic_frame_process(struct sock *sk, struct quic_pkt *pkt, const u8 *p,

@@ -46,7 +46,8 @@ struct quic_out_pkt {
 /*
  * The datagram being built, at @start in @skb.  @skb holds @segs datagrams
  * before it, full-size ones of @room bytes each, sent together with UDP
- * GSO (quic_out_send()).
+ * GSO (quic_out_send()).  @path_frame: it holds a PATH_CHALLENGE or
+ * PATH_RESPONSE, so it is padded (RFC 9000 Section 8.2).
  */
 struct quic_dgram {
 	struct sk_buff *skb;
@@ -61,6 +62,7 @@ struct quic_dgram {
 	u8 close:1;
 	u8 close_app:1;
 	u8 discard_initial:1;
+	u8 path_frame:1;
 	u8 close_space;
 };
 
@@ -276,8 +278,14 @@ static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
 		return space == QUIC_SPACE_APP;
 	*frames = !list_empty(&s->outq) ||
 		  (space == QUIC_SPACE_APP &&
-		   (!list_empty(&qs->stream_outq) || qs->path.response_pending));
-	if (*frames && !s->probe && !quic_out_allowed(sk, d, space))
+		   (!list_empty(&qs->stream_outq) || qs->path.response_pending ||
+		    qs->move.challenge_pending));
+	/* A PATH_CHALLENGE goes out as a probe does, past the window: the
+	 * new path may have only the anti-amplification budget of a few
+	 * ACKs, and no more of them come if nothing reaches the peer.
+	 */
+	if (*frames && !s->probe && !quic_out_allowed(sk, d, space) &&
+	    !(space == QUIC_SPACE_APP && qs->move.challenge_pending))
 		*frames = false;
 	*ack = s->ack_pending && (s->ack_immediate || *frames || s->probe);
 	return *ack || *frames || s->probe;
@@ -311,7 +319,9 @@ static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
 	 */
 	if (op->space == QUIC_SPACE_APP && (frames || s->probe)) {
 		n = quic_frame_path_response_build(sk, p, limit - p);
+		n += quic_path_challenge_build(sk, p + n, limit - p - n);
 		any |= n > 0;
+		d->path_frame |= n > 0;
 		p += n;
 	}
 	p = quic_out_frames(sk, &s->outq, p, limit, op->sent, &any);
@@ -394,6 +404,10 @@ static void quic_out_pad(struct sock *sk, struct quic_dgram *d)
 		if (d->pkts[i].space == QUIC_SPACE_INITIAL &&
 		    (!qs->is_serv || d->pkts[i].ack_eliciting))
 			pad = true;
+	/* RFC 9000 Section 8.2.1: a path probe is 1200 bytes unless the
+	 * anti-amplification limit (@room) allows less.
+	 */
+	pad |= d->path_frame;
 	target = min_t(u32, QUIC_MIN_INITIAL_SIZE, d->room);
 	if (d->pl_size)
 		target = d->pl_size;
@@ -549,6 +563,7 @@ static int quic_out_dgram(struct sock *sk, struct quic_dgram *d)
 
 	d->n = 0;
 	d->discard_initial = 0;
+	d->path_frame = 0;
 	err = quic_out_dgram_skb(sk, d);
 	if (err <= 0)
 		return err;

@@ -342,6 +342,10 @@ static int quic_packet_frames(struct sock *sk, struct quic_pkt *pkt, u8 *p,
 	if (quic_is_closed(sk))
 		return 0;
 	quic_pnspace_record(s, pkt->pn, quic_now());
+	/* RFC 9000 Section 9.3: where the peer's newest packet came from. */
+	if (pkt->type == QUIC_PKT_SHORT && pkt->non_probing &&
+	    pkt->pn > largest && pkt->skb)
+		quic_path_peer_check(sk, pkt->skb, pkt->len);
 	quic_packet_ack_schedule(sk, pkt, largest);
 	qs->idle_sent = 0;
 	quic_timer_idle_reset(sk);

@@ -11,12 +11,16 @@
  * carries.
  */
 
+#include <crypto/algapi.h>
+#include <linux/random.h>
 #include <net/ip.h>
 #include <net/ip6_route.h>
 #include <net/route.h>
 #include <net/udp_tunnel.h>
 
 #include "quic.h"
+#include "output.h"
+#include "packet.h"
 
 static struct dst_entry *quic_route4(struct sock *sk, struct flowi4 *fl4)
 {
@@ -442,4 +446,175 @@ void quic_pl_blackhole(struct sock *sk)
 	qs->cong.mss = QUIC_PATH_MIN_MTU;
 	pl->probe = 0;
 	pl->state = QUIC_PL_OFF;
+}
+
+/*
+ * Peer address changes (RFC 9000 Section 9.3).  A server follows the peer
+ * to the address of its highest-numbered non-probing packet at once (so
+ * that a NAT rebinding costs no round trip), but sends there no more than
+ * three times what it received from it until a PATH_CHALLENGE sent there
+ * is answered (Section 8.2).  If no answer comes within three PTOs of the
+ * new path, it goes back to the last validated address (Section 9.3.2): an
+ * attacker who copies a packet with a spoofed source address moves nothing
+ * for long.  Once validated, a new IP address gets a fresh congestion
+ * controller and RTT estimate; a new port alone, a NAT rebinding, keeps
+ * them (Section 9.4).  A client ignores a server that moves (Section 9:
+ * servers do not migrate; a preferred address is not supported).
+ */
+
+/* RFC 9000 Section 8.2.4: three times the larger of the two PTOs. */
+static u64 quic_path_validation_time(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u32 init = qs->config.initial_smoothed_rtt;
+	u32 fresh = init + max(2 * init, (u32)QUIC_GRANULARITY);
+
+	return 3ULL * max(quic_cong_pto(&qs->cong, true), fresh);
+}
+
+static void quic_path_switch(struct sock *sk, const union quic_addr *to)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	qs->peer = *to;
+	sk_dst_reset(sk);
+	qs->path.dst_cookie = 0;
+}
+
+static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
+				 u32 len)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_move *m = &qs->move;
+
+	if (!m->active)
+		m->prev = qs->peer;
+	m->port_only = from->sa.sa_family == m->prev.sa.sa_family &&
+		       (from->sa.sa_family == AF_INET6 ?
+			ipv6_addr_equal(&from->v6.sin6_addr,
+					&m->prev.v6.sin6_addr) :
+			from->v4.sin_addr.s_addr == m->prev.v4.sin_addr.s_addr);
+	quic_path_switch(sk, from);
+	qs->path.validated = 0;
+	qs->path.bytes_recv = len;
+	qs->path.bytes_sent = 0;
+	get_random_bytes(m->challenge, sizeof(m->challenge));
+	m->challenge_pending = 1;
+	m->active = 1;
+	m->deadline = quic_now() + quic_path_validation_time(sk);
+	quic_timer_reset(sk, QUIC_TIMER_PATH, quic_cong_pto(&qs->cong, true));
+	pr_debug("%s: sk %p peer moved to %pISpc%s\n", __func__, sk, from,
+		 m->port_only ? " (port only)" : "");
+}
+
+/* Back to the last validated address, without validation. */
+static void quic_path_move_back(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_move *m = &qs->move;
+
+	quic_path_switch(sk, &m->prev);
+	qs->path.validated = 1;
+	m->active = 0;
+	m->challenge_pending = 0;
+	quic_timer_stop(sk, QUIC_TIMER_PATH);
+}
+
+/**
+ * quic_path_peer_check - the peer's newest non-probing packet arrived
+ * @sk: the socket, locked
+ * @skb: the datagram it came in
+ * @len: the datagram's length
+ *
+ * Called for each 1-RTT packet with the highest number so far that holds
+ * a non-probing frame, once its frames are processed.
+ */
+void quic_path_peer_check(struct sock *sk, const struct sk_buff *skb, u32 len)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	union quic_addr from;
+
+	quic_rcv_peer(skb, &from);
+	if (likely(quic_addr_equal(&from, &qs->peer)))
+		return;
+	if (!qs->is_serv || !qs->handshake_confirmed ||
+	    !quic_is_established(sk) ||
+	    from.sa.sa_family != qs->peer.sa.sa_family)
+		return;
+	if (qs->move.active && quic_addr_equal(&from, &qs->move.prev)) {
+		quic_path_move_back(sk);	/* it was validated before */
+		return;
+	}
+	quic_path_move_start(sk, &from, len);
+}
+
+/* The pending PATH_CHALLENGE (RFC 9000 Section 19.17), if it fits. */
+u32 quic_path_challenge_build(struct sock *sk, u8 *p, u32 room)
+{
+	struct quic_path_move *m = &quic_sk(sk)->move;
+	u32 n;
+
+	if (!m->challenge_pending)
+		return 0;
+	n = quic_frame_path_put(p, room, QUIC_FRAME_PATH_CHALLENGE,
+				m->challenge);
+	if (n)
+		m->challenge_pending = 0;
+	return n;
+}
+
+/**
+ * quic_path_response_recv - a PATH_RESPONSE arrived
+ * @sk: the socket, locked
+ * @data: its Data
+ *
+ * RFC 9000 Section 8.2.3: the answer to our challenge validates the new
+ * address, whatever path it came on.  Anything else is ignored.
+ */
+void quic_path_response_recv(struct sock *sk, const u8 *data)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_move *m = &qs->move;
+	u8 local = 0;
+
+	if (!m->active ||
+	    crypto_memneq(data, m->challenge, QUIC_PATH_CHALLENGE_LEN))
+		return;
+	m->active = 0;
+	m->challenge_pending = 0;
+	quic_timer_stop(sk, QUIC_TIMER_PATH);
+	qs->path.validated = 1;
+	if (!m->port_only) {
+		quic_pl_blackhole(sk);	/* the datagram size is searched again */
+		quic_cong_reset(&qs->cong, qs->config.initial_smoothed_rtt);
+	}
+	pr_debug("%s: sk %p peer address %pISpc validated\n", __func__, sk,
+		 &qs->peer);
+	quic_event_queue(sk, QUIC_EVENT_CONNECTION_MIGRATION, &local, 1);
+}
+
+/**
+ * quic_path_move_timeout - the path timer fired
+ * @sk: the socket, locked
+ *
+ * Another PATH_CHALLENGE, one PTO after the last, until the validation
+ * time is over; then back to the last validated address.
+ */
+void quic_path_move_timeout(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_move *m = &qs->move;
+
+	if (!m->active)
+		return;
+	if (quic_now() >= m->deadline) {
+		pr_debug("%s: sk %p %pISpc not validated, back to %pISpc\n",
+			 __func__, sk, &qs->peer, &m->prev);
+		quic_path_move_back(sk);
+		quic_output_flush(sk);
+		return;
+	}
+	m->challenge_pending = 1;
+	quic_output_flush(sk);
+	quic_timer_reset(sk, QUIC_TIMER_PATH, quic_cong_pto(&qs->cong, true));
 }

@@ -89,5 +89,9 @@ void quic_pl_sent(struct sock *sk, s64 pn, u16 size);
 void quic_pl_acked(struct sock *sk, s64 pn);
 bool quic_pl_lost(struct sock *sk, s64 pn);
 void quic_pl_blackhole(struct sock *sk);
+void quic_path_peer_check(struct sock *sk, const struct sk_buff *skb, u32 len);
+u32 quic_path_challenge_build(struct sock *sk, u8 *p, u32 room);
+void quic_path_response_recv(struct sock *sk, const u8 *data);
+void quic_path_move_timeout(struct sock *sk);
 
 #endif /* __NET_QUIC_PATH_H */

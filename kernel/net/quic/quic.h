@@ -97,6 +97,25 @@ union quic_addr {
 	struct sockaddr_in6 v6;
 };
 
+/**
+ * struct quic_path_move - the peer moved to another address (RFC 9000 9.3)
+ * @prev: its last validated address: where we go back if the new one fails
+ * @deadline: when the new address has failed validation (quic_now(), us)
+ * @challenge: Data of our PATH_CHALLENGE to the new address
+ * @active: the new address is being validated
+ * @challenge_pending: a PATH_CHALLENGE is to be sent
+ * @port_only: only the port changed (a NAT rebinding): the congestion
+ *	controller and RTT estimates stay (Section 9.4)
+ */
+struct quic_path_move {
+	union quic_addr prev;
+	u64 deadline;
+	u8 challenge[QUIC_PATH_CHALLENGE_LEN];
+	u8 active:1;
+	u8 challenge_pending:1;
+	u8 port_only:1;
+};
+
 /* A kmalloc'ed byte string owned by a socket. */
 struct quic_data {
 	u8 *data;
@@ -191,6 +210,7 @@ struct quic_sock {
 	struct quic_flow flow;
 	struct quic_cong cong;
 	struct quic_path path;
+	struct quic_path_move move;
 	struct timer_list timers[QUIC_TIMER_MAX];
 	unsigned long deferred;		/* QUIC_DEFER_* bits for release_cb */
 	struct work_struct work;	/* process-context work: quic_conn_defer() */

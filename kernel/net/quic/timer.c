@@ -73,12 +73,20 @@ static void quic_timer_pace_work(struct sock *sk)
 	quic_output_flush(sk);
 }
 
+/* RFC 9000 Section 8.2.4: challenge again, or give the new address up. */
+static void quic_timer_path_work(struct sock *sk)
+{
+	if (quic_is_established(sk))
+		quic_path_move_timeout(sk);
+}
+
 static const quic_timer_fn quic_timer_fns[QUIC_TIMER_MAX] = {
 	[QUIC_TIMER_LOSS] = quic_timer_loss_work,
 	[QUIC_TIMER_ACK] = quic_timer_ack_work,
 	[QUIC_TIMER_IDLE] = quic_timer_idle_work,
 	[QUIC_TIMER_PING] = quic_timer_ping_work,
 	[QUIC_TIMER_PACE] = quic_timer_pace_work,
+	[QUIC_TIMER_PATH] = quic_timer_path_work,
 };
 
 static void quic_timer_fire(struct sock *sk, u8 id)
@@ -129,6 +137,13 @@ static void quic_timer_pace(struct timer_list *t)
 	quic_timer_fire(&qs->inet.sk, QUIC_TIMER_PACE);
 }
 
+static void quic_timer_path(struct timer_list *t)
+{
+	struct quic_sock *qs = from_timer(qs, t, timers[QUIC_TIMER_PATH]);
+
+	quic_timer_fire(&qs->inet.sk, QUIC_TIMER_PATH);
+}
+
 void quic_timers_init(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
@@ -138,6 +153,7 @@ void quic_timers_init(struct sock *sk)
 	timer_setup(&qs->timers[QUIC_TIMER_IDLE], quic_timer_idle, 0);
 	timer_setup(&qs->timers[QUIC_TIMER_PING], quic_timer_ping, 0);
 	timer_setup(&qs->timers[QUIC_TIMER_PACE], quic_timer_pace, 0);
+	timer_setup(&qs->timers[QUIC_TIMER_PATH], quic_timer_path, 0);
 }
 
 /* Process context: waits for running handlers. */

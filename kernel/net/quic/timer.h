@@ -19,6 +19,7 @@ enum quic_timer_id {
 	QUIC_TIMER_IDLE,	/* idle timeout (RFC 9000 Section 10.1) */
 	QUIC_TIMER_PING,	/* keep-alive (RFC 9000 Section 10.1.2) */
 	QUIC_TIMER_PACE,	/* pacing (RFC 9002 Section 7.7) */
+	QUIC_TIMER_PATH,	/* path validation (RFC 9000 Section 8.2.4) */
 	QUIC_TIMER_MAX
 };
 
