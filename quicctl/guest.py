@@ -188,6 +188,9 @@ def _unload_check() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--argv-file"]:  # vm.run(): the arguments, kept off the kernel cmdline
+        argv = json.loads(Path(argv[1]).read_text())
     ap = argparse.ArgumentParser(prog="quicctl.guest")
     ap.add_argument("--result", required=True)
     ap.add_argument("--unload-check", action="store_true")

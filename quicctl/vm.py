@@ -182,6 +182,12 @@ def run(
     if ko.is_file():
         guest += ["--modules", str(prepare_depmod(kernel.release, ko))]
     guest += ["--", *cmd]
+    # vng passes --exec on the kernel command line (2048 bytes on x86, the debug kernel's
+    # options included): a long pytest -k expression overflowed it and the guest never ran.
+    # The arguments go through a file in the shared tree instead.
+    argv_file = result.with_name(result.stem + "-argv.json")
+    argv_file.write_text(json.dumps(guest[3:]))
+    guest = [*guest[:3], "--argv-file", str(argv_file)]
     memory = memory or ("4G" if kernel.debug else "2G")
     append = "panic_on_oops=1 loglevel=5 oops=panic"
     if kernel.debug:
@@ -203,7 +209,10 @@ def run(
     # which need not be on PATH when quicctl is run as .venv/bin/quicctl.
     path = os.environ.get("PATH", "")
     child_env = dict(os.environ, PATH=f"{Path(vng).parent}{os.pathsep}{path}")
-    status = _stream(argv, child_env, timeout)
+    try:
+        status = _stream(argv, child_env, timeout)
+    finally:
+        argv_file.unlink(missing_ok=True)
     if timeout and time.monotonic() - start >= timeout:
         raise QuicctlError(
             f"the VM ({kernel.release}) did not finish within {timeout:.0f} s: "

@@ -684,3 +684,44 @@ def test_dash_k_means_one_thing():
         for p in cmd.params:
             if "-k" in getattr(p, "opts", []):
                 assert path == ["test"], f"quicctl {' '.join(path)} takes -k for {p.opts}"
+
+
+@pytest.mark.host
+def test_vm_arguments_stay_off_the_kernel_cmdline(monkeypatch, tmp_path):
+    """vng passes --exec on the kernel command line (2048 bytes on x86): a long pytest -k
+    expression on the debug kernel overflowed it and the guest never started.  The guest's
+    arguments go through a file; the guest reads them back unchanged."""
+    import shlex
+
+    from quicctl import guest, vm
+    from quicctl.errors import QuicctlError
+
+    long_k = " or ".join(f"test_number_{i}" for i in range(300))  # 4,700 characters
+    seen: dict = {}
+
+    def fake_stream(argv, env, timeout):
+        exec_arg = argv[argv.index("--exec") + 1]
+        seen["exec"] = exec_arg
+        seen["args"] = json.loads(Path(shlex.split(exec_arg)[-1]).read_text())
+        return 1
+
+    monkeypatch.setattr(vm, "_stream", fake_stream)
+    kernel = vm.VmKernel("6.12.0-test", Path("/nonexistent/vmlinuz"), debug=True)
+    with pytest.raises(QuicctlError, match="without a result"):
+        vm.run(["python3", "-m", "pytest", "-k", long_k], kernel)
+    assert len(seen["exec"]) < 300, seen["exec"]
+    assert seen["args"][-1] == long_k and "--debug-kernel" in seen["args"]
+    assert not list((vm.BUILD_DIR / "vm").glob("*-argv.json")), "the argument file stayed"
+
+    class Parsed(Exception):
+        pass
+
+    def parse_args(self, argv):
+        raise Parsed(argv)
+
+    monkeypatch.setattr(guest.argparse.ArgumentParser, "parse_args", parse_args)
+    argv_file = tmp_path / "argv.json"
+    argv_file.write_text(json.dumps(seen["args"]))
+    with pytest.raises(Parsed) as got:
+        guest.main(["--argv-file", str(argv_file)])
+    assert got.value.args[0] == seen["args"]
