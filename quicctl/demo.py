@@ -40,10 +40,11 @@ def _quicctl() -> str:
     return str(Path(sys.executable).parent / "quicctl")
 
 
-def _wait_listening(proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
+def _wait_listening(proc: subprocess.Popen, what: str, timeout: float = 180) -> None:
     """Until the server prints its "listening" line; QuicctlError if it exits first or stays
     silent for ``timeout`` s.  A thread reads the lines (up to that one), so the wait has a
-    deadline whatever the server prints or does not."""
+    deadline whatever the server prints or does not.  Three minutes by default: in a TCG guest
+    on a busy machine a Python server's imports alone took over 60 s."""
     import queue
     import threading
 
