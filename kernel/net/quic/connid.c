@@ -39,6 +39,12 @@
 
 static siphash_key_t quic_cid_secret[2];
 static struct rhashtable quic_cid_table;
+/* The peers' stateless reset tokens (RFC 9000 Section 10.3.1): a reset
+ * need not carry any of our connection IDs, so a datagram that matches no
+ * ID is looked up by its last 16 bytes here.  A list table: two peers may
+ * hand out the same token.
+ */
+static struct rhltable quic_token_table;
 
 /**
  * quic_conn_id_generate - draw a new connection ID
@@ -127,6 +133,13 @@ static const struct rhashtable_params quic_cid_params = {
 	.automatic_shrinking	= true,
 };
 
+static const struct rhashtable_params quic_token_params = {
+	.head_offset		= offsetof(struct quic_conn_id_entry, tnode),
+	.key_offset		= offsetof(struct quic_conn_id_entry, token),
+	.key_len		= QUIC_CONN_ID_TOKEN_LEN,
+	.automatic_shrinking	= true,
+};
+
 static void quic_conn_id_entry_free_rcu(struct rcu_head *head)
 {
 	struct quic_conn_id_entry *e;
@@ -139,12 +152,83 @@ static void quic_conn_id_entry_free_rcu(struct rcu_head *head)
 /* Unlink from the hash if hashed, then free (after a grace period if so). */
 static void quic_conn_id_entry_free(struct quic_conn_id_entry *e)
 {
-	if (!e->hashed) {
+	if (!e->hashed && !e->token_hashed) {
 		kfree_sensitive(e);
 		return;
 	}
-	rhashtable_remove_fast(&quic_cid_table, &e->node, quic_cid_params);
+	if (e->hashed)
+		rhashtable_remove_fast(&quic_cid_table, &e->node,
+				       quic_cid_params);
+	if (e->token_hashed)
+		rhltable_remove(&quic_token_table, &e->tnode,
+				quic_token_params);
 	call_rcu(&e->rcu, quic_conn_id_entry_free_rcu);
+}
+
+/*
+ * Hash a destination ID's token to the set's owner, holding a reference
+ * as the ID hash does.  Without memory the token is only not hashed: the
+ * connection then learns of a reset that carries none of its IDs by its
+ * idle timeout, as without this table.
+ */
+static void quic_token_hash(struct quic_conn_id_set *set,
+			    struct quic_conn_id_entry *e)
+{
+	if (!set->owner || !e->has_token || e->token_hashed)
+		return;
+	sock_hold(set->owner);
+	e->sk = set->owner;
+	if (rhltable_insert(&quic_token_table, &e->tnode, quic_token_params)) {
+		e->sk = NULL;
+		sock_put(set->owner);
+		return;
+	}
+	e->token_hashed = 1;
+}
+
+/**
+ * quic_conn_id_dest_own - hash the peer's reset tokens to their socket
+ * @set: the destination set
+ * @sk: its socket; the tokens of @set, now and later, find it through
+ *	quic_token_lookup() until quic_conn_id_set_free()
+ */
+void quic_conn_id_dest_own(struct quic_conn_id_set *set, struct sock *sk)
+{
+	struct quic_conn_id_entry *e;
+
+	set->owner = sk;
+	quic_conn_id_for_each(e, set)
+		quic_token_hash(set, e);
+}
+
+/**
+ * quic_token_lookup - the socket a stateless reset token was given to
+ * @net: namespace the datagram arrived in
+ * @token: its last QUIC_CONN_ID_TOKEN_LEN bytes
+ *
+ * A first sieve only: the socket compares the token with its own, in
+ * constant time, before it believes it (quic_conn_id_dest_token_match()).
+ * Softirq context.
+ *
+ * Return: the socket, held; NULL if no connection in @net has @token.
+ */
+struct sock *quic_token_lookup(const struct net *net, const u8 *token)
+{
+	struct quic_conn_id_entry *e;
+	struct rhlist_head *list, *pos;
+	struct sock *sk = NULL;
+
+	rcu_read_lock();
+	list = rhltable_lookup(&quic_token_table, token, quic_token_params);
+	rhl_for_each_entry_rcu(e, pos, list, tnode) {
+		if (net_eq(sock_net(e->sk), net) &&
+		    refcount_inc_not_zero(&e->sk->sk_refcnt)) {
+			sk = e->sk;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return sk;
 }
 
 /* Return: 0, or -EEXIST if the ID is already in use in this namespace. */
@@ -685,8 +769,12 @@ int quic_conn_id_dest_set_token(struct quic_conn_id_set *set, u32 seq,
 
 	if (!e)
 		return -ENOENT;
+	if (e->token_hashed)	/* hashed under its token: keep it */
+		return memcmp(e->token, token, QUIC_CONN_ID_TOKEN_LEN) ?
+		       -EEXIST : 0;
 	memcpy(e->token, token, QUIC_CONN_ID_TOKEN_LEN);
 	e->has_token = 1;
+	quic_token_hash(set, e);
 	return 0;
 }
 EXPORT_SYMBOL_GPL(quic_conn_id_dest_set_token);
@@ -812,6 +900,7 @@ static int quic_conn_id_dest_new(struct quic_conn_id_set *set, u32 seq,
 		quic_conn_id_fix_active(set);
 	}
 	quic_conn_id_insert(set, e);
+	quic_token_hash(set, e);
 	if (seq >= set->next_seq)
 		set->next_seq = seq + 1;
 	return 0;
@@ -1012,8 +1101,16 @@ static void quic_cid_free_leftover(void *ptr, void *arg)
  */
 int quic_connid_init(void)
 {
+	int err;
+
 	get_random_bytes(quic_cid_secret, sizeof(quic_cid_secret));
-	return rhashtable_init(&quic_cid_table, &quic_cid_params);
+	err = rhashtable_init(&quic_cid_table, &quic_cid_params);
+	if (err)
+		return err;
+	err = rhltable_init(&quic_token_table, &quic_token_params);
+	if (err)
+		rhashtable_destroy(&quic_cid_table);
+	return err;
 }
 
 /* Every socket is gone: free the table, wait for pending frees, wipe keys. */
@@ -1021,6 +1118,8 @@ void quic_connid_exit(void)
 {
 	rhashtable_free_and_destroy(&quic_cid_table, quic_cid_free_leftover,
 				    NULL);
+	rhltable_free_and_destroy(&quic_token_table, quic_cid_free_leftover,
+				  NULL);
 	rcu_barrier();
 	memzero_explicit(quic_cid_secret, sizeof(quic_cid_secret));
 }

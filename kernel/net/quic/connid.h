@@ -76,6 +76,8 @@ struct quic_cid_key {
  * @token: stateless reset token, valid if @has_token
  * @has_token: @token is set (always for source IDs)
  * @hashed: the entry is in the global hash
+ * @tnode: in the token hash (destination IDs of an owned set, with a token)
+ * @token_hashed: the entry is in the token hash; @sk is then the owner
  */
 struct quic_conn_id_entry {
 	struct rhash_head node;
@@ -87,6 +89,8 @@ struct quic_conn_id_entry {
 	u8 token[QUIC_CONN_ID_TOKEN_LEN];
 	u8 has_token:1;
 	u8 hashed:1;
+	u8 token_hashed:1;
+	struct rhlist_head tnode;
 };
 
 /**
@@ -96,6 +100,9 @@ struct quic_conn_id_entry {
  *	the source set, the one the peer sends to, as far as we know
  * @sk: owner of a source set (its entries are hashed to it); NULL for a
  *	destination set
+ * @owner: destination set: the socket the peer's stateless reset tokens are
+ *	hashed to, so that a reset that carries none of our IDs finds it
+ *	(quic_conn_id_dest_own()); NULL: tokens are not hashed
  * @next_seq: source: sequence number of the next ID we issue; destination:
  *	one above the highest sequence number the peer issued
  * @prior_to: Retire Prior To: source: the largest we sent; destination: the
@@ -116,6 +123,7 @@ struct quic_conn_id_set {
 	struct list_head head;
 	struct quic_conn_id_entry *active;
 	struct sock *sk;
+	struct sock *owner;
 	u32 next_seq;
 	u32 prior_to;
 	u32 sent_next;
@@ -224,6 +232,8 @@ struct quic_conn_id_entry *quic_cid_hash_add(struct net *net,
 					     struct sock *sk, gfp_t gfp);
 void quic_cid_hash_del(struct quic_conn_id_entry *e);
 struct sock *quic_cid_lookup(const struct net *net, const u8 *dcid, u8 len);
+void quic_conn_id_dest_own(struct quic_conn_id_set *set, struct sock *sk);
+struct sock *quic_token_lookup(const struct net *net, const u8 *token);
 
 int quic_connid_init(void);
 void quic_connid_exit(void);

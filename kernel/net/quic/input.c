@@ -182,6 +182,74 @@ void quic_input_deliver(struct sock *sk, struct sk_buff *skb, bool nested)
 }
 
 /*
+ * RFC 9000 Section 10.3: the shortest Stateless Reset (5 bytes that look
+ * like a short header, then the token), and the trigger size up to which
+ * the reset is one byte shorter than its trigger (Section 10.3, "43 bytes
+ * or shorter").
+ */
+#define QUIC_RESET_MIN_LEN	21
+#define QUIC_RESET_SHORT_LEN	43
+/*
+ * A short-header datagram whose Destination Connection ID we do not know.
+ * It may be a Stateless Reset for one of our connections, which carries
+ * none of our IDs (Section 10.3.1): the token table finds the connection,
+ * whose own check then decides.  Otherwise it belongs to a connection we
+ * no longer have (closed, or a module reloaded since): answer with a
+ * Stateless Reset under the token of its ID, so that its sender learns at
+ * once instead of at its idle timeout (Section 10.3).  The reset is always
+ * shorter than the datagram, so two endpoints cannot loop on each other's
+ * resets (Section 10.3.3), and a datagram too short for that gets none.
+ *
+ * Return: true if @skb went to a connection (consumed).
+ */
+static bool quic_input_unknown_short(struct sock *usk, struct sk_buff *skb)
+{
+	u32 len = QUIC_RCV_CB(skb)->seg ?: skb->len, n;
+	u8 token[QUIC_CONN_ID_TOKEN_LEN];
+	struct net *net = sock_net(usk);
+	union quic_addr local, peer;
+	struct quic_conn_id id;
+	struct sk_buff *nskb;
+	struct sock *sk;
+	u8 *p;
+
+	if (len < QUIC_RESET_MIN_LEN)
+		return false;
+	if (!QUIC_RCV_CB(skb)->seg &&
+	    !skb_copy_bits(skb, len - sizeof(token), token, sizeof(token))) {
+		sk = quic_token_lookup(net, token);
+		if (sk) {
+			quic_input_deliver(sk, skb, false);
+			sock_put(sk);
+			return true;
+		}
+	}
+	if (len <= QUIC_RESET_MIN_LEN || len <= 1 + QUIC_CONN_ID_DEF_LEN ||
+	    !__ratelimit(&quic_net(net)->reset_rs))
+		return false;
+	n = len - 1;
+	if (n > QUIC_RESET_SHORT_LEN)	/* not always the same size */
+		n = QUIC_RESET_SHORT_LEN +
+		    get_random_u32_below(min(n - QUIC_RESET_SHORT_LEN, 8U) + 1);
+	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
+			 sizeof(struct udphdr) + n, GFP_ATOMIC);
+	if (!nskb)
+		return false;
+	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
+		    sizeof(struct udphdr));
+	p = skb_put(nskb, n);
+	get_random_bytes(p, n - QUIC_CONN_ID_TOKEN_LEN);
+	p[0] = QUIC_HDR_FIXED | (p[0] & 0x3f);
+	id.len = QUIC_CONN_ID_DEF_LEN;
+	memcpy(id.data, skb->data + 1, QUIC_CONN_ID_DEF_LEN);
+	quic_conn_id_token(&id, p + n - QUIC_CONN_ID_TOKEN_LEN);
+	quic_rcv_local(skb, &local);
+	quic_rcv_peer(skb, &peer);
+	quic_path_send_to(usk, nskb, &local, &peer);
+	return false;
+}
+
+/*
  * A datagram (or a train of them, QUIC_RCV_CB()->seg) at skb->data, its
  * control block filled in: to the socket of its Destination Connection ID,
  * a new Initial to the listener.  A datagram that does not start with a
@@ -209,6 +277,9 @@ static int quic_input_one(struct quic_udp_sock *us, struct sock *usk,
 		sk = quic_cid_lookup(net, dcid, len);
 	if (!sk && initial)
 		sk = quic_udp_listener(us);
+	if (!sk && !(skb->data[0] & QUIC_HDR_LONG) &&
+	    quic_input_unknown_short(usk, skb))
+		return 0;
 	if (!sk) {
 		QUIC_INC_STATS(net, QUIC_MIB_PKT_RCVDROP);
 		kfree_skb(skb);

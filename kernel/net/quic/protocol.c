@@ -236,6 +236,9 @@ static int __net_init quic_net_init(struct net *net)
 	mutex_init(&qn->lock);
 	INIT_HLIST_HEAD(&qn->udp_socks);
 	INIT_HLIST_HEAD(&qn->socks);
+	/* Quiet: a flood of triggers is not worth a line in the log. */
+	ratelimit_state_init(&qn->reset_rs, HZ, QUIC_RESET_RATE);
+	ratelimit_set_flags(&qn->reset_rs, RATELIMIT_MSG_ON_RELEASE);
 
 	qn->mib = alloc_percpu(struct quic_mib);
 	if (!qn->mib)

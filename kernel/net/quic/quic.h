@@ -13,6 +13,7 @@
 #include <linux/in6.h>
 #include <linux/mutex.h>
 #include <linux/quic.h>
+#include <linux/ratelimit.h>
 #include <linux/refcount.h>
 #include <linux/timer.h>
 #include <linux/workqueue.h>
@@ -36,6 +37,11 @@
 /* protocol.c */
 
 /* Per network namespace state. */
+/* Stateless Resets sent per second and namespace (RFC 9000 Section 10.3.3
+ * wants them limited: they cost nothing to provoke).
+ */
+#define QUIC_RESET_RATE		100
+
 struct quic_net {
 	DEFINE_SNMP_STAT(struct quic_mib, mib);	/* /proc/net/quic/snmp */
 	struct proc_dir_entry *proc_dir;	/* /proc/net/quic */
@@ -44,6 +50,7 @@ struct quic_net {
 					 */
 	struct hlist_head udp_socks;	/* struct quic_udp_sock.node */
 	struct hlist_head socks;	/* hashed struct quic_sock.node */
+	struct ratelimit_state reset_rs;	/* Stateless Resets sent */
 };
 
 extern unsigned int quic_net_id;

@@ -444,6 +444,7 @@ int quic_init_sock(struct sock *sk)
 		quic_pnspace_init(&qs->space[i]);
 	quic_conn_id_set_init(&qs->source, sk, QUIC_CONN_ID_LIMIT_MIN);
 	quic_conn_id_set_init(&qs->dest, NULL, QUIC_DEF_CONN_ID_LIMIT);
+	quic_conn_id_dest_own(&qs->dest, sk);
 	quic_stream_table_init(&qs->streams);
 	INIT_LIST_HEAD(&qs->stream_outq);
 	INIT_LIST_HEAD(&qs->requests);
