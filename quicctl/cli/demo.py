@@ -162,7 +162,7 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
                     h3.close(conn)
                 else:
                     results = hq.fetch(conn, list(paths), out)
-            except OSError as exc:  # ConnectionClosed among them
+            except OSError as exc:  # PeerClosedError among them
                 raise QuicctlError(f"{addr} port {port}: {exc}") from exc
     for d in results:
         if d.status is not None and d.status != 200:
