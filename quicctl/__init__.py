@@ -37,6 +37,7 @@ from __future__ import annotations
 from quicctl.errors import (
     AddressError,
     HandshakeError,
+    HandshakeTimeoutError,
     NotLoadedError,
     PeerClosedError,
     QuicctlError,
@@ -49,6 +50,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AddressError",
     "HandshakeError",
+    "HandshakeTimeoutError",
     "NotLoadedError",
     "PeerClosedError",
     "QuicConnection",

@@ -34,6 +34,7 @@ from quicctl.errors import (
     NOT_LOADED_ERRNOS,
     AddressError,
     HandshakeError,
+    HandshakeTimeoutError,
     PeerClosedError,
     QuicError,
     QuicTimeoutError,
@@ -372,7 +373,7 @@ def _handshake(
     """Drive the handshake on ``sock`` with the engine ``start()`` makes (after any socket
     set-up of its own).  On failure the peer gets a CONNECTION_CLOSE (with the TLS alert when
     there is one), the socket and the engine are closed, and the error names ``peer``:
-    HandshakeError (with the TLS alert, or the peer's close code), or QuicTimeoutError."""
+    HandshakeError (with the TLS alert, or the peer's close code), or HandshakeTimeoutError."""
     tls = None
     try:
         tls = start()
@@ -389,7 +390,7 @@ def _handshake(
                 f"handshake with {peer} failed: {exc}", alert=exc.alert, error_code=exc.error_code
             ) from exc
         if isinstance(exc, QuicTimeoutError):
-            raise QuicTimeoutError(
+            raise HandshakeTimeoutError(
                 f"handshake with {peer} timed out after {timeout:g} s (no answer from the peer?)"
             ) from None
         if isinstance(exc, HandshakeError):

@@ -10,7 +10,8 @@ connections (:func:`quicctl.connect`, :class:`quicctl.QuicServer`, the socket wr
         ├── NotLoadedError            socket(IPPROTO_QUIC) refused: quic.ko is not loaded (OSError)
         ├── AddressError              a host that does not resolve, a port out of 0..65535
         ├── HandshakeError            .alert, .alert_name: the TLS alert when there is one
-        │   └── TlsError              the TLS engine's own failure (quicctl.tls)
+        │   ├── TlsError              the TLS engine's own failure (quicctl.tls)
+        │   └── HandshakeTimeoutError no answer within the handshake's timeout (also below)
         ├── PeerClosedError           .error_code, .frame, .reason (ConnectionError)
         ├── QuicTimeoutError          no answer in time: handshake or socket timeout (TimeoutError)
         └── QuicSocketError           any other failed socket call, with its errno (OSError)
@@ -37,8 +38,9 @@ class QuicError(QuicctlError):
     """A QUIC connection or socket failed; ``errno`` is the system error behind it, if any."""
 
     def __init__(self, message: str, *, errno: int | None = None) -> None:
-        # OSError subclasses take (errno, strerror) to set .errno; others keep one argument.
-        super().__init__(*((errno, message) if errno is not None else (message,)))
+        # OSError subclasses take (errno, strerror) to set .errno and .strerror; str() is the
+        # message either way.
+        super().__init__(*((errno, os.strerror(errno)) if errno is not None else (message,)))
         self.message = message
         self.errno = errno
 
@@ -106,6 +108,10 @@ class PeerClosedError(QuicError, ConnectionError):
 
 class QuicTimeoutError(QuicError, TimeoutError):
     """No answer in time: the handshake's deadline, or a socket timeout set by the caller."""
+
+
+class HandshakeTimeoutError(HandshakeError, QuicTimeoutError):
+    """The handshake got no answer in time: both a failed handshake and a timeout."""
 
 
 class QuicSocketError(QuicError, OSError):

@@ -47,6 +47,7 @@ from aioquic.tls import AlertDescription, CipherSuite
 from quicctl.errors import (
     AddressError,
     HandshakeError,
+    HandshakeTimeoutError,
     PeerClosedError,
     QuicctlError,
     QuicError,
@@ -739,7 +740,7 @@ class _Client:
         return f"{self.host} port {self.port}"
 
     def handshake_error(self, proto: _ClientProtocol) -> QuicError:
-        """HandshakeError (with the peer's alert and close code), or QuicTimeoutError."""
+        """HandshakeError (with the peer's alert and close code), or HandshakeTimeoutError."""
         head = f"handshake with {self.where()} failed: "
         ev = proto.ended
         if isinstance(proto.failure, QuicctlError):
@@ -757,7 +758,7 @@ class _Client:
         if proto.failure is not None:
             return HandshakeError(head + (proto.failure.strerror or str(proto.failure)),
                                   errno=getattr(proto.failure, "errno", None))  # fmt: skip
-        return QuicTimeoutError(
+        return HandshakeTimeoutError(
             head + f"no answer within {self.timeout:g} s (is a QUIC server listening there? "
             "UDP filtered?)"
         )

@@ -22,6 +22,7 @@ from quicctl import abi, connection
 from quicctl.errors import (
     AddressError,
     HandshakeError,
+    HandshakeTimeoutError,
     NotLoadedError,
     PeerClosedError,
     QuicctlError,
@@ -35,7 +36,7 @@ from quicctl.tls import QuicTls, TlsError
 pytestmark = pytest.mark.host
 
 KINDS = [NotLoadedError, AddressError, HandshakeError, PeerClosedError, QuicTimeoutError,
-         QuicSocketError, TlsError]  # fmt: skip
+         QuicSocketError, TlsError, HandshakeTimeoutError]  # fmt: skip
 
 
 def test_hierarchy():
@@ -47,6 +48,9 @@ def test_hierarchy():
     assert issubclass(PeerClosedError, ConnectionError)
     assert issubclass(QuicTimeoutError, TimeoutError)
     assert issubclass(TlsError, HandshakeError)
+    # A handshake with no answer is both a failed handshake and a timeout.
+    assert issubclass(HandshakeTimeoutError, HandshakeError)
+    assert issubclass(HandshakeTimeoutError, QuicTimeoutError)
 
 
 @pytest.mark.parametrize("exc", [
@@ -136,7 +140,7 @@ def test_handshake_errors_name_the_peer(client_tls):
     tls_failure = TlsError("TLS client: certificate: unknown_ca (alert 48)", alert=48)
     for raised, kind, needle in [
         (tls_failure, HandshakeError, "handshake with 192.0.2.1 port 4433 failed: TLS client"),
-        (QuicTimeoutError("timed out"), QuicTimeoutError,
+        (QuicTimeoutError("timed out"), HandshakeTimeoutError,
          "handshake with 192.0.2.1 port 4433 timed out after 2 s (no answer from the peer?)"),
     ]:  # fmt: skip
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -246,3 +250,23 @@ def test_socket_option_errors_are_quic_errors():
         with pytest.raises(QuicSocketError, match="setsockopt QUIC_SOCKOPT_ALPN") as exc:
             abi.setsockopt(udp, "ALPN", "h3")
     assert exc.value.errno == errno.ENOPROTOOPT
+
+
+# --- the command line prints each kind as one line ---------------------------------------------
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["server", "127.0.0.1", "4433", "keys/pkey.key", "keys/cert.crt"],
+     ["cannot create a QUIC socket", "the quic module is not loaded", "--userspace"]),
+    (["client", "127.0.0.1", "4433", "/x", "--insecure"],
+     ["cannot create a QUIC socket", "the quic module is not loaded", "modprobe quic"]),
+    (["client", "not-an-address.invalid", "4433", "/x", "--insecure", "--userspace"],
+     ["cannot resolve 'not-an-address.invalid'"]),
+])  # fmt: skip
+def test_cli_prints_one_line(args, needles, monkeypatch):
+    from test_cli import assert_one_error, invoke
+
+    from quicctl import paths
+
+    monkeypatch.chdir(paths.ROOT)
+    assert_one_error(invoke(args), *needles)

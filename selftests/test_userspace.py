@@ -21,7 +21,7 @@ import pytest
 from conftest import require, run
 
 from quicctl import userspace
-from quicctl.errors import HandshakeError, QuicctlError, QuicTimeoutError
+from quicctl.errors import HandshakeError, HandshakeTimeoutError, QuicctlError
 from quicctl.hq import make_file
 from quicctl.paths import KEYS
 
@@ -285,7 +285,9 @@ def test_handshake_timeout():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]
-        with pytest.raises(QuicTimeoutError, match=f"port {port} failed: no answer within 0.5 s"):
+        with pytest.raises(
+            HandshakeTimeoutError, match=f"port {port} failed: no answer within 0.5 s"
+        ):
             fetch("127.0.0.1", port, ["/big"], timeout=0.5)
 
 
