@@ -23,8 +23,9 @@ pass input in the buffer (EVENT, TRANSPORT_PARAM ``remote``, STREAM_OPEN, CONNEC
   ``(host, port, flowinfo, scope_id)``), or the raw sockaddr bytes;
 * KEY_UPDATE: nothing.
 
-Failures raise ``OSError(errno, "EINVAL (Invalid argument): setsockopt QUIC_SOCKOPT_... ")``:
-``.errno`` is set and the message names the errno and the option.
+Failures raise :class:`quicctl.errors.QuicSocketError` (an OSError), e.g. ``EINVAL (Invalid
+argument): setsockopt QUIC_SOCKOPT_... (optlen 8)``: ``.errno`` is set and the message names
+the errno and the option.  EAGAIN and EINTR stay BlockingIOError and InterruptedError.
 
 Set ``QUICCTL_UAPI_HEADER`` to read another copy of the header, ``CPP`` to choose the
 preprocessor command (default: ``cc -E``, ``gcc -E`` or ``clang -E``, the first one found);
