@@ -1,7 +1,7 @@
 # Developer shortcuts; the README's two commands (scripts/demo, scripts/test) need no make.
 VENV := .venv/bin
 
-.PHONY: setup build demo test test-debug lint checkpatch clean
+.PHONY: setup build demo test test-debug lint checkpatch abi wheel clean
 
 setup:
 	scripts/setup
@@ -22,8 +22,16 @@ lint:
 	$(VENV)/ruff check quicctl selftests
 	$(VENV)/ruff format --check quicctl selftests
 
+# quicctl/_uapi.py: the UAPI header through the preprocessor, for installs without a compiler.
+abi:
+	$(VENV)/python -m quicctl.abi --write
+
+# The installable package: pip install dist/quicctl-*.whl (add [cli] for the command line).
+wheel:
+	$(VENV)/pip wheel --no-deps -w dist .
+
 checkpatch:
 	../shared/tools/checkpatch.sh $$(git ls-files 'kernel/*.c' 'kernel/*.h')
 
 clean:
-	rm -rf build
+	rm -rf build dist

@@ -1,7 +1,10 @@
 """The QUIC socket ABI for Python, read from the UAPI header (the one source of truth).
 
-``kernel/include/uapi/linux/quic.h`` is run through the C preprocessor once per process, on
-first use (importing this module costs nothing).  From that single ``cc -E -dD`` call come:
+``kernel/include/uapi/linux/quic.h`` is run through the C preprocessor (``cc -E -dD``); its
+result is checked in as :mod:`quicctl._uapi` (``python -m quicctl.abi --write``), which is
+used on first use (importing this module costs nothing) whenever the header read is the one it
+was generated from (same SHA-256), so an installed wheel needs no compiler.  Another or an
+edited header goes through the preprocessor at run time.  From the header come:
 
 * ``ffi``: a cffi FFI whose cdef is our header's own text after preprocessing (no system header
   bodies), so ``ffi.sizeof("struct quic_config")`` and friends are the C layouts;
@@ -20,16 +23,19 @@ pass input in the buffer (EVENT, TRANSPORT_PARAM ``remote``, STREAM_OPEN, CONNEC
   ``(host, port, flowinfo, scope_id)``), or the raw sockaddr bytes;
 * KEY_UPDATE: nothing.
 
-Failures raise ``OSError(errno, "EINVAL (Invalid argument): setsockopt QUIC_SOCKOPT_... ")``:
-``.errno`` is set and the message names the errno and the option.
+Failures raise :class:`quicctl.errors.QuicSocketError` (an OSError), e.g. ``EINVAL (Invalid
+argument): setsockopt QUIC_SOCKOPT_... (optlen 8)``: ``.errno`` is set and the message names
+the errno and the option.  EAGAIN and EINTR stay BlockingIOError and InterruptedError.
 
 Set ``QUICCTL_UAPI_HEADER`` to read another copy of the header, ``CPP`` to choose the
-preprocessor command (default: ``cc -E``, ``gcc -E`` or ``clang -E``, the first one found).
+preprocessor command (default: ``cc -E``, ``gcc -E`` or ``clang -E``, the first one found);
+neither is needed for the header the package carries.
 """
 
 from __future__ import annotations
 
 import errno as _errno
+import hashlib
 import os
 import re
 import shlex
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from quicctl import paths
+from quicctl.errors import QuicSocketError, errno_name
 
 if TYPE_CHECKING:
     import cffi
@@ -177,93 +184,182 @@ def _preprocess(header: Path) -> str:
     return res.stdout
 
 
-class Abi:
-    """The ABI read from one copy of the header: ``ffi``, ``lib`` and ``constants``."""
+def _normalize(text: str) -> str:
+    """The preprocessed declarations, one per line and indented by braces: the same text
+    whether it comes from the C preprocessor now or from the generated module."""
+    out: list[str] = []
+    depth = 0
+    cur = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        cur = re.sub(r"\s+([,;])", r"\1", f"{cur} {line}" if cur else line)
+        if cur.endswith(("{", "}", ";", ",")):
+            if cur.startswith("}"):
+                depth -= 1
+            out.append("    " * depth + cur)
+            if cur.endswith("{"):
+                depth += 1
+            cur = ""
+    if cur:
+        out.append("    " * depth + cur)
+    return "\n".join(out) + "\n"
 
-    def __init__(self, header: str | Path) -> None:
+
+def extract(header: str | Path) -> tuple[str, dict[str, int], dict[str, int]]:
+    """Read ``header`` with the C preprocessor: its declarations (cffi cdef text), its integer
+    object-like macros (with ``TLS_CIPHER_*`` of ``<linux/tls.h>``), and the generic ``MSG_*``
+    flags of ``<sys/socket.h>``."""
+    header = Path(header).resolve()
+    if not header.is_file():
+        raise AbiError(f"cannot read the QUIC UAPI header: {header} does not exist")
+    ours, macros, system_text = _split(header, _preprocess(header))
+    msg: dict[str, int] = {}
+    for name, value in _MSG_ENUMERATOR.findall(system_text):  # glibc: MSG_* are enumerators
+        msg[name] = int(value, 0)
+    for name, (_origin, body) in macros.items():  # musl and friends: plain macros
+        if name.startswith("MSG_") and name not in msg:
+            v = _parse_int(body)
+            if v is not None:
+                msg[name] = v
+    ints: dict[str, int] = {}
+    for name, (origin, value) in macros.items():
+        if origin == "ours" or name.startswith("TLS_CIPHER_"):
+            v = _parse_int(value)
+            if v is not None:
+                ints[name] = v
+    return _normalize(ours), ints, msg
+
+
+def _split(header: Path, text: str) -> tuple[str, dict[str, tuple[str, str]], str]:
+    """Split preprocessor output into our header's text, macros, and system text."""
+    ours: list[str] = []
+    system: list[str] = []
+    macros: dict[str, tuple[str, str]] = {}
+    here = str(header)
+    in_ours = False
+    for line in text.splitlines():
+        if line.startswith("#"):
+            m = _LINEMARKER.match(line)
+            if m:
+                in_ours = m.group(2) == here
+                continue
+            d = _DEFINE.match(line)
+            if d and not d.group(2):  # object-like macros only
+                origin = "ours" if in_ours else "system"
+                if in_ours or d.group(1).startswith(_SYSTEM_PREFIXES):
+                    macros[d.group(1)] = (origin, d.group(3))
+            continue  # #undef, #pragma, ... are not declarations
+        (ours if in_ours else system).append(line)
+    if not ours:
+        raise AbiError(f"no declarations from {header} in the preprocessor output")
+    return "\n".join(ours) + "\n", macros, "\n".join(system)
+
+
+def header_digest(header: str | Path) -> str | None:
+    """SHA-256 of the header file (None when it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(header).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+class Abi:
+    """The ABI read from one copy of the header: ``ffi``, ``lib`` and ``constants``.
+
+    ``Abi(header)`` runs the C preprocessor on it; ``Abi(header, generated=True)`` takes the
+    declarations from :mod:`quicctl._uapi` (generated from the header, no compiler needed)."""
+
+    def __init__(self, header: str | Path, *, generated: bool = False) -> None:
         import cffi  # deferred: keeps ``import quicctl.abi`` free
 
         self.header = Path(header).resolve()
-        if not self.header.is_file():
-            raise AbiError(f"cannot read the QUIC UAPI header: {self.header} does not exist")
-        text = _preprocess(self.header)
-        ours, macros, system_text = self._split(text)
+        if generated:
+            from quicctl import _uapi
 
-        msg = {}
-        for name, value in _MSG_ENUMERATOR.findall(system_text):  # glibc: MSG_* are enumerators
-            msg[name] = int(value, 0)
-        for name, (_origin, body) in macros.items():  # musl and friends: plain macros
-            if name.startswith("MSG_") and name not in msg:
-                v = _parse_int(body)
-                if v is not None:
-                    msg[name] = v
+            cdef, ints, msg = _uapi.CDEF, _uapi.MACROS, _uapi.MSG
+        else:
+            cdef, ints, msg = extract(self.header)
         # Give cffi the generic MSG_* values, so "MSG_QUIC_STREAM_FIN = MSG_FIN" resolves.
         enumerators = ",\n".join(f"    {k} = {v:#x}" for k, v in msg.items())
         msg_enum = f"enum {{\n{enumerators}\n}};\n"
 
         self.ffi: cffi.FFI = cffi.FFI()
         try:
-            self.ffi.cdef(_PRELUDE + msg_enum + ours)
+            self.ffi.cdef(_PRELUDE + msg_enum + cdef)
         except Exception as e:  # cffi raises CDefError, pycparser ParseError, ...
             raise AbiError(f"cffi cannot parse {self.header}: {e}") from e
         self.lib = self.ffi.dlopen(None)
 
         consts: dict[str, int] = dict(msg)
-        for body in _ENUM_BODY.findall(ours):
+        for body in _ENUM_BODY.findall(cdef):
             for item in body.split(","):
                 name = item.split("=")[0].strip()
                 if name:
                     consts[name] = getattr(self.lib, name)
-        for name, (origin, value) in macros.items():
-            if origin == "ours" or name.startswith("TLS_CIPHER_"):
-                v = _parse_int(value)
-                if v is not None:
-                    consts[name] = v
+        consts.update(ints)
         self.constants: dict[str, int] = consts
-        self.cdef = ours
+        self.cdef = cdef
 
-    def _split(self, text: str) -> tuple[str, dict[str, tuple[str, str]], str]:
-        """Split preprocessor output into our header's text, macros, and system text."""
-        ours: list[str] = []
-        system: list[str] = []
-        macros: dict[str, tuple[str, str]] = {}
-        here = str(self.header)
-        in_ours = False
-        for line in text.splitlines():
-            if line.startswith("#"):
-                m = _LINEMARKER.match(line)
-                if m:
-                    in_ours = m.group(2) == here
-                    continue
-                d = _DEFINE.match(line)
-                if d and not d.group(2):  # object-like macros only
-                    origin = "ours" if in_ours else "system"
-                    if in_ours or d.group(1).startswith(_SYSTEM_PREFIXES):
-                        macros[d.group(1)] = (origin, d.group(3))
-                continue  # #undef, #pragma, ... are not declarations
-            (ours if in_ours else system).append(line)
-        if not ours:
-            raise AbiError(f"no declarations from {self.header} in the preprocessor output")
-        return "\n".join(ours) + "\n", macros, "\n".join(system)
 
+def generated_source(header: str | Path) -> str:
+    """The text of :mod:`quicctl._uapi` for ``header`` (``python -m quicctl.abi --write``)."""
+    cdef, ints, msg = extract(header)
+
+    def table(d: dict[str, int]) -> str:
+        # hex as ruff format writes it (upper-case digits), so the file stays format-clean
+        return "".join(f'    "{k}": {"-" if v < 0 else ""}0x{abs(v):X},\n' for k, v in d.items())
+
+    return (
+        '"""The QUIC socket ABI of kernel/include/uapi/linux/quic.h, after the C preprocessor.\n'
+        "\n"
+        "Generated by `python -m quicctl.abi --write` (`make abi`): do not edit.  quicctl.abi\n"
+        "uses it instead of running a preprocessor when the header's SHA-256 is HEADER_SHA256;\n"
+        'test_abi checks it is what the header gives now.\n"""\n'
+        "\n"
+        f'HEADER_SHA256 = "{header_digest(header)}"\n'
+        "\n"
+        "# The header's declarations: cffi cdef text.\n"
+        f'CDEF = """\\\n{cdef}"""\n'
+        "\n"
+        "# Integer object-like macros of the header, and TLS_CIPHER_* of <linux/tls.h>.\n"
+        f"MACROS = {{\n{table(ints)}}}\n"
+        "\n"
+        "# The generic MSG_* flags of <sys/socket.h>.\n"
+        f"MSG = {{\n{table(msg)}}}\n"
+    )
+
+
+GENERATED = Path(__file__).with_name("_uapi.py")
 
 _lock = threading.Lock()
 _default: Abi | None = None
 
 
 def default_header() -> Path:
-    """The header this process reads: ``$QUICCTL_UAPI_HEADER`` or the tree's own."""
+    """The header this process reads: ``$QUICCTL_UAPI_HEADER`` or the package's own (the
+    checkout's, or the copy an installed wheel carries)."""
     return Path(os.environ.get("QUICCTL_UAPI_HEADER", paths.UAPI_HEADER))
 
 
+def _matches_generated(header: Path) -> bool:
+    from quicctl import _uapi
+
+    return header_digest(header) == _uapi.HEADER_SHA256
+
+
 def load(header: str | Path | None = None) -> Abi:
-    """Return the ABI of ``header``; with no argument the cached default one."""
+    """Return the ABI of ``header`` (always through the preprocessor); with no argument the
+    cached default one: :func:`default_header` from :mod:`quicctl._uapi` when it was generated
+    from exactly that file (no compiler needed), else through the preprocessor."""
     global _default
     if header is not None:
         return Abi(header)
     with _lock:
         if _default is None:
-            _default = Abi(default_header())
+            path = default_header()
+            _default = Abi(path, generated=_matches_generated(path))
             for name, value in _default.constants.items():
                 globals().setdefault(name, value)
             globals()["ffi"] = _default.ffi
@@ -427,18 +523,13 @@ def _kind(number: int) -> str:
     return OPTIONS.get(name[len("QUIC_SOCKOPT_") :], "bytes")
 
 
-# Names the socket man pages use where Python's errno table picks an alias.
-_ERRNAMES = {_errno.EOPNOTSUPP: "EOPNOTSUPP", _errno.EDEADLK: "EDEADLK"}
-
-
-def errno_name(err: int) -> str:
-    """95 -> ``"EOPNOTSUPP"``."""
-    return _ERRNAMES.get(err) or _errno.errorcode.get(err, f"errno {err}")
-
-
 def _oserror(err: int, call: str, what: str) -> OSError:
-    ename = errno_name(err)
-    return OSError(err, f"{ename} ({os.strerror(err)}): {call} {what}")
+    """QuicSocketError naming the errno and the option; "try again" (EAGAIN, EINTR) stays the
+    built-in BlockingIOError or InterruptedError for non-blocking callers."""
+    msg = f"{errno_name(err)} ({os.strerror(err)}): {call} {what}"
+    if err in (_errno.EAGAIN, _errno.EINTR):
+        return OSError(err, msg)
+    return QuicSocketError(msg, errno=err)
 
 
 def _describe(level: int, opt: int) -> str:
@@ -557,3 +648,28 @@ def getsockopt(sock: SockLike, name: str | int, value: Value = None, **fields: A
     buflen = value if isinstance(value, int) else DEFAULT_BUFLEN
     data = b"" if value is None or isinstance(value, int) else _encode(kind, value, {}) or b""
     return raw_getsockopt(sock, sol, opt, max(buflen, len(data)), data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m quicctl.abi --write``: regenerate quicctl/_uapi.py from the header;
+    ``--check``: exit 1 when it is out of date."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m quicctl.abi", description=main.__doc__)
+    ap.add_argument("--header", default=str(paths.UAPI_HEADER), help="the UAPI header")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help=f"write {GENERATED}")
+    mode.add_argument("--check", action="store_true", help=f"check {GENERATED} is current")
+    args = ap.parse_args(argv)
+    text = generated_source(args.header)
+    if args.write:
+        GENERATED.write_text(text)
+        return 0
+    if GENERATED.read_text() != text:
+        print(f"{GENERATED} is out of date: run `python -m quicctl.abi --write`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,10 @@ everything else (packets, ACKs, retransmission, streams) is the kernel's.  The r
     server = quicctl.QuicServer("127.0.0.1", 4433, alpn="hq-interop",
                                 certfile="keys/cert.crt", keyfile="keys/pkey.key")
     conn = server.accept()
+
+Every failure is a :class:`quicctl.errors.QuicError` kind: NotLoadedError (no quic.ko),
+AddressError, HandshakeError (``.alert``), PeerClosedError (``.error_code``, ``.reason``),
+QuicTimeoutError, QuicSocketError (``.errno``); see :mod:`quicctl.errors`.
 """
 
 from __future__ import annotations
@@ -22,33 +26,27 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from quicctl import abi
-from quicctl.errors import QuicctlError
+from quicctl.errors import (
+    NOT_LOADED_ERRNOS,
+    AddressError,
+    HandshakeError,
+    HandshakeTimeoutError,
+    PeerClosedError,
+    QuicError,
+    QuicTimeoutError,
+    from_oserror,
+    not_loaded,
+)
 from quicctl.tls import HandshakeDone, PeerTransportParams, QuicTls, Secret, Send, TlsError
 
 IPPROTO_QUIC = 261
 _STREAM_INFO = struct.Struct("=qI4x")  # struct quic_stream_info (16 bytes)
 _CLOSE = struct.Struct("=IB3x64s")  # struct quic_connection_close (72 bytes)
 _RECV_CHUNK = 65536
-
-
-class ConnectionClosed(ConnectionError):
-    """The peer (or the kernel) closed the connection; ``info`` says how."""
-
-    def __init__(self, info: CloseInfo):
-        super().__init__(f"connection closed by the peer: {info.describe()}")
-        self.info = info
-
-    @property
-    def clean(self) -> bool:
-        """A close without an error (NO_ERROR, application code 0): the normal end."""
-        return self.info.errcode == 0
-
-
-class HandshakeError(QuicctlError):
-    """The handshake failed: the message names the TLS alert, the peer's close or the errno."""
 
 
 @dataclass
@@ -75,6 +73,13 @@ class CloseInfo:
             what = f"error 0x{self.errcode:x}"
         return what + (f" ({self.phrase})" if self.phrase else "")
 
+    def error(self) -> PeerClosedError:
+        """The exception for this close."""
+        return PeerClosedError(
+            f"connection closed by the peer: {self.describe()}",
+            error_code=self.errcode, frame=self.frame, reason=self.phrase,
+        )  # fmt: skip
+
 
 def _family(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -82,30 +87,26 @@ def _family(host: str) -> int:
 
 def _resolve(host: str, port: int, family: int | None) -> tuple[int, tuple]:
     if not 0 <= port <= 65535:
-        raise QuicctlError(f"port {port} is not a UDP port (0..65535)")
+        raise AddressError(f"port {port} is not a UDP port (0..65535)")
     try:
         infos = socket.getaddrinfo(host, port, family or 0, socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise QuicctlError(f"cannot resolve {host!r}: {getattr(exc, 'strerror', None) or exc} "
+        raise AddressError(f"cannot resolve {host!r}: {getattr(exc, 'strerror', None) or exc} "
                            "(an IPv4 or IPv6 address, or a host name)") from None  # fmt: skip
     if not infos:
-        raise QuicctlError(f"cannot resolve {host!r}")
+        raise AddressError(f"cannot resolve {host!r}")
     fam, _, _, _, addr = infos[0]
     return fam, addr
 
 
 def quic_socket(family: int, sock_type: int = socket.SOCK_DGRAM) -> socket.socket:
-    """A kernel QUIC socket; QuicctlError naming the cause when the kernel has no QUIC."""
+    """A kernel QUIC socket; NotLoadedError when the kernel has no QUIC."""
     try:
         return socket.socket(family, sock_type, IPPROTO_QUIC)
     except OSError as exc:
-        if exc.errno in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EAFNOSUPPORT):
-            raise QuicctlError(
-                f"cannot create a QUIC socket: {exc.strerror}: the quic module is not loaded "
-                "(`quicctl load` as root; where modules cannot load, `quicctl vm`, or "
-                "--userspace for aioquic)"
-            ) from None
-        raise
+        if exc.errno in NOT_LOADED_ERRNOS:
+            raise not_loaded(exc.errno) from None
+        raise from_oserror(exc, "cannot create a QUIC socket") from exc
 
 
 def _cmsg_handshake(level: int) -> list[tuple[int, int, bytes]]:
@@ -146,12 +147,12 @@ class _Driver:
     def recv_one(self) -> None:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise HandshakeError("handshake timed out")
+            raise QuicTimeoutError("timed out")
         self.sock.settimeout(remaining)
         try:
             data, anc, flags, _ = self.sock.recvmsg(_RECV_CHUNK, socket.CMSG_SPACE(16))
         except TimeoutError:
-            raise HandshakeError("handshake timed out (no answer from the peer?)") from None
+            raise QuicTimeoutError("timed out") from None
         if flags & abi.MSG_QUIC_NOTIFICATION:
             self.notification(data)
             return
@@ -168,7 +169,9 @@ class _Driver:
             info = CloseInfo.from_bytes(data[1:])
             if 0x100 <= info.errcode < 0x200:
                 raise self.tls.peer_alert(info.errcode - 0x100)
-            raise HandshakeError(f"the peer closed the connection: {info.describe()}")
+            raise HandshakeError(
+                f"the peer closed the connection: {info.describe()}", error_code=info.errcode
+            )
 
     def run(self) -> HandshakeDone:
         self.apply(self.tls.step())
@@ -239,11 +242,33 @@ class QuicConnection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def _call(self, what: str):
+        """Socket calls raise QuicError kinds: PeerClosedError once the connection is closed
+        (EPIPE, ENOTCONN, with the peer's code and reason), QuicTimeoutError, QuicSocketError.
+        BlockingIOError and InterruptedError stay as they are (non-blocking use)."""
+        try:
+            yield
+        except (BlockingIOError, InterruptedError, QuicError):
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.ENOTCONN):
+                try:
+                    info = self.close_info()
+                except OSError:
+                    info = None
+                if info is not None:
+                    closed = info.error()
+                    closed.errno = exc.errno
+                    raise closed from exc
+            raise from_oserror(exc, what) from exc
+
     # -- streams --------------------------------------------------------------------------
     def open_stream(self, uni: bool = False) -> int:
         """Open the next local stream (STREAM_OPEN) and return its ID."""
         flags = abi.MSG_QUIC_STREAM_UNI if uni else 0
-        info = abi.getsockopt(self.sock, "STREAM_OPEN", stream_id=-1, stream_flags=flags)
+        with self._call("cannot open a stream"):
+            info = abi.getsockopt(self.sock, "STREAM_OPEN", stream_id=-1, stream_flags=flags)
         return info["stream_id"]
 
     def send(self, data: bytes, stream_id: int = -1, *, fin: bool = False, new: bool = False,
@@ -251,7 +276,8 @@ class QuicConnection:
         """Queue ``data`` on a stream (-1: the active stream, else the next bidi one); returns
         the bytes queued.  ``fin`` ends the stream with this data."""
         sflags = (abi.MSG_QUIC_STREAM_FIN if fin else 0) | (abi.MSG_QUIC_STREAM_NEW if new else 0)
-        return self.sock.sendmsg([data], _cmsg_stream(stream_id, sflags), flags)
+        with self._call(f"cannot send on stream {stream_id}"):
+            return self.sock.sendmsg([data], _cmsg_stream(stream_id, sflags), flags)
 
     def sendall(self, data: bytes, stream_id: int, *, fin: bool = True) -> None:
         """Send all of ``data`` on ``stream_id`` (blocking), ending the stream if ``fin``."""
@@ -265,12 +291,14 @@ class QuicConnection:
             self.send(b"", stream_id, fin=True)
 
     def recv(self, bufsize: int = _RECV_CHUNK, flags: int = 0) -> tuple[int, bytes, bool]:
-        """(stream_id, data, fin) of one read; raises ConnectionError once the peer closed."""
+        """(stream_id, data, fin) of one read; raises PeerClosedError once the peer closed,
+        QuicTimeoutError after the socket's timeout (:meth:`settimeout`)."""
         while True:
-            data, anc, mflags, _ = self.sock.recvmsg(bufsize, socket.CMSG_SPACE(16), flags)
+            with self._call("cannot receive"):
+                data, anc, mflags, _ = self.sock.recvmsg(bufsize, socket.CMSG_SPACE(16), flags)
             if mflags & abi.MSG_QUIC_NOTIFICATION:
                 if data and data[0] == abi.QUIC_EVENT_CONNECTION_CLOSE:
-                    raise ConnectionClosed(CloseInfo.from_bytes(data[1:]))
+                    raise CloseInfo.from_bytes(data[1:]).error()
                 continue
             for lvl, typ, payload in anc:
                 if lvl == abi.SOL_QUIC and typ == abi.QUIC_STREAM_INFO:
@@ -344,7 +372,8 @@ def _handshake(
 ) -> QuicConnection:
     """Drive the handshake on ``sock`` with the engine ``start()`` makes (after any socket
     set-up of its own).  On failure the peer gets a CONNECTION_CLOSE (with the TLS alert when
-    there is one), the socket and the engine are closed, and HandshakeError names ``peer``."""
+    there is one), the socket and the engine are closed, and the error names ``peer``:
+    HandshakeError (with the TLS alert, or the peer's close code), or HandshakeTimeoutError."""
     tls = None
     try:
         tls = start()
@@ -357,11 +386,22 @@ def _handshake(
         if tls:
             tls.close()
         if isinstance(exc, TlsError):
-            raise HandshakeError(f"handshake with {peer} failed: {exc}") from exc
+            raise HandshakeError(
+                f"handshake with {peer} failed: {exc}", alert=exc.alert, error_code=exc.error_code
+            ) from exc
+        if isinstance(exc, QuicTimeoutError):
+            raise HandshakeTimeoutError(
+                f"handshake with {peer} timed out after {timeout:g} s (no answer from the peer?)"
+            ) from None
+        if isinstance(exc, HandshakeError):
+            raise HandshakeError(
+                f"handshake with {peer} failed: {exc}", error_code=exc.error_code
+            ) from exc
         if isinstance(exc, OSError):
             raise HandshakeError(
                 f"handshake with {peer} failed: {errno.errorcode.get(exc.errno, '?')} "
-                f"{exc.strerror or exc}"
+                f"{exc.strerror or exc}",
+                errno=exc.errno,
             ) from exc
         raise
 
@@ -395,7 +435,7 @@ class QuicServer:
         self._tls_kwargs = _tls_kwargs(ciphers, keylog)
         for path in (certfile, keyfile) if psk is None else ():
             if not os.path.exists(path):
-                raise QuicctlError(f"cannot serve: {path} does not exist")
+                raise QuicError(f"cannot serve: {path} does not exist")
         fam, addr = _resolve(host, port, None)
         self.sock = quic_socket(fam, sock_type)
         try:
@@ -409,8 +449,10 @@ class QuicServer:
                 abi.setsockopt(self.sock, "CONFIG", **config)
             self.sock.bind(addr)
             self.sock.listen(backlog)
-        except BaseException:
+        except BaseException as exc:
             self.sock.close()
+            if isinstance(exc, OSError):
+                raise from_oserror(exc, f"cannot listen on {host} port {port}") from exc
             raise
 
     def fileno(self) -> int:
@@ -435,7 +477,12 @@ class QuicServer:
 
     def accept_socket(self) -> tuple[socket.socket, tuple]:
         """The kernel's accept(): an ESTABLISHING socket holding the ClientHello."""
-        return self.sock.accept()
+        try:
+            return self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:
+            raise from_oserror(exc, "cannot accept a connection") from exc
 
     def handshake(self, sock: socket.socket, timeout: float = 30.0) -> QuicConnection:
         """Run the server side of the handshake on an accepted socket."""

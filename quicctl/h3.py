@@ -38,8 +38,8 @@ from aioquic.h3.connection import H3Connection
 from aioquic.quic import events as qe
 
 from quicctl import abi
-from quicctl.connection import CloseInfo, ConnectionClosed, QuicConnection
-from quicctl.errors import QuicctlError
+from quicctl.connection import CloseInfo, QuicConnection
+from quicctl.errors import PeerClosedError, QuicctlError
 from quicctl.hq import H3, H3_NO_ERROR, Download, resolve
 
 ALPN = H3
@@ -66,9 +66,9 @@ class H3Closed(Exception):
         self.phrase = phrase
 
 
-def clean_close(info: CloseInfo) -> bool:
+def clean_close(exc: PeerClosedError) -> bool:
     """The peer ended the connection without an error (QUIC NO_ERROR or H3_NO_ERROR)."""
-    return info.errcode in (0, H3_NO_ERROR)
+    return exc.error_code in (0, H3_NO_ERROR)
 
 
 class KernelQuic:
@@ -119,7 +119,7 @@ class KernelQuic:
     def receive(self, block: bool = True) -> list[qe.QuicEvent]:
         """QUIC events from one read of the socket ([] when nothing is queued and not block).
 
-        Raises ConnectionClosed when the connection ended, TimeoutError after the socket's
+        Raises PeerClosedError when the connection ended, TimeoutError after the socket's
         timeout."""
         flags = 0 if block else socket.MSG_DONTWAIT
         try:
@@ -140,7 +140,7 @@ class KernelQuic:
     def _notification(self, data: bytes) -> list[qe.QuicEvent]:
         kind = data[0] if data else -1
         if kind == abi.QUIC_EVENT_CONNECTION_CLOSE:
-            raise ConnectionClosed(CloseInfo.from_bytes(data[1:]))
+            raise CloseInfo.from_bytes(data[1:]).error()
         if kind != abi.QUIC_EVENT_STREAM_UPDATE:
             return []  # STREAM_MAX_STREAM: only wakes us to open more requests
         sid, state, code, _ = _STREAM_UPDATE.unpack(data[1:].ljust(_STREAM_UPDATE.size, b"\0"))
@@ -193,8 +193,8 @@ class H3ServerConnection(_Endpoint):
                 for ev in self.events(block=not self.responses):
                     self._on_event(ev)
                 self._send_round()
-        except ConnectionClosed as exc:
-            if not clean_close(exc.info):
+        except PeerClosedError as exc:
+            if not clean_close(exc):
                 self.log(str(exc))
         except H3Closed as exc:
             self.log(f"closing: {exc}")
@@ -343,7 +343,7 @@ def fetch(
     server's stream limit allows) and read the answers; results in request order.
 
     ``timeout`` bounds any pause of the transfer.  Raises QuicctlError (a reset answer, an
-    HTTP/3 protocol error, a stall) or ConnectionClosed.  The connection stays open."""
+    HTTP/3 protocol error, a stall) or PeerClosedError.  The connection stays open."""
     ep = _Endpoint(conn, is_client=True)
     got = Downloads(progress)
     todo = list(paths)

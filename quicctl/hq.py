@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quicctl.connection import ConnectionClosed, HandshakeError, QuicConnection, QuicServer, connect
-from quicctl.errors import QuicctlError
+from quicctl.connection import QuicConnection, QuicServer, connect
+from quicctl.errors import HandshakeError, PeerClosedError, QuicctlError
 
 ALPN = "hq-interop"
 H3 = "h3"
@@ -90,7 +90,7 @@ class HqServer:
                     h3.serve_connection(conn, self.root, self._client_log(addr))
                 else:
                     self._requests(conn)
-            except ConnectionClosed as exc:
+            except PeerClosedError as exc:
                 if not exc.clean:
                     self.log(f"client {addr[0]} port {addr[1]}: {exc}")
             except OSError as exc:

@@ -101,6 +101,11 @@ def run(
     pytest_args: list[str] | None = None,
     timeout: float = 3600,
 ) -> int:
+    if not SELFTESTS.is_dir():
+        raise QuicctlError(
+            f"cannot run the selftests: {SELFTESTS} does not exist (an installed quicctl has no "
+            "tests; run `quicctl test` from a source checkout)"
+        )
     extra = list(pytest_args or [])
     results = BUILD_DIR / "test-results"
     results.mkdir(parents=True, exist_ok=True)

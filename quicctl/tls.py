@@ -73,7 +73,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from quicctl.errors import QuicctlError
+from quicctl.errors import HandshakeError, QuicError
 
 # QUIC_CRYPTO_* (include/uapi/linux/quic.h) and TLS_CIPHER_* (<linux/tls.h>).  Written here so
 # that importing this module needs neither a compiler nor the kernel tree; the selftests compare
@@ -156,8 +156,8 @@ def alert_name(alert: int) -> str:
     return f"{ALERTS.get(alert, 'unassigned')} (alert {alert})"
 
 
-class TlsError(QuicctlError):
-    """The TLS handshake failed.
+class TlsError(HandshakeError):
+    """The TLS handshake failed (or the engine cannot start: no ALPN, an unreadable CA file).
 
     ``alert``: the TLS alert for the failure (sent by us, or received when ``from_peer``), or
     None when the failure is not a TLS one; ``error_code``: the QUIC error to close the connection
@@ -173,7 +173,7 @@ class TlsError(QuicctlError):
         gnutls_error: int | None = None,
         transport_error: int = QUIC_TRANSPORT_ERROR_INTERNAL,
     ) -> None:
-        super().__init__(message)
+        QuicError.__init__(self, message)  # error_code is a property here
         self.alert = alert
         self.from_peer = from_peer
         self.gnutls_error = gnutls_error

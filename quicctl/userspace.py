@@ -44,8 +44,15 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicErrorCode
 from aioquic.tls import AlertDescription, CipherSuite
 
-from quicctl.connection import HandshakeError
-from quicctl.errors import QuicctlError
+from quicctl.errors import (
+    AddressError,
+    HandshakeError,
+    HandshakeTimeoutError,
+    PeerClosedError,
+    QuicctlError,
+    QuicError,
+    QuicTimeoutError,
+)
 from quicctl.hq import ALPN, H3, H3_NO_ERROR, MAX_REQUEST, Download, parse_request, resolve
 
 # IANA name -> aioquic suite; the kernel's short names (quicctl.tls.CIPHERS) are aliases.
@@ -732,20 +739,26 @@ class _Client:
     def where(self) -> str:
         return f"{self.host} port {self.port}"
 
-    def handshake_error(self, proto: _ClientProtocol) -> HandshakeError:
+    def handshake_error(self, proto: _ClientProtocol) -> QuicError:
+        """HandshakeError (with the peer's alert and close code), or HandshakeTimeoutError."""
         head = f"handshake with {self.where()} failed: "
         ev = proto.ended
         if isinstance(proto.failure, QuicctlError):
             return HandshakeError(head + str(proto.failure))
         if ev is not None and not _idle(ev):
-            return HandshakeError(head + describe_close(ev) + self._hint(ev))
+            return HandshakeError(
+                head + describe_close(ev) + self._hint(ev), alert=_alert(ev),
+                error_code=ev.error_code,
+            )  # fmt: skip
         if isinstance(proto.failure, ConnectionRefusedError):
             return HandshakeError(
-                head + f"connection refused (nothing listens on UDP port {self.port}?)"
+                head + f"connection refused (nothing listens on UDP port {self.port}?)",
+                errno=proto.failure.errno,
             )
         if proto.failure is not None:
-            return HandshakeError(head + (proto.failure.strerror or str(proto.failure)))
-        return HandshakeError(
+            return HandshakeError(head + (proto.failure.strerror or str(proto.failure)),
+                                  errno=getattr(proto.failure, "errno", None))  # fmt: skip
+        return HandshakeTimeoutError(
             head + f"no answer within {self.timeout:g} s (is a QUIC server listening there? "
             "UDP filtered?)"
         )
@@ -767,30 +780,33 @@ class _Client:
         return ""
 
     def transfer_error(self, proto: _ClientProtocol) -> QuicctlError:
+        """PeerClosedError (code, frame, reason), QuicTimeoutError or QuicError."""
         head = f"{self.where()}: "
         done = len(proto.downloads) - proto.left
         progress = f" ({done} of {len(proto.downloads)} answers complete)"
         if isinstance(proto.failure, QuicctlError):
             return QuicctlError(head + str(proto.failure) + progress)
-        if proto.ended is not None:
-            return QuicctlError(
-                head
-                + "connection closed before all answers arrived: "
-                + describe_close(proto.ended)
-                + progress
-            )
+        ev = proto.ended
+        if ev is not None:
+            return PeerClosedError(
+                head + "connection closed before all answers arrived: " + describe_close(ev)
+                + progress, error_code=ev.error_code, frame=ev.frame_type or 0,
+                reason=ev.reason_phrase,
+            )  # fmt: skip
         if isinstance(proto.failure, ConnectionRefusedError):
-            return QuicctlError(head + "the server went away (connection refused)" + progress)
+            return QuicError(head + "the server went away (connection refused)" + progress,
+                             errno=proto.failure.errno)  # fmt: skip
         if proto.failure is not None:
-            return QuicctlError(head + (proto.failure.strerror or str(proto.failure)) + progress)
-        return QuicctlError(head + f"no data for {self.timeout:g} s" + progress)
+            return QuicError(head + (proto.failure.strerror or str(proto.failure)) + progress,
+                             errno=getattr(proto.failure, "errno", None))  # fmt: skip
+        return QuicTimeoutError(head + f"no data for {self.timeout:g} s" + progress)
 
     async def run(self, paths: list[str], outdir: Path | None, progress) -> list[Download]:
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
         except socket.gaierror as exc:
-            raise QuicctlError(f"cannot resolve {self.host!r}: {exc.strerror}") from exc
+            raise AddressError(f"cannot resolve {self.host!r}: {exc.strerror}") from exc
         family, _, _, _, addr = infos[0]
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -854,7 +870,7 @@ def fetch(
     ``server_name`` (default ``host``) unless ``insecure``.  ``timeout`` bounds the handshake
     and any pause of the transfer.  ``keylog``: append TLS secrets in NSS key log format to
     this file (default: $SSLKEYLOGFILE).  ``max_data``/``max_stream_data``: the receive windows
-    advertised (initial_max_data, initial_max_stream_data_*).  Raises HandshakeError or
+    advertised (initial_max_data, initial_max_stream_data_*).  Raises QuicError kinds or
     QuicctlError.
     """
     paths = list(paths)

@@ -728,3 +728,50 @@ def test_upstream_program_defining_its_own_masks_builds(tmp_path) -> None:
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert subprocess.run([str(tmp_path / "own_masks")]).returncode == 0
+
+
+# --------------------------------------------------------------------------------------------
+# The generated module (quicctl/_uapi.py): what an installed wheel reads instead of running cpp
+# --------------------------------------------------------------------------------------------
+
+
+def test_generated_module_matches_the_header():
+    """quicctl/_uapi.py is what the header gives through the preprocessor now (after editing
+    the header: `python -m quicctl.abi --write`)."""
+    assert abi.GENERATED.read_text() == abi.generated_source(HEADER), (
+        f"{abi.GENERATED} is out of date: run `python -m quicctl.abi --write`"
+    )
+
+
+def test_generated_and_preprocessed_abi_agree():
+    """The default ABI comes from _uapi.py for the tree's header; it equals the preprocessor's."""
+    fresh = abi.Abi(HEADER)
+    generated = abi.Abi(HEADER, generated=True)
+    assert generated.constants == fresh.constants
+    for name in ("struct quic_config", "union quic_event", "struct quic_transport_param"):
+        assert generated.ffi.sizeof(name) == fresh.ffi.sizeof(name)
+    assert abi.load().cdef == generated.cdef
+
+
+def test_another_header_goes_through_the_preprocessor(tmp_path, monkeypatch):
+    """QUICCTL_UAPI_HEADER names another copy: an edited one is preprocessed, not replaced by
+    the generated module (here a copy with one more macro)."""
+    copy = tmp_path / "include" / "linux" / "quic.h"
+    copy.parent.mkdir(parents=True)
+    text = HEADER.read_text()
+    copy.write_text(
+        text.replace("#define SOL_QUIC", "#define QUIC_TEST_EXTRA 7\n#define SOL_QUIC", 1)
+    )
+    default = abi.load()
+    # load() caches the default ABI and copies ffi and the constants into the module: all
+    # restored after the test.
+    monkeypatch.setattr(abi, "_default", None)
+    monkeypatch.setattr(abi, "ffi", default.ffi)
+    monkeypatch.setenv("QUICCTL_UAPI_HEADER", str(copy))
+    try:
+        other = abi.load()
+    finally:
+        vars(abi).pop("QUIC_TEST_EXTRA", None)
+    assert other.header == copy.resolve()
+    assert other.constants["QUIC_TEST_EXTRA"] == 7  # not in the generated module
+    assert other.constants["SOL_QUIC"] == 288

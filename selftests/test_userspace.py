@@ -8,6 +8,7 @@ certificate and ALPN failures, unknown paths, key log, refused and unanswered co
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import socket
@@ -20,8 +21,7 @@ import pytest
 from conftest import require, run
 
 from quicctl import userspace
-from quicctl.connection import HandshakeError
-from quicctl.errors import QuicctlError
+from quicctl.errors import HandshakeError, HandshakeTimeoutError, QuicctlError
 from quicctl.hq import make_file
 from quicctl.paths import KEYS
 
@@ -159,6 +159,8 @@ def test_wrong_ca(server):
     assert f"{host} port {port}" in msg
     assert "bad_certificate" in msg and "unable to get local issuer certificate" in msg
     assert "other-ca.crt" in msg
+    assert (exc.value.alert, exc.value.alert_name) == (42, "bad_certificate")
+    assert exc.value.error_code == 0x100 + 42
 
 
 def test_wrong_server_name(server):
@@ -182,6 +184,7 @@ def test_alpn_mismatch(server):
     msg = str(exc.value)
     assert f"{host} port {port}" in msg
     assert "no_application_protocol" in msg and "ALPN" in msg and "h3" in msg
+    assert (exc.value.alert, exc.value.alert_name) == (120, "no_application_protocol")
 
 
 def test_keylog(www, tmp_path):
@@ -271,15 +274,20 @@ def test_capture_decrypts_with_keylog(www, tmp_path):
 
 def test_connection_refused():
     port = free_udp_port()
-    with pytest.raises(HandshakeError, match=f"127.0.0.1 port {port} failed: connection refused"):
+    with pytest.raises(
+        HandshakeError, match=f"127.0.0.1 port {port} failed: connection refused"
+    ) as exc:
         fetch("127.0.0.1", port, ["/big"])
+    assert exc.value.errno == errno.ECONNREFUSED
 
 
 def test_handshake_timeout():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]
-        with pytest.raises(HandshakeError, match=f"port {port} failed: no answer within 0.5 s"):
+        with pytest.raises(
+            HandshakeTimeoutError, match=f"port {port} failed: no answer within 0.5 s"
+        ):
             fetch("127.0.0.1", port, ["/big"], timeout=0.5)
 
 

@@ -82,12 +82,10 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
             pass
         return
 
-    try:
-        config = {"validate_peer_address": 1} if retry else None
-        srv = QuicServer(addr, port, alpn=alpn, certfile=cert, keyfile=key, config=config,
-                         psk=psk)  # fmt: skip
-    except OSError as exc:
-        raise QuicctlError(f"cannot listen on {addr} port {port}: {exc.strerror or exc}") from exc
+    # QuicServer's errors name the address and the cause (NotLoadedError: how to load quic.ko).
+    config = {"validate_peer_address": 1} if retry else None
+    srv = QuicServer(addr, port, alpn=alpn, certfile=cert, keyfile=key, config=config,
+                     psk=psk)  # fmt: skip
     host, bound = srv.getsockname()[:2]
     # made before `listening`: it loads the h3 layer, slow to import where Python is slow
     files = hq.HqServer(srv, Path(root), log=lambda m: click.echo(f"quicctl server: {m}", err=True))
@@ -162,7 +160,7 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
                     h3.close(conn)
                 else:
                     results = hq.fetch(conn, list(paths), out)
-            except OSError as exc:  # ConnectionClosed among them
+            except OSError as exc:  # PeerClosedError among them
                 raise QuicctlError(f"{addr} port {port}: {exc}") from exc
     for d in results:
         if d.status is not None and d.status != 200:

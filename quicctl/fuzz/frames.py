@@ -332,7 +332,7 @@ class AioEnd:
 
 def _echo_loop(conn, stop: threading.Event) -> None:
     """Kernel end: each stream's bytes back on the same stream once its FIN arrives."""
-    from quicctl.connection import ConnectionClosed
+    from quicctl.errors import PeerClosedError
 
     conn.settimeout(0.5)
     bufs: dict[int, bytearray] = {}
@@ -355,7 +355,7 @@ def _echo_loop(conn, stop: threading.Event) -> None:
                     pass
                 finally:
                     conn.settimeout(0.5)
-    except (ConnectionClosed, OSError):
+    except (PeerClosedError, OSError):
         pass
     finally:
         conn.close()
