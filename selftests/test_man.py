@@ -150,3 +150,22 @@ def test_bash_completion_completes(words, cword, expected):
     )
     r = run([quicctl_script()], env=env)
     assert set(r.stdout.split()) == expected, r.stdout
+
+
+def test_quic7_c_example_compiles(tmp_path):
+    """The EXAMPLES program of quic.7, wrapped in a function, against the UAPI header."""
+    require("cc")
+    text = plain((MAN / "quic.7").read_text())
+    example = text.split(".SH EXAMPLES", 1)[1].split(".RS\n", 1)[1].split(".RE\n", 1)[0]
+    includes = [ln for ln in example.splitlines() if ln.startswith("#include")]
+    body = [ln for ln in example.splitlines() if not ln.startswith("#include")]
+    assert len(includes) >= 5 and "QUIC_SOCKOPT_CRYPTO_SECRET" in example, example
+    src = tmp_path / "example.c"
+    src.write_text(
+        "\n".join(includes)
+        + "\nint example(void *hello, size_t hello_len, const unsigned char *secret)\n{\n"
+        + "\n".join(body)
+        + "\nreturn (int)n;\n}\n"
+    )
+    uapi = ROOT / "kernel" / "include" / "uapi"
+    run(["cc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", f"-I{uapi}", str(src)])
