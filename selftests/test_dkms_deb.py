@@ -121,6 +121,34 @@ def test_deb_reproducible(tmp_path):
 
 
 @pytest.mark.host
+def test_deb_man_pages(tmp_path, monkeypatch):
+    """man/*.7 and man/*.8 go to /usr/share/man, gzipped; no man/ directory, no man pages."""
+    import gzip
+
+    from quicctl import deb as deb_mod
+
+    require("dpkg-deb")
+    man = tmp_path / "man"
+    man.mkdir()
+    (man / "quic.7").write_text(".TH QUIC 7\n.SH NAME\nquic \\- QUIC sockets\n")
+    (man / "quicctl.8").write_text(".TH QUICCTL 8\n.SH NAME\nquicctl \\- QUIC tool\n")
+    (man / "notes.txt").write_text("not a man page\n")
+    monkeypatch.setattr(deb_mod, "MAN_DIR", man)
+    deb = deb_mod.build(tmp_path / "with")
+    files = _listing(deb)
+    pages = [f for f in files if f.startswith("usr/share/man/") and not f.endswith("/")]
+    assert pages == ["usr/share/man/man7/quic.7.gz", "usr/share/man/man8/quicctl.8.gz"]
+    data = tmp_path / "data"
+    run(["dpkg-deb", "-x", str(deb), str(data)])
+    got = gzip.decompress((data / "usr/share/man/man7/quic.7.gz").read_bytes())
+    assert got == (man / "quic.7").read_bytes()
+
+    monkeypatch.setattr(deb_mod, "MAN_DIR", tmp_path / "absent")
+    files = _listing(deb_mod.build(tmp_path / "without"))
+    assert not [f for f in files if f.startswith("usr/share/man")]
+
+
+@pytest.mark.host
 def test_deb_cli_errors(tmp_path):
     # No dpkg-deb on PATH: one line naming the package and the cause, no traceback.
     env = dict(os.environ, PATH=str(Path(sys.executable).parent))
