@@ -201,6 +201,7 @@ def _assert_gone(release: str, version: str) -> None:
 
 @pytest.mark.host
 @pytest.mark.packaged_kernel
+@pytest.mark.timeout(2400)  # three installs, each a DKMS build for every kernel with headers
 def test_deb_install_remove_on_host(tmp_path):
     from quicctl import dkms, kbuild
 
