@@ -21,6 +21,7 @@ NAME = "quic"
 USR_SRC = Path("/usr/src")
 DKMS_TREE = Path("/var/lib/dkms")
 DKMS = "dkms"
+DEB_PACKAGE = "quic-dkms"  # `quicctl package deb` (quicctl.deb)
 
 # dkms 3: "quic/0.1.0, 6.12.1-amd64, x86_64: installed (note)"; dkms 2: "quic, 0.1.0, ...";
 # added only: "quic/0.1.0: added".
@@ -52,6 +53,27 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess:
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return "; ".join(lines[-n:]) if lines else "no output"
+
+
+def deb_installed() -> str | None:
+    """The version of the quic-dkms package when dpkg has it unpacked or installed."""
+    dpkg_query = shutil.which("dpkg-query")
+    if dpkg_query is None:
+        return None
+    proc = _run([dpkg_query, "-W", "-f=${Status}\t${Version}", DEB_PACKAGE])
+    status, _, version = proc.stdout.partition("\t")
+    if proc.returncode != 0 or status.split()[-1:] in (["not-installed"], ["config-files"]):
+        return None
+    return version or "?"
+
+
+def _refuse_if_packaged(action: str) -> None:
+    version = deb_installed()
+    if version is not None:
+        raise QuicctlError(
+            f"cannot {action}: the {DEB_PACKAGE} package ({version}) owns quic in DKMS and "
+            f"{USR_SRC}/{NAME}-{version}; remove it first (dpkg -r {DEB_PACKAGE})"
+        )
 
 
 def source_dir(version: str) -> Path:
@@ -106,6 +128,7 @@ def install(release: str | None = None, *, on_step: Callable[[str], None] | None
     step = on_step or (lambda _msg: None)
     dkms = _dkms("install quic with DKMS")
     _require_root("install quic with DKMS", "install")
+    _refuse_if_packaged("install quic with DKMS from the checkout")
     kernel = kbuild.resolve_kernel(release)
     if kernel.build_dir != kbuild.LIB_MODULES / kernel.release / "build":
         raise QuicctlError(
@@ -164,6 +187,7 @@ def remove() -> list[str]:
     """Remove every quic version from DKMS and its /usr/src copy; returns the versions removed."""
     dkms = _dkms("remove quic from DKMS")
     _require_root("remove quic from DKMS", "remove")
+    _refuse_if_packaged("remove quic from DKMS")
     registered = {e["version"] for e in status()}
     versions = set(registered)
     try:

@@ -301,6 +301,11 @@ def _source_files(src: Path, exclude: Sequence[str]) -> list[str]:
     return files
 
 
+def source_files(src: Path) -> list[str]:
+    """The files of a source tree, relative and sorted, build products left out."""
+    return _source_files(src, BUILD_PRODUCTS)
+
+
 def _copy_if_changed(src: Path, dst: Path) -> bool:
     try:
         d = dst.stat()

@@ -87,6 +87,25 @@ def require(*tools: str) -> None:
         pytest.fail(f"{', '.join(missing)} not installed: run scripts/setup")
 
 
+def target_release() -> str:
+    """The kernel release the VM phase boots (set by `quicctl test` for both phases)."""
+    rel = os.environ.get("QUICCTL_TARGET_RELEASE")
+    if not rel:
+        pytest.fail("QUICCTL_TARGET_RELEASE is not set: run the suite with `quicctl test`")
+    return rel
+
+
+def host_phase_state(path: Path, step: str) -> dict:
+    """What a host-phase test left in ``path`` (JSON) for its VM half, on the same kernel."""
+    import json
+
+    if not path.exists():
+        pytest.fail(f"{path} missing: the host phase ({step}) did not run or failed")
+    state = json.loads(path.read_text())
+    assert state["release"] == kernel_release()
+    return state
+
+
 def kernel_release() -> str:
     return os.uname().release
 

@@ -1,22 +1,27 @@
-"""DKMS: the host builds and installs through dkms; in the VM `modprobe quic` loads that build."""
+"""DKMS: the host builds and installs through dkms; in the VM `modprobe quic` loads that build.
+
+test_dkms_deb.py runs after this file in both phases and replaces this registration with the
+quic-dkms package's: the VM test here then loads the package's DKMS build of the same sources
+(same path and srcversion).
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import install_for_autoload, modinfo_field, module_loaded, run, unload_module
+from conftest import (
+    host_phase_state,
+    install_for_autoload,
+    modinfo_field,
+    module_loaded,
+    run,
+    target_release,
+    unload_module,
+)
 
 STATE = Path(__file__).resolve().parent.parent / "build" / "dkms-test.json"
-
-
-def _target_release() -> str:
-    rel = os.environ.get("QUICCTL_TARGET_RELEASE")
-    if not rel:
-        pytest.fail("QUICCTL_TARGET_RELEASE is not set: run the suite with `quicctl test`")
-    return rel
 
 
 def _dkms_module(release: str, name: str = "quic") -> Path:
@@ -35,7 +40,9 @@ def _has_handshake(release: str) -> bool:
 def test_dkms_add_build_install_on_host():
     from quicctl import dkms, kbuild
 
-    release = _target_release()
+    release = target_release()
+    if dkms.deb_installed():  # left by test_dkms_deb.py; `quicctl dkms install` refuses then
+        run(["dpkg", "-r", "quic-dkms"])
     dkms.install(release)
     dkms.install(release)  # idempotent
     ver = kbuild.module_version()
@@ -54,12 +61,7 @@ def test_dkms_add_build_install_on_host():
 
 @pytest.mark.packaged_kernel
 def test_modprobe_loads_dkms_build(dev_module_installed):
-    import json
-
-    if not STATE.exists():
-        pytest.fail(f"{STATE} missing: the host phase (dkms install) did not run or failed")
-    want = json.loads(STATE.read_text())
-    assert want["release"] == os.uname().release
+    want = host_phase_state(STATE, "dkms install")
     unload_module()
     install_for_autoload(dev_module_installed, prefer="updates")
     try:

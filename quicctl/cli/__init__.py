@@ -51,9 +51,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from quicctl.cli import agent, bench, demo, fuzz, man, module, vm
+    from quicctl.cli import agent, bench, demo, fuzz, man, module, package, ss, trace, vm
 
-    for mod in (module, vm, demo, bench, fuzz, agent, man):
+    for mod in (module, vm, demo, bench, fuzz, agent, package, ss, trace, man):
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
 
