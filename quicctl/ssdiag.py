@@ -210,7 +210,7 @@ def _not_available(err: OSError) -> QuicctlError:
     return QuicctlError(
         f"cannot list QUIC sockets: quic_diag.ko is not loaded{why} (the kernel answered "
         f"{errno.errorcode.get(err.errno, err.errno)}): `modprobe quic_diag`, or "
-        "`insmod build/<release>/net/quic/quic_diag.ko`"
+        "`modprobe inet_diag; insmod build/<release>/net/quic/quic_diag.ko`"
     )
 
 

@@ -9,6 +9,7 @@ quic_diag unloading and loading again.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import struct
@@ -127,25 +128,35 @@ def test_parse_rejects_malformed():
 
 
 def _diag_ko() -> Path:
-    return dev_module().with_name("quic_diag.ko")
+    """The quic_diag.ko of the quic.ko under test (`quicctl test` snapshots both)."""
+    env = os.environ.get("QUICCTL_DIAG_MODULE")
+    return Path(env) if env else dev_module().with_name("quic_diag.ko")
 
 
 def _diag_loaded() -> bool:
     return Path("/sys/module/quic_diag").exists()
 
 
+def _insmod_diag() -> None:
+    run(["modprobe", "inet_diag"])  # what depmod would load first
+    run(["insmod", str(_diag_ko())])
+
+
 @pytest.fixture
 def quic_diag(quic_module):
     if not _diag_loaded():
-        run(["insmod", str(_diag_ko())])
+        _insmod_diag()
     yield
     if _diag_loaded():
         run(["rmmod", "quic_diag"])
 
 
 def _quicctl(topo, ns: str, *args: str) -> subprocess.CompletedProcess:
-    quicctl = str(Path(sys.executable).parent / "quicctl")
-    return topo.run(ns, [quicctl, "ss", *args], capture_output=True, text=True, timeout=300)
+    """`quicctl ss ARGS` of this tree (the venv's entry point may be another checkout's)."""
+    main = "from quicctl.cli import main; main(prog_name='quicctl')"
+    argv = [sys.executable, "-c", main, "ss", *args]
+    root = Path(__file__).resolve().parent.parent
+    return topo.run(ns, argv, capture_output=True, text=True, timeout=300, cwd=root)
 
 
 def _ss_json(topo, ns: str, *args: str) -> list[dict]:
@@ -208,7 +219,7 @@ def _one(rows: list[dict], **want) -> dict:
     return got[0]
 
 
-def test_ss_live_transfer(quic_diag, clean_path, topo):
+def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
     """Both ends of a transfer, and the listener, as `quicctl ss --json -a` lists them."""
     acc = KernelAccept(topo)
     port = acc.port
@@ -255,11 +266,14 @@ def test_ss_live_transfer(quic_diag, clean_path, topo):
         assert [r["local"] for r in only] == [c["local"]]
         assert _lib(topo.client, dport=port + 1 if port < 65535 else 1) == []
         assert _lib(topo.server, states=["listening"], sport=port)[0]["state"] == "LISTEN"
-        assert _ss_json(topo, topo.server, "-a", "--dst", f"{topo.client_v4}:{cport}") == [s]
+        dst = _ss_json(topo, topo.server, "-a", "--dst", f"{topo.client_v4}:{cport}")
+        assert [r["cookie"] for r in dst] == [s["cookie"]]
         assert _ss_json(topo, topo.server, "-a", "--src", f":{port + 1}") == []
         text = _quicctl(topo, topo.client)
         assert text.returncode == 0 and f"{topo.server_v4}:{port}" in text.stdout, text
         assert f"alpn:{ALPN} v1 {c['cipher_name']}" in text.stdout, text.stdout
+        with capsys.disabled():
+            print(f"\n  quicctl ss (client namespace):\n{text.stdout}")
     finally:
         if xfer is not None:
             xfer.finish()
@@ -286,7 +300,7 @@ def test_ss_diag_unload_reload(quic_diag, topo):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "quic_diag.ko is not loaded" in lines[0], r.stderr
         assert "modprobe quic_diag" in lines[0]
-        run(["insmod", str(_diag_ko())])
+        _insmod_diag()
         assert _one(_lib(topo.server), state="LISTEN")["local_port"] == acc.port
         # quicctl unload takes quic_diag out first (it holds quic).
         t0 = time.monotonic()
