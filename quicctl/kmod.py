@@ -21,6 +21,7 @@ from quicctl import kbuild, paths
 from quicctl.errors import QuicctlError
 
 MODULE = "quic"
+DIAG_MODULE = "quic_diag"  # sock_diag for `quicctl ss`, a user of quic
 DEPENDENCIES = ("udp_tunnel", "ip6_udp_tunnel")
 
 INSMOD = "insmod"
@@ -237,6 +238,15 @@ def _rmmod(s: System) -> None:
         raise QuicctlError(f"cannot unload quic: {_reason(proc)}")
 
 
+def _release_diag(s: System) -> None:
+    """quic_diag.ko (`quicctl ss`) holds quic: unload it first, it keeps no state."""
+    if not (s.sys / "module" / DIAG_MODULE).is_dir():
+        return
+    proc = _run([_tool(RMMOD), DIAG_MODULE])
+    if proc.returncode != 0 and (s.sys / "module" / DIAG_MODULE).is_dir():
+        raise QuicctlError(f"cannot unload {DIAG_MODULE} (it holds quic): {_reason(proc)}")
+
+
 def _in_use(refs: int, s: System) -> str:
     users = holders(s)
     by = f", held by {', '.join(users)}" if users else ""
@@ -284,6 +294,7 @@ def load(
         have = _read(s.module_dir / "srcversion")
         if want is not None and have == want:
             return LoadResult("already loaded", ko, want, version)
+        _release_diag(s)
         refs = refcount(s)
         if refs > 0:
             raise QuicctlError(
@@ -309,6 +320,7 @@ def unload(*, system: System | None = None, wait: float = 0.0) -> bool:
     if not is_loaded(s):
         return False
     _require_root("unload quic", "unload")
+    _release_diag(s)
     deadline = time.monotonic() + wait
     refs = refcount(s)
     while refs > 0 and time.monotonic() < deadline:

@@ -82,6 +82,7 @@ void quic_cong_reset(struct quic_cong *c, u32 init_rtt)
 {
 	u32 in_flight = c->in_flight, max_ack_delay = c->max_ack_delay;
 	u64 lost = c->lost_pkts, spurious = c->spurious_pkts;
+	u64 sent = c->bytes_sent, acked = c->bytes_acked;
 	s64 last_sent_pn = c->last_sent_pn;
 
 	quic_cong_init(c, c->mss, init_rtt, c->algo);
@@ -90,6 +91,8 @@ void quic_cong_reset(struct quic_cong *c, u32 init_rtt)
 	c->last_sent_pn = last_sent_pn;
 	c->lost_pkts = lost;		/* counters, for /proc */
 	c->spurious_pkts = spurious;
+	c->bytes_sent = sent;
+	c->bytes_acked = acked;
 }
 EXPORT_SYMBOL_GPL(quic_cong_reset);
 
@@ -244,6 +247,7 @@ EXPORT_SYMBOL_GPL(quic_cong_loss_delay);
 void quic_cong_on_sent(struct quic_cong *c, u32 bytes, s64 pn, u64 now)
 {
 	c->in_flight += bytes;
+	c->bytes_sent += bytes;
 	if (c->in_recovery)
 		c->prr_out += bytes;
 	if (pn > c->last_sent_pn)
@@ -432,6 +436,7 @@ void quic_cong_on_acked(struct quic_cong *c, u32 bytes, s64 pn,
 			u64 sent_time, u64 now)
 {
 	c->in_flight -= min(c->in_flight, bytes);
+	c->bytes_acked += bytes;
 	quic_hystart_round(c, pn);
 	if (c->in_recovery) {
 		if (sent_time <= c->recovery_start) {

@@ -103,6 +103,8 @@ struct quic_cubic {
  *	and RecoverFS of Proportional Rate Reduction (RFC 6937)
  * @prr_delivered: bytes acknowledged since the recovery period began
  * @prr_out: bytes sent since then
+ * @bytes_sent: bytes of ack-eliciting packets sent, a counter (quic_diag)
+ * @bytes_acked: bytes of those acknowledged, a counter (quic_diag)
  * @undo_ssthresh: the slow start threshold before it
  * @undo_cubic: the CUBIC state before it
  * @pto_count: consecutive PTOs (RFC 9002 Section 6.2.1)
@@ -141,6 +143,8 @@ struct quic_cong {
 	u32 prior_cwnd;
 	u64 prr_delivered;
 	u64 prr_out;
+	u64 bytes_sent;
+	u64 bytes_acked;
 	u32 undo_ssthresh;
 	struct quic_cubic undo_cubic;
 	u8 pto_count;

@@ -207,6 +207,19 @@ static const struct quic_cipher *quic_cipher_get(u32 type)
 	return &quic_ciphers[type];
 }
 
+/**
+ * quic_crypto_cipher_type - the cipher suite of installed keys
+ * @d: one direction of an encryption level
+ *
+ * Return: TLS_CIPHER_* (51..54), or 0 when no keys are installed.
+ */
+u32 quic_crypto_cipher_type(const struct quic_crypto_dir *d)
+{
+	const struct quic_cipher *ci = READ_ONCE(d->cipher);
+
+	return ci ? QUIC_CIPHER_MIN + (u32)(ci - quic_ciphers) : 0;
+}
+
 /* Unknown versions use version 1 and rely on version negotiation. */
 static u32 quic_version_index(u32 version)
 {

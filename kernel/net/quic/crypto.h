@@ -202,6 +202,7 @@ int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,
 				u8 *client_secret, u8 *server_secret);
 int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
 			    struct quic_crypto_keys *keys);
+u32 quic_crypto_cipher_type(const struct quic_crypto_dir *d);
 
 s64 quic_pn_decode(s64 largest_pn, u32 truncated_pn, u8 pn_nbits);
 u8 quic_pn_encode_len(s64 pn, s64 largest_acked);

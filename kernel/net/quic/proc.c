@@ -6,17 +6,24 @@
  * The files are per network namespace.  conns and eps walk quic_net.socks
  * under quic_net.lock; a socket is unhashed under that lock before it is
  * freed, so every socket seen there is alive.
+ *
+ * Also the two halves of quic_diag.ko's work that need this module's
+ * internals: the walk of quic_net.socks and the QUIC_DIAG_* attributes
+ * (diag.h).
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/inet_diag.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/seq_file_net.h>
 #include <net/ip.h>
+#include <net/netlink.h>
 #include <net/sock.h>
 
 #include "quic.h"
+#include "diag.h"
 
 /* Order and spelling are part of the procfs ABI. */
 static const char * const quic_mib_names[] = {
@@ -186,6 +193,142 @@ static int quic_eps_seq_show(struct seq_file *seq, void *v)
 	mutex_unlock(&qn->lock);
 	return 0;
 }
+
+/**
+ * quic_diag_socks - the listed sockets of a namespace, a batch at a time
+ * @net: the namespace
+ * @pos: in: how many to skip; out: advanced past those returned
+ * @sks: filled with held sockets (sock_put() each)
+ * @max: size of @sks
+ *
+ * The sockets of /proc/net/quic/conns and eps, in list order.  The list
+ * may change between two calls: a socket can then be skipped or given
+ * twice, as for any netlink dump that spans several replies.
+ *
+ * Return: the number of sockets in @sks, 0 at the end.
+ */
+int quic_diag_socks(struct net *net, unsigned long *pos, struct sock **sks,
+		    int max)
+{
+	struct quic_net *qn = quic_net(net);
+	unsigned long i = 0;
+	struct quic_sock *qs;
+	int n = 0;
+
+	mutex_lock(&qn->lock);
+	hlist_for_each_entry(qs, &qn->socks, node) {
+		if (i++ < *pos)
+			continue;
+		if (n == max)
+			break;
+		sock_hold(&qs->inet.sk);
+		sks[n++] = &qs->inet.sk;
+	}
+	mutex_unlock(&qn->lock);
+	*pos += n;
+	return n;
+}
+EXPORT_SYMBOL_GPL(quic_diag_socks);
+
+static int quic_diag_put_cid(struct sk_buff *skb, int type,
+			     const struct quic_conn_id_set *set)
+{
+	const struct quic_conn_id_entry *e = set->active;
+
+	if (!e)
+		return 0;
+	return nla_put(skb, type, e->key.id.len, e->key.id.data);
+}
+
+static int quic_diag_put_cong(struct sk_buff *skb, const struct quic_cong *c)
+{
+	const char *algo = quic_cong_name(c->algo);
+
+	if (nla_put_string(skb, QUIC_DIAG_CONG_ALGO, algo) ||
+	    nla_put_u32(skb, QUIC_DIAG_SRTT, c->smoothed_rtt) ||
+	    nla_put_u32(skb, QUIC_DIAG_RTTVAR, c->rttvar) ||
+	    nla_put_u32(skb, QUIC_DIAG_MIN_RTT,
+			c->min_rtt == U32_MAX ? 0 : c->min_rtt) ||
+	    nla_put_u32(skb, QUIC_DIAG_LATEST_RTT, c->latest_rtt) ||
+	    nla_put_u32(skb, QUIC_DIAG_CWND, c->cwnd) ||
+	    nla_put_u32(skb, QUIC_DIAG_SSTHRESH, c->ssthresh) ||
+	    nla_put_u32(skb, QUIC_DIAG_IN_FLIGHT, c->in_flight) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_LOST, c->lost_pkts,
+			      QUIC_DIAG_UNSPEC) ||
+	    nla_put_u32(skb, QUIC_DIAG_PTO_COUNT, c->pto_count) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_PACING_RATE,
+			      quic_cong_pace_rate(c), QUIC_DIAG_UNSPEC) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_BYTES_SENT, c->bytes_sent,
+			      QUIC_DIAG_UNSPEC) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_BYTES_ACKED, c->bytes_acked,
+			      QUIC_DIAG_UNSPEC))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int quic_diag_put_streams(struct sk_buff *skb,
+				 const struct quic_stream_table *t)
+{
+	if (nla_put_u64_64bit(skb, QUIC_DIAG_STREAMS_BIDI_LOCAL,
+			      t->next_local[0] - t->freed_local[0],
+			      QUIC_DIAG_UNSPEC) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_STREAMS_UNI_LOCAL,
+			      t->next_local[1] - t->freed_local[1],
+			      QUIC_DIAG_UNSPEC) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_STREAMS_BIDI_PEER,
+			      t->next_peer[0] - t->done_peer[0],
+			      QUIC_DIAG_UNSPEC) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_STREAMS_UNI_PEER,
+			      t->next_peer[1] - t->done_peer[1],
+			      QUIC_DIAG_UNSPEC))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/**
+ * quic_diag_info_fill - the QUIC_DIAG_* attributes of a socket
+ * @sk: a socket from quic_diag_socks(), locked by the caller
+ * @skb: the reply, where INET_DIAG_INFO is nested
+ *
+ * Return: 0, or -EMSGSIZE with @skb as it was.
+ */
+int quic_diag_info_fill(struct sock *sk, struct sk_buff *skb)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct nlattr *nest;
+	u32 cipher;
+
+	nest = nla_nest_start(skb, INET_DIAG_INFO);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_u8(skb, QUIC_DIAG_SERVER, qs->is_serv) ||
+	    (qs->alpn.len &&
+	     nla_put(skb, QUIC_DIAG_ALPN, qs->alpn.len, qs->alpn.data)))
+		goto cancel;
+	if (quic_is_listen(sk))
+		goto end;
+
+	cipher = quic_crypto_cipher_type(&qs->crypto[QUIC_CRYPTO_APP].tx);
+	if (nla_put_u32(skb, QUIC_DIAG_VERSION, qs->version) ||
+	    (cipher && nla_put_u32(skb, QUIC_DIAG_CIPHER, cipher)) ||
+	    quic_diag_put_cid(skb, QUIC_DIAG_SCID, &qs->source) ||
+	    quic_diag_put_cid(skb, QUIC_DIAG_DCID, &qs->dest) ||
+	    quic_diag_put_streams(skb, &qs->streams) ||
+	    quic_diag_put_cong(skb, &qs->cong) ||
+	    nla_put_u32(skb, QUIC_DIAG_MSS, qs->path.mss) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_BYTES_RECEIVED,
+			      qs->flow.recv_highest, QUIC_DIAG_UNSPEC) ||
+	    nla_put_u64_64bit(skb, QUIC_DIAG_IDLE_TIMEOUT, qs->idle_timeout,
+			      QUIC_DIAG_UNSPEC))
+		goto cancel;
+end:
+	nla_nest_end(skb, nest);
+	return 0;
+cancel:
+	nla_nest_cancel(skb, nest);
+	return -EMSGSIZE;
+}
+EXPORT_SYMBOL_GPL(quic_diag_info_fill);
 
 int quic_proc_init(struct net *net)
 {
