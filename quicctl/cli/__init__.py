@@ -51,9 +51,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from quicctl.cli import agent, bench, demo, fuzz, module, vm
+    from quicctl.cli import agent, bench, demo, fuzz, module, trace, vm
 
-    for mod in (module, vm, demo, bench, fuzz, agent):
+    for mod in (module, vm, demo, bench, fuzz, agent, trace):
         for cmd in mod.COMMANDS:
             main.add_command(cmd)
 
