@@ -9,6 +9,7 @@ key log.  The tracefs instance is gone after the command, also after Ctrl-C.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import KernelHqServer, kernel_connect
+from conftest import ROOT, KernelHqServer, kernel_connect
 
 from quicctl import qlog
 from quicctl.cli import main
@@ -241,8 +242,11 @@ def _instances() -> set[str]:
 
 
 def _start_trace(args: list[str]) -> subprocess.Popen:
-    quicctl = str(Path(sys.executable).parent / "quicctl")
-    proc = subprocess.Popen([quicctl, "trace", *args], stderr=subprocess.PIPE, text=True)
+    # This tree's quicctl, whatever the venv's entry point was installed from.
+    code = "from quicctl.cli import main; main(prog_name='quicctl')"
+    cmd = [sys.executable, "-c", code, "trace", *args]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stderr.readline()
     assert line.startswith("tracing "), f"quicctl trace did not start: {line}"
     return proc
@@ -279,9 +283,11 @@ def _tshark_client_packets(pcap: Path, keylog: Path, port: int) -> list[tuple[st
     return out
 
 
-def test_trace_transfer_matches_tshark(quic_module, clean_path, topo, tmp_path):
+def test_trace_transfer_matches_tshark(quic_module, clean_path, topo, tmp_path, capsys):
     """`quicctl trace --peer-port` records the client of a kernel-to-kernel transfer: the
     .sqlog validates, and the packets it says the client sent are those on the wire."""
+    import quicdecode
+
     from quicctl import hq
     from quicctl.hq import make_file
 
@@ -346,6 +352,15 @@ def test_trace_transfer_matches_tshark(quic_module, clean_path, topo, tmp_path):
         f"traced only {sorted(set(sent) - set(wire))[:20]}, "
         f"on the wire only {sorted(set(wire) - set(sent))[:20]}"
     )
+    kept = quicdecode.ARTIFACTS / "trace-client.sqlog"  # to open in qvis
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(out, kept)
+    with capsys.disabled():
+        counts = {n: sum(e["name"] == n for e in events) for n in sorted(names)}
+        print(
+            f"\n  {len(events)} qlog events {counts}; {len(sent)} packets sent "
+            f"({len(one_rtt)} 1-RTT) all on the wire as tshark decodes them; kept {kept}"
+        )
 
 
 def test_trace_ctrl_c_removes_instance(quic_module):

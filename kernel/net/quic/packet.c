@@ -294,7 +294,13 @@ static int quic_packet_key_event(struct sock *sk, u8 event, s64 pn)
 		quic_event_queue(sk, QUIC_EVENT_KEY_UPDATE, &phase, 1);
 		trace_quic_key_update(sk, QUIC_CRYPTO_APP, false, phase,
 				      QUIC_TRACE_KEY_PEER);
+		trace_quic_key_update(sk, QUIC_CRYPTO_APP, true, phase,
+				      QUIC_TRACE_KEY_PEER);
 	}
+	if (event == QUIC_CRYPTO_KEY_CONFIRMED)
+		trace_quic_key_update(sk, QUIC_CRYPTO_APP, false,
+				      qs->crypto[QUIC_CRYPTO_APP].rx.phase,
+				      QUIC_TRACE_KEY_LOCAL);
 	return 0;
 }
 
