@@ -232,6 +232,8 @@ def test_trace_usage_errors():
     assert r.exit_code == 2 and "--cookie" in r.output
     r = CliRunner().invoke(main, ["trace", "--local-port", "99999"])
     assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["trace", "--cookie", "sk:1f"])
+    assert r.exit_code == 2 and "not a socket cookie" in r.output
 
 
 # -- VM -------------------------------------------------------------------------------------
@@ -361,6 +363,62 @@ def test_trace_transfer_matches_tshark(quic_module, clean_path, topo, tmp_path, 
             f"\n  {len(events)} qlog events {counts}; {len(sent)} packets sent "
             f"({len(one_rtt)} 1-RTT) all on the wire as tshark decodes them; kept {kept}"
         )
+
+
+def test_trace_server_side_losses(quic_module, clean_path, topo, tmp_path, capsys):
+    """`quicctl trace --local-port` follows the server's connection on a lossy path: the
+    losses it reports are of packets it reported sent, and the window moves."""
+    from quicctl import hq
+    from quicctl.hq import make_file
+
+    root = tmp_path / "www"
+    root.mkdir()
+    make_file(root / "one", 256 << 10, seed=2)
+    out = tmp_path / "s.sqlog"
+    topo.wire_like(topo.server)
+    topo.netem(topo.server, "loss 8%")  # undone by clean_path
+    before = _instances()
+    server = KernelHqServer(topo, root)
+    proc = _start_trace(["--local-port", str(server.port), "-o", str(out)])
+    try:
+        with kernel_connect(topo, topo.server_v4, server.port) as conn:
+            downloads = hq.fetch(conn, ["/one"], None)
+        assert downloads[0].done
+        try:  # the server closes once the client's CONNECTION_CLOSE is in
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)  # what was recorded is written
+            _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.close()
+    assert proc.returncode == 0, err
+    assert _instances() == before, "the tracefs instance is left behind"
+    header, events = validate_sqlog(out.read_text())
+    assert header["trace"]["vantage_point"]["type"] == "server"
+    sent: dict[tuple[str, int], float] = {}
+    lost = []
+    for e in events:
+        if e["name"] == "transport:packet_sent":
+            h = e["data"]["header"]
+            sent.setdefault((h["packet_type"], h["packet_number"]), e["time"])
+        elif e["name"] == "recovery:packet_lost":
+            h = e["data"]["header"]
+            key = (h["packet_type"], h["packet_number"])
+            assert key in sent and sent[key] <= e["time"], f"{key} lost but never sent"
+            lost.append(key)
+    assert lost, f"no packet_lost among {len(sent)} packets sent through 8% loss"
+    windows = {
+        e["data"]["congestion_window"]
+        for e in events
+        if e["name"] == "recovery:metrics_updated" and "congestion_window" in e["data"]
+    }
+    assert len(windows) > 1, f"the window never changed ({windows})"  # fmt: skip
+    with capsys.disabled():
+        print(f"\n  server: {len(events)} qlog events, {len(sent)} packets sent, {len(lost)} lost, "
+              f"{len(windows)} congestion windows")  # fmt: skip
 
 
 def test_trace_ctrl_c_removes_instance(quic_module):

@@ -12,14 +12,29 @@ from quicctl.cli import OutputFile
 from quicctl.errors import QuicctlError
 
 
+class Cookie(click.ParamType):
+    """A socket cookie: decimal, or hex with 0x (`ss -e` prints it as sk:HEX)."""
+
+    name = "cookie"
+
+    def convert(self, value, param, ctx):
+        try:
+            n = int(str(value), 0)
+        except ValueError:
+            n = -1
+        if not 0 <= n < 1 << 64:
+            self.fail(f"{value!r} is not a socket cookie (a number, 0x for hex)", param, ctx)
+        return n
+
+
 @click.command()
 @click.option("-o", "--output", "output", type=OutputFile(), default="quic.sqlog",
               show_default=True, help="qlog file to write (JSON-SEQ).")  # fmt: skip
 @click.option(
     "--cookie",
-    type=click.IntRange(0),
+    type=Cookie(),
     metavar="N",
-    help="The connection's socket cookie (as `ss -e` shows it, in decimal).",
+    help="The connection's socket cookie: decimal, or 0x and hex (`ss -e` shows sk:HEX).",
 )
 @click.option(
     "--local-port",
