@@ -469,6 +469,7 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 		}
 	}
 	quic_loss_spurious(sk, s, ranges, n);
+	trace_quic_ack_received(sk, space, largest, delay, &acked);
 	if (list_empty(&acked))
 		return;
 	if (rtt) {
@@ -495,6 +496,7 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 	if (qs->is_serv || space != QUIC_SPACE_INITIAL)
 		qs->cong.pto_count = 0;
 	quic_loss_set_timer(sk);
+	trace_quic_metrics(sk);
 	sk->sk_write_space(sk);
 }
 
@@ -557,6 +559,8 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 		by_pn = s->largest_acked >= pkt->pn + thresh;
 		if ((by_pn || pkt->time + delay <= now) &&
 		    space == QUIC_SPACE_APP && quic_pl_lost(sk, pkt->pn)) {
+			trace_quic_packet_lost(sk, space, pkt->pn,
+					       QUIC_TRACE_LOST_PROBE);
 			quic_cong_on_probe_lost(&qs->cong, pkt->size);
 			quic_frames_requeue(sk, &pkt->frames, &lost);
 			list_del(&pkt->list);
@@ -564,6 +568,9 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 			continue;
 		}
 		if (by_pn || pkt->time + delay <= now) {
+			trace_quic_packet_lost(sk, space, pkt->pn,
+					       by_pn ? QUIC_TRACE_LOST_PN :
+						       QUIC_TRACE_LOST_TIME);
 			quic_cong_on_lost(&qs->cong, pkt->size);
 			last = pkt->time;
 			if (!run_first || pkt->ack_gap)
@@ -587,6 +594,7 @@ void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 	quic_cong_event(&qs->cong, last, now, n);
 	if (persistent)
 		quic_cong_collapse(&qs->cong);
+	trace_quic_metrics(sk);
 	list_for_each_entry(pkt, &gone, list)
 		pkt->episode = qs->cong.episode;
 	list_splice_tail(&gone, &s->lost);

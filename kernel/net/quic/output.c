@@ -458,6 +458,8 @@ static int quic_out_finish(struct sock *sk, struct quic_dgram *d)
 					  now);
 			s->last_sent_time = now;
 		}
+		trace_quic_packet_sent(sk, pkt, op->pn_offset, op->len,
+				       op->space, op->pn);
 		err = quic_crypto_encrypt(&qs->crypto[op->space], pkt, op->len,
 					  op->pn_offset, op->pn);
 		if (err) {

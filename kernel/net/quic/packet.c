@@ -292,7 +292,15 @@ static int quic_packet_key_event(struct sock *sk, u8 event, s64 pn)
 	if (event == QUIC_CRYPTO_KEY_PEER_UPDATE) {
 		phase = qs->crypto[QUIC_CRYPTO_APP].rx.phase;
 		quic_event_queue(sk, QUIC_EVENT_KEY_UPDATE, &phase, 1);
+		trace_quic_key_update(sk, QUIC_CRYPTO_APP, false, phase,
+				      QUIC_TRACE_KEY_PEER);
+		trace_quic_key_update(sk, QUIC_CRYPTO_APP, true, phase,
+				      QUIC_TRACE_KEY_PEER);
 	}
+	if (event == QUIC_CRYPTO_KEY_CONFIRMED)
+		trace_quic_key_update(sk, QUIC_CRYPTO_APP, false,
+				      qs->crypto[QUIC_CRYPTO_APP].rx.phase,
+				      QUIC_TRACE_KEY_LOCAL);
 	return 0;
 }
 
@@ -328,6 +336,8 @@ static int quic_packet_frames(struct sock *sk, struct quic_pkt *pkt, u8 *p,
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_INVNUMDROP);
 		return 0;
 	}
+	trace_quic_packet_received(sk, p, pkt->pn_offset, pkt->len, pkt->space,
+				   pkt->pn);
 	err = quic_frame_process(sk, pkt, p + hlen,
 				 pkt->len - hlen - QUIC_CRYPTO_TAG_LEN);
 	if (err < 0) {

@@ -503,6 +503,7 @@ static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
 	m->active = 1;
 	m->deadline = quic_now() + quic_path_validation_time(sk);
 	quic_timer_reset(sk, QUIC_TIMER_PATH, quic_cong_pto(&qs->cong, true));
+	trace_quic_path(sk, QUIC_TRACE_PATH_MOVED, from);
 	pr_debug("%s: sk %p peer moved to %pISpc%s\n", __func__, sk, from,
 		 m->port_only ? " (port only)" : "");
 }
@@ -513,6 +514,7 @@ static void quic_path_move_back(struct sock *sk)
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_path_move *m = &qs->move;
 
+	trace_quic_path(sk, QUIC_TRACE_PATH_BACK, &m->prev);
 	quic_path_switch(sk, &m->prev);
 	qs->path.validated = 1;
 	m->active = 0;
@@ -558,8 +560,10 @@ u32 quic_path_challenge_build(struct sock *sk, u8 *p, u32 room)
 		return 0;
 	n = quic_frame_path_put(p, room, QUIC_FRAME_PATH_CHALLENGE,
 				m->challenge);
-	if (n)
+	if (n) {
 		m->challenge_pending = 0;
+		trace_quic_path(sk, QUIC_TRACE_PATH_CHALLENGE, &quic_sk(sk)->peer);
+	}
 	return n;
 }
 
@@ -584,6 +588,7 @@ void quic_path_response_recv(struct sock *sk, const u8 *data)
 	m->challenge_pending = 0;
 	quic_timer_stop(sk, QUIC_TIMER_PATH);
 	qs->path.validated = 1;
+	trace_quic_path(sk, QUIC_TRACE_PATH_VALIDATED, &qs->peer);
 	if (!m->port_only) {
 		quic_pl_blackhole(sk);	/* the datagram size is searched again */
 		quic_cong_reset(&qs->cong, qs->config.initial_smoothed_rtt);

@@ -33,6 +33,7 @@
 #include "cong.h"
 #include "path.h"
 #include "timer.h"
+#include "trace.h"
 
 /* protocol.c */
 
@@ -276,6 +277,7 @@ static inline void quic_state_store(struct sock *sk, int state)
 			       QUIC_MIB_CONN_CURRENTESTABS);
 	else if (state == QUIC_SS_ESTABLISHED)
 		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_CONN_CURRENTESTABS);
+	trace_quic_state(sk, old, state);
 	inet_sk_set_state(sk, state);
 }
 

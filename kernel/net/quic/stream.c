@@ -243,6 +243,7 @@ static void quic_stream_maybe_free(struct sock *sk, struct quic_stream *s)
 	if (quic_sk(sk)->streams.active == s->id)
 		quic_sk(sk)->streams.active = -1;
 	quic_stream_unblock(sk, s->id);
+	trace_quic_stream(sk, s->id, QUIC_TRACE_STREAM_CLOSED, 0);
 	hlist_del(&s->node);
 	quic_ooo_purge(&s->recv.ooo);
 	kfree(s);
@@ -287,6 +288,7 @@ static struct quic_stream *quic_stream_create(struct sock *sk, s64 id)
 	s->recv.state = QUIC_STREAM_RECV_STATE_RECV;
 	quic_stream_limits(sk, s);
 	hlist_add_head(&s->node, quic_stream_bucket(t, id));
+	trace_quic_stream(sk, id, QUIC_TRACE_STREAM_OPEN, 0);
 	return s;
 }
 
@@ -532,6 +534,7 @@ static void quic_stream_recvd(struct sock *sk, struct quic_stream *s)
 {
 	s->recv.state = QUIC_STREAM_RECV_STATE_RECVD;
 	quic_stream_event(sk, s->id, s->recv.state, 0, s->recv.finalsz);
+	trace_quic_stream(sk, s->id, QUIC_TRACE_STREAM_FIN_RECVD, 0);
 }
 
 /* Move in-order data from the out-of-order queue to the receive queue. */
@@ -970,6 +973,7 @@ void quic_stream_send_fin(struct sock *sk, struct quic_stream *s)
 	struct quic_stream_table *t = &quic_sk(sk)->streams;
 
 	s->send.state = QUIC_STREAM_SEND_STATE_SENT;
+	trace_quic_stream(sk, s->id, QUIC_TRACE_STREAM_FIN_SENT, 0);
 	if (t->active == s->id)
 		t->active = -1;
 	quic_stream_unblock(sk, s->id);
@@ -1062,6 +1066,7 @@ int quic_stream_reset_recv(struct sock *sk, s64 id, u32 errcode, u64 finalsz)
 	s->recv.read = finalsz;
 	s->recv.offset = finalsz;
 	quic_stream_event(sk, id, s->recv.state, errcode, finalsz);
+	trace_quic_stream(sk, id, QUIC_TRACE_STREAM_RESET_RECVD, errcode);
 	if (quic_sk(sk)->streams.active == id && quic_stream_is_uni(id))
 		quic_sk(sk)->streams.active = -1;
 	quic_stream_peer_done(sk, s);
@@ -1095,6 +1100,7 @@ static int __quic_stream_reset(struct sock *sk, struct quic_stream *s,
 	quic_stream_outq_purge(sk, s->id);
 	s->send.errcode = errcode;
 	s->send.state = QUIC_STREAM_SEND_STATE_RESET_SENT;
+	trace_quic_stream(sk, s->id, QUIC_TRACE_STREAM_RESET_SENT, errcode);
 	if (quic_sk(sk)->streams.active == s->id)
 		quic_sk(sk)->streams.active = -1;
 	quic_stream_unblock(sk, s->id);
