@@ -22,7 +22,7 @@ import pytest
 from conftest import kernel_connect, nft
 from peer import AioPeer, KernelAccept, KernelReader, conns, until
 
-from quicctl.connection import ConnectionClosed
+from quicctl.errors import PeerClosedError
 
 RESET_RATE = 100  # QUIC_RESET_RATE, per second and namespace
 
@@ -167,13 +167,13 @@ table inet quicsr {{
         nft(topo, topo.server, "delete table inet quicsr\n")
         start = time.monotonic()
         client.sock.settimeout(20)
-        with pytest.raises(ConnectionClosed) as info:
+        with pytest.raises(PeerClosedError) as info:
             while True:  # each write sends a packet the server answers with a reset
                 client.sendall(b"more", sid, fin=False)
                 client.recv(1 << 16)
         took = time.monotonic() - start
         # Reference section 4.5: a stateless reset is reported as errcode 0x100.
-        assert info.value.info.errcode == 0x100, info.value.info
+        assert info.value.error_code == 0x100, info.value
         assert took < 10, f"the client ended after {took:.1f} s: not by the reset"
     finally:
         client.close()

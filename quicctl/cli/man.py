@@ -44,6 +44,13 @@ ENVIRONMENT = [
     ),
     ("QUICCTL_FUZZ_SEED", "test: seed of the fuzz selftests; passed into the VM."),
     ("QUICCTL_IN_VM", "Set to 1 by quicctl inside its guest; not meant to be set by hand."),
+    ("DEBFULLNAME", "package deb: the Maintainer's name (default: git's user.name)."),
+    ("DEBEMAIL", "package deb: the Maintainer's address (default: git's user.email)."),
+    (
+        "SOURCE_DATE_EPOCH",
+        "package deb: the time stamp of every file in the package (default: the last commit's "
+        "time), so that two builds are identical.",
+    ),
     (
         "PATH",
         "Searched for the tools quicctl runs; /usr/sbin and /sbin are added for the module "
