@@ -100,16 +100,12 @@ def listener(quic_module):
     s.close()
 
 
-@pytest.fixture(scope="module")
-def established(dev_module_installed, topo):
-    """A kernel client and the kernel server's accepted socket, a stream echoed once."""
-    from quicctl import kmod
-
-    kmod.load(dev_module_installed)
+@pytest.fixture
+def established(quic_module, topo):
+    """A kernel client and the kernel server's accepted socket, a stream echoed once (one
+    connection per test: a row's refusal must not depend on what an earlier test did)."""
     server = EchoServer(topo, "0.0.0.0")
-    # Keep-alive PINGs: the tests in between can take longer than the idle timeout.
-    conn = _client(topo, topo.server_v4, server.port, CIPHERS["aes128gcm"],
-                   config={"keepalive_probe_interval": 1500000})  # fmt: skip
+    conn = _client(topo, topo.server_v4, server.port, CIPHERS["aes128gcm"])
     sid = conn.open_stream()
     conn.sendall(b"ping", sid, fin=True)
     assert _read_streams(conn, {sid})[sid] == b"ping"
