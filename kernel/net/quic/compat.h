@@ -11,6 +11,8 @@
 #ifndef __NET_QUIC_COMPAT_H
 #define __NET_QUIC_COMPAT_H
 
+#include <linux/export.h>
+#include <linux/module.h>
 #include <linux/net.h>
 #include <linux/sysctl.h>
 #include <net/net_namespace.h>
@@ -100,6 +102,37 @@ quic_compat_register_sysctl(struct net *net, const char *path,
 {
 	return register_net_sysctl(net, path, table);
 }
+#endif
+
+/*
+ * Symbols that exist only for the KUnit tests (test/): VISIBLE_IF_KUNIT
+ * makes a function static unless the kernel has KUnit, and
+ * EXPORT_SYMBOL_IF_KUNIT() exports it into the EXPORTED_FOR_KUNIT_TESTING
+ * namespace only then.  <kunit/visibility.h> is in 6.2 and later (and in
+ * the 6.1 stable kernels that backported it); the fallback defines the same,
+ * spelled so that checkpatch does not take the definitions for exports.
+ * The namespace became a string in 6.13 (EXPORT_SYMBOL_NS(sym, "NS"),
+ * MODULE_IMPORT_NS("NS")); QUIC_KUNIT_IMPORT_NS() imports it either way.
+ */
+#ifdef QUIC_HAVE_KUNIT_VISIBILITY
+#include <kunit/visibility.h>
+#else
+#define QUIC_EXPORT_NS			EXPORT_SYMBOL_NS
+#if IS_ENABLED(CONFIG_KUNIT)
+#define VISIBLE_IF_KUNIT
+#define QUIC_EXPORT_IF_KUNIT(sym)					\
+	QUIC_EXPORT_NS(sym, EXPORTED_FOR_KUNIT_TESTING)
+#else
+#define VISIBLE_IF_KUNIT		static
+#define QUIC_EXPORT_IF_KUNIT(sym)	static_assert(!__same_type(sym, void))
+#endif
+#define EXPORT_SYMBOL_IF_KUNIT		QUIC_EXPORT_IF_KUNIT
+#endif
+
+#ifdef QUIC_HAVE_IMPORT_NS_STRING
+#define QUIC_KUNIT_IMPORT_NS() MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING")
+#else
+#define QUIC_KUNIT_IMPORT_NS() MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING)
 #endif
 
 #endif /* __NET_QUIC_COMPAT_H */

@@ -18,6 +18,7 @@
 #include <linux/string.h>
 #include <linux/time64.h>
 
+#include "compat.h"
 #include "cong.h"
 
 /* RFC 9438 Section 5: C = 0.4, beta_cubic = 0.7, alpha = 3(1-b)/(1+b). */
@@ -68,7 +69,7 @@ void quic_cong_init(struct quic_cong *c, u32 mss, u32 init_rtt, u8 algo)
 	c->last_sent_pn = -1;
 	quic_hystart_init(&c->hs);
 }
-EXPORT_SYMBOL_GPL(quic_cong_init);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_init);
 
 /**
  * quic_cong_reset - a new path: the window and RTT estimates start again
@@ -94,13 +95,11 @@ void quic_cong_reset(struct quic_cong *c, u32 init_rtt)
 	c->bytes_sent = sent;
 	c->bytes_acked = acked;
 }
-EXPORT_SYMBOL_GPL(quic_cong_reset);
 
 const char *quic_cong_name(u8 algo)
 {
 	return algo == QUIC_CONG_CUBIC ? "cubic" : "reno";
 }
-EXPORT_SYMBOL_GPL(quic_cong_name);
 
 /*
  * RFC 9406 Section 4.2: a round ends when the packet sent last at its
@@ -204,7 +203,7 @@ void quic_cong_rtt_sample(struct quic_cong *c, u32 rtt, u32 ack_delay,
 	c->rttvar = (3 * c->rttvar + diff) / 4;
 	c->smoothed_rtt = (7 * c->smoothed_rtt + adjusted) / 8;
 }
-EXPORT_SYMBOL_GPL(quic_cong_rtt_sample);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_rtt_sample);
 
 /**
  * quic_cong_pto - the probe timeout period, without the backoff
@@ -219,7 +218,7 @@ u32 quic_cong_pto(const struct quic_cong *c, bool app)
 
 	return app ? pto + c->max_ack_delay : pto;
 }
-EXPORT_SYMBOL_GPL(quic_cong_pto);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_pto);
 
 /**
  * quic_cong_loss_delay - the time threshold of loss detection
@@ -235,7 +234,7 @@ u32 quic_cong_loss_delay(const struct quic_cong *c)
 
 	return max(rtt + (rtt >> c->reorder_shift), (u32)QUIC_GRANULARITY);
 }
-EXPORT_SYMBOL_GPL(quic_cong_loss_delay);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_loss_delay);
 
 /**
  * quic_cong_on_sent - an ack-eliciting packet left
@@ -254,7 +253,7 @@ void quic_cong_on_sent(struct quic_cong *c, u32 bytes, s64 pn, u64 now)
 		c->last_sent_pn = pn;
 	c->pace_tokens -= bytes;
 }
-EXPORT_SYMBOL_GPL(quic_cong_on_sent);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_on_sent);
 
 /**
  * quic_cong_can_send - does the congestion window allow @bytes more
@@ -267,7 +266,7 @@ bool quic_cong_can_send(const struct quic_cong *c, u32 bytes)
 {
 	return c->in_flight + bytes <= c->cwnd;
 }
-EXPORT_SYMBOL_GPL(quic_cong_can_send);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_can_send);
 
 /* Integer cube root, rounded down. */
 static u32 quic_cbrt(u64 x)
@@ -296,7 +295,7 @@ static u32 quic_cbrt(u64 x)
  *
  * Return: K in microseconds.
  */
-u32 quic_cong_cubic_k(u32 w_max, u32 cwnd, u32 mss)
+VISIBLE_IF_KUNIT u32 quic_cong_cubic_k(u32 w_max, u32 cwnd, u32 mss)
 {
 	u64 x;
 
@@ -306,7 +305,7 @@ u32 quic_cong_cubic_k(u32 w_max, u32 cwnd, u32 mss)
 				   QUIC_CUBIC_C_DEN / QUIC_CUBIC_C_NUM);
 	return quic_cbrt(div_u64(x, mss)) * USEC_PER_MSEC;
 }
-EXPORT_SYMBOL_GPL(quic_cong_cubic_k);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_cubic_k);
 
 /**
  * quic_cong_cubic_w - W_cubic(t) of RFC 9438 Section 4.2, in bytes
@@ -317,7 +316,7 @@ EXPORT_SYMBOL_GPL(quic_cong_cubic_k);
  *
  * Return: bytes, within [0, U32_MAX].
  */
-u32 quic_cong_cubic_w(const struct quic_cong *c, u64 t)
+VISIBLE_IF_KUNIT u32 quic_cong_cubic_w(const struct quic_cong *c, u64 t)
 {
 	s64 d = div_s64((s64)t - c->cubic.k, USEC_PER_MSEC);
 	u64 ad = min_t(u64, abs(d), QUIC_CUBIC_MAX_T_MS), delta;
@@ -330,7 +329,7 @@ u32 quic_cong_cubic_w(const struct quic_cong *c, u64 t)
 		    (s64)c->cubic.w_max + (s64)delta;
 	return clamp_t(s64, w, 0, U32_MAX);
 }
-EXPORT_SYMBOL_GPL(quic_cong_cubic_w);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_cubic_w);
 
 /* RFC 9438 Sections 4.2 to 4.5: congestion avoidance, per ACK. */
 static void quic_cubic_avoid(struct quic_cong *c, u32 bytes, u64 now)
@@ -463,7 +462,7 @@ void quic_cong_on_acked(struct quic_cong *c, u32 bytes, s64 pn,
 	else
 		quic_reno_avoid(c, bytes);
 }
-EXPORT_SYMBOL_GPL(quic_cong_on_acked);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_on_acked);
 
 /**
  * quic_cong_on_lost - a packet was declared lost: it leaves the flight
@@ -475,7 +474,7 @@ void quic_cong_on_lost(struct quic_cong *c, u32 bytes)
 	c->in_flight -= min(c->in_flight, bytes);
 	c->lost_pkts++;
 }
-EXPORT_SYMBOL_GPL(quic_cong_on_lost);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_on_lost);
 
 /**
  * quic_cong_event - a congestion event: packets were lost
@@ -531,7 +530,7 @@ void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now, u32 lost)
 	c->ssthresh = max(c->ssthresh, quic_cong_min_wnd(c));
 	c->cwnd = c->ssthresh;
 }
-EXPORT_SYMBOL_GPL(quic_cong_event);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_event);
 
 /**
  * quic_cong_spurious - a packet declared lost was acknowledged after all
@@ -574,7 +573,7 @@ bool quic_cong_spurious(struct quic_cong *c, u32 episode, u32 reorder,
 	c->undone++;
 	return true;
 }
-EXPORT_SYMBOL_GPL(quic_cong_spurious);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_spurious);
 
 /**
  * quic_cong_persistent - do two lost packets establish persistent congestion
@@ -599,7 +598,7 @@ bool quic_cong_persistent(const struct quic_cong *c, u64 first_time,
 		return false;
 	return last_time - first_time > duration;
 }
-EXPORT_SYMBOL_GPL(quic_cong_persistent);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_persistent);
 
 /**
  * quic_cong_collapse - persistent congestion: back to the minimum window
@@ -619,7 +618,7 @@ void quic_cong_collapse(struct quic_cong *c)
 	if (c->has_sample)
 		WRITE_ONCE(c->min_rtt, c->latest_rtt);
 }
-EXPORT_SYMBOL_GPL(quic_cong_collapse);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_collapse);
 
 /**
  * quic_cong_on_discard - packets of discarded keys leave the flight
@@ -632,7 +631,6 @@ void quic_cong_on_discard(struct quic_cong *c, u32 bytes)
 {
 	c->in_flight -= min(c->in_flight, bytes);
 }
-EXPORT_SYMBOL_GPL(quic_cong_on_discard);
 
 /**
  * quic_cong_pace_rate - the pacing rate, bytes per second
@@ -651,7 +649,7 @@ u64 quic_cong_pace_rate(const struct quic_cong *c)
 
 	return c->cwnd < c->ssthresh ? 2 * rate : rate + rate / 4;
 }
-EXPORT_SYMBOL_GPL(quic_cong_pace_rate);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_pace_rate);
 
 /**
  * quic_cong_pace_wait - may @bytes be sent now, as the pacing rate allows
@@ -686,4 +684,4 @@ u32 quic_cong_pace_wait(struct quic_cong *c, u32 bytes, u64 now, u32 tick)
 		return 0;
 	return div64_u64(((u64)bytes - c->pace_tokens) * USEC_PER_SEC, rate) + 1;
 }
-EXPORT_SYMBOL_GPL(quic_cong_pace_wait);
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_pace_wait);

@@ -186,8 +186,12 @@ bool quic_cong_can_send(const struct quic_cong *c, u32 bytes);
 u64 quic_cong_pace_rate(const struct quic_cong *c);
 u32 quic_cong_pace_wait(struct quic_cong *c, u32 bytes, u64 now,
 			u32 tick);
+const char *quic_cong_name(u8 algo);
+
+#if IS_ENABLED(CONFIG_KUNIT)
+/* Visible to the KUnit tests only (static otherwise). */
 u32 quic_cong_cubic_k(u32 w_max, u32 cwnd, u32 mss);
 u32 quic_cong_cubic_w(const struct quic_cong *c, u64 t);
-const char *quic_cong_name(u8 algo);
+#endif
 
 #endif /* __NET_QUIC_CONG_H */

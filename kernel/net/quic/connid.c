@@ -32,6 +32,7 @@
 #include <net/sock.h>
 #include <uapi/linux/quic.h>
 
+#include "compat.h"
 #include "connid.h"
 
 /* Attempts to draw an ID that is not hashed yet (64 random bits). */
@@ -56,7 +57,7 @@ void quic_conn_id_generate(struct quic_conn_id *id)
 	id->len = QUIC_CONN_ID_DEF_LEN;
 	get_random_bytes(id->data, QUIC_CONN_ID_DEF_LEN);
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_generate);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_generate);
 
 /**
  * quic_conn_id_token - stateless reset token of one of our IDs
@@ -64,7 +65,8 @@ EXPORT_SYMBOL_GPL(quic_conn_id_generate);
  * @token: set to its QUIC_CONN_ID_TOKEN_LEN-byte token, a keyed function
  *	of @id only (RFC 9000 Section 10.3.2)
  */
-void quic_conn_id_token(const struct quic_conn_id *id, u8 *token)
+VISIBLE_IF_KUNIT void
+quic_conn_id_token(const struct quic_conn_id *id, u8 *token)
 {
 	u64 half[2];
 
@@ -73,7 +75,7 @@ void quic_conn_id_token(const struct quic_conn_id *id, u8 *token)
 	BUILD_BUG_ON(sizeof(half) != QUIC_CONN_ID_TOKEN_LEN);
 	memcpy(token, half, QUIC_CONN_ID_TOKEN_LEN);
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_token);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_token);
 
 /**
  * quic_conn_id_errcode - QUIC transport error for an error of this file
@@ -94,7 +96,7 @@ u32 quic_conn_id_errcode(int err)
 		return QUIC_TRANSPORT_ERROR_INTERNAL;
 	}
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_errcode);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_errcode);
 
 /* The hash */
 
@@ -283,7 +285,7 @@ struct quic_conn_id_entry *quic_cid_hash_add(struct net *net,
 	}
 	return e;
 }
-EXPORT_SYMBOL_GPL(quic_cid_hash_add);
+EXPORT_SYMBOL_IF_KUNIT(quic_cid_hash_add);
 
 /**
  * quic_cid_hash_del - unhash and free an entry of quic_cid_hash_add()
@@ -294,7 +296,7 @@ void quic_cid_hash_del(struct quic_conn_id_entry *e)
 	if (e)
 		quic_conn_id_entry_free(e);
 }
-EXPORT_SYMBOL_GPL(quic_cid_hash_del);
+EXPORT_SYMBOL_IF_KUNIT(quic_cid_hash_del);
 
 /**
  * quic_cid_lookup - find the socket an incoming packet is addressed to
@@ -327,7 +329,7 @@ struct sock *quic_cid_lookup(const struct net *net, const u8 *dcid, u8 len)
 	rcu_read_unlock();
 	return sk;
 }
-EXPORT_SYMBOL_GPL(quic_cid_lookup);
+EXPORT_SYMBOL_IF_KUNIT(quic_cid_lookup);
 
 /* Sets */
 
@@ -348,7 +350,7 @@ void quic_conn_id_set_init(struct quic_conn_id_set *set, struct sock *sk,
 	set->sk = sk;
 	set->limit = limit;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_set_init);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_set_init);
 
 static void quic_conn_id_unlink(struct quic_conn_id_set *set,
 				struct quic_conn_id_entry *e)
@@ -382,7 +384,7 @@ void quic_conn_id_set_free(struct quic_conn_id_set *set)
 	set->retire_count = 0;
 	set->retire_queued = 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_set_free);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_set_free);
 
 /**
  * quic_conn_id_find - look an ID up by sequence number
@@ -401,7 +403,7 @@ struct quic_conn_id_entry *quic_conn_id_find(const struct quic_conn_id_set *set,
 			return e;
 	return NULL;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_find);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_find);
 
 /**
  * quic_conn_id_find_id - look an ID up by value
@@ -410,7 +412,7 @@ EXPORT_SYMBOL_GPL(quic_conn_id_find);
  *
  * Return: the entry, or NULL.
  */
-struct quic_conn_id_entry *
+static struct quic_conn_id_entry *
 quic_conn_id_find_id(const struct quic_conn_id_set *set,
 		     const struct quic_conn_id *id)
 {
@@ -421,7 +423,6 @@ quic_conn_id_find_id(const struct quic_conn_id_set *set,
 			return e;
 	return NULL;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_find_id);
 
 /**
  * quic_conn_id_set_active - choose the ID in use
@@ -442,7 +443,7 @@ int quic_conn_id_set_active(struct quic_conn_id_set *set, u32 seq)
 	set->active = e;
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_set_active);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_set_active);
 
 /* Return: the held ID with the lowest number >= @seq, or NULL. */
 static struct quic_conn_id_entry *
@@ -469,7 +470,7 @@ u32 quic_conn_id_first_seq(const struct quic_conn_id_set *set)
 	return list_first_entry(&set->head, struct quic_conn_id_entry,
 				list)->seq;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_first_seq);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_first_seq);
 
 /**
  * quic_conn_id_last_seq - highest sequence number held
@@ -477,14 +478,14 @@ EXPORT_SYMBOL_GPL(quic_conn_id_first_seq);
  *
  * Return: the number, 0 if the set is empty.
  */
-u32 quic_conn_id_last_seq(const struct quic_conn_id_set *set)
+VISIBLE_IF_KUNIT u32 quic_conn_id_last_seq(const struct quic_conn_id_set *set)
 {
 	if (list_empty(&set->head))
 		return 0;
 	return list_last_entry(&set->head, struct quic_conn_id_entry,
 			       list)->seq;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_last_seq);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_last_seq);
 
 /* Keep the list ordered by sequence number; new numbers are usually last. */
 static void quic_conn_id_insert(struct quic_conn_id_set *set,
@@ -542,7 +543,7 @@ u8 quic_conn_id_source_room(const struct quic_conn_id_set *set)
 	held_room = QUIC_CONN_ID_RETIRE_MAX - set->count;
 	return min_t(u8, limit - unretired, held_room);
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_source_room);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_source_room);
 
 static int quic_conn_id_source_hash(struct quic_conn_id_set *set,
 				    struct quic_conn_id_entry *e,
@@ -610,7 +611,7 @@ quic_conn_id_source_add(struct quic_conn_id_set *set,
 	quic_conn_id_insert(set, e);
 	return e;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_source_add);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_source_add);
 
 /**
  * quic_conn_id_source_retire - handle a RETIRE_CONNECTION_ID frame
@@ -644,7 +645,7 @@ int quic_conn_id_source_retire(struct quic_conn_id_set *set, u32 seq,
 	quic_conn_id_fix_active(set);
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_source_retire);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_source_retire);
 
 /*
  * ABI reference Section 3 (CONNECTION_ID set): at least one held ID stays,
@@ -688,7 +689,7 @@ int quic_conn_id_source_retire_prior(struct quic_conn_id_set *set,
 		set->active = quic_conn_id_find_from(set, prior_to);
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_source_retire_prior);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_source_retire_prior);
 
 /**
  * quic_conn_id_source_sent - a NEW_CONNECTION_ID frame was sent
@@ -700,7 +701,7 @@ void quic_conn_id_source_sent(struct quic_conn_id_set *set, u32 seq)
 	if (seq >= set->sent_next && seq < set->next_seq)
 		set->sent_next = seq + 1;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_source_sent);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_source_sent);
 
 /* Destination set */
 
@@ -729,7 +730,7 @@ int quic_conn_id_dest_init(struct quic_conn_id_set *set,
 	set->next_seq = 1;
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_init);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_init);
 
 /**
  * quic_conn_id_dest_update - replace the ID of sequence number 0
@@ -751,7 +752,7 @@ int quic_conn_id_dest_update(struct quic_conn_id_set *set,
 	e->key.id = *id;
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_update);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_update);
 
 /**
  * quic_conn_id_dest_set_token - attach a stateless reset token
@@ -777,7 +778,7 @@ int quic_conn_id_dest_set_token(struct quic_conn_id_set *set, u32 seq,
 	quic_token_hash(set, e);
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_set_token);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_set_token);
 
 /*
  * RFC 9000 Section 5.1.2: a retired ID is announced in RETIRE_CONNECTION_ID
@@ -941,7 +942,7 @@ int quic_conn_id_dest_add(struct quic_conn_id_set *set, u64 seq,
 		return quic_conn_id_retire_queue(set, seq);
 	return quic_conn_id_dest_new(set, seq, prior_to, id, token, gfp);
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_add);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_add);
 
 /**
  * quic_conn_id_dest_retire_prior - retire the peer's IDs below a number
@@ -974,7 +975,7 @@ int quic_conn_id_dest_retire_prior(struct quic_conn_id_set *set,
 	quic_conn_id_fix_active(set);
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_retire_prior);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_retire_prior);
 
 /**
  * quic_conn_id_prior_check - would retiring the IDs below @prior_to be taken?
@@ -1004,7 +1005,6 @@ int quic_conn_id_prior_check(const struct quic_conn_id_set *set, u32 prior_to,
 		return -EAGAIN;
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_prior_check);
 
 /**
  * quic_conn_id_dest_next_retire - next RETIRE_CONNECTION_ID to send
@@ -1025,7 +1025,7 @@ bool quic_conn_id_dest_next_retire(struct quic_conn_id_set *set, u32 *seq)
 	*seq = set->retire[set->retire_queued++];
 	return true;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_next_retire);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_next_retire);
 
 /**
  * quic_conn_id_dest_retire_unqueue - the last number could not be queued
@@ -1036,7 +1036,7 @@ void quic_conn_id_dest_retire_unqueue(struct quic_conn_id_set *set)
 	if (set->retire_queued)
 		set->retire_queued--;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_retire_unqueue);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_retire_unqueue);
 
 /**
  * quic_conn_id_dest_retire_acked - a RETIRE_CONNECTION_ID was acknowledged
@@ -1057,7 +1057,7 @@ void quic_conn_id_dest_retire_acked(struct quic_conn_id_set *set, u32 seq)
 		return;
 	}
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_retire_acked);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_retire_acked);
 
 /**
  * quic_conn_id_dest_token_match - is this a stateless reset?
@@ -1080,7 +1080,7 @@ bool quic_conn_id_dest_token_match(const struct quic_conn_id_set *set,
 			return true;
 	return false;
 }
-EXPORT_SYMBOL_GPL(quic_conn_id_dest_token_match);
+EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_dest_token_match);
 
 /* Module init and exit */
 

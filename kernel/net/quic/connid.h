@@ -163,7 +163,6 @@ static inline int quic_conn_id_set_raw(struct quic_conn_id *id,
 }
 
 void quic_conn_id_generate(struct quic_conn_id *id);
-void quic_conn_id_token(const struct quic_conn_id *id, u8 *token);
 u32 quic_conn_id_errcode(int err);
 
 /* Sets */
@@ -173,12 +172,14 @@ void quic_conn_id_set_init(struct quic_conn_id_set *set, struct sock *sk,
 void quic_conn_id_set_free(struct quic_conn_id_set *set);
 struct quic_conn_id_entry *quic_conn_id_find(const struct quic_conn_id_set *set,
 					     u32 seq);
-struct quic_conn_id_entry *
-quic_conn_id_find_id(const struct quic_conn_id_set *set,
-		     const struct quic_conn_id *id);
 int quic_conn_id_set_active(struct quic_conn_id_set *set, u32 seq);
 u32 quic_conn_id_first_seq(const struct quic_conn_id_set *set);
+
+#if IS_ENABLED(CONFIG_KUNIT)
+/* Visible to the KUnit tests only (static otherwise). */
+void quic_conn_id_token(const struct quic_conn_id *id, u8 *token);
 u32 quic_conn_id_last_seq(const struct quic_conn_id_set *set);
+#endif
 
 static inline struct quic_conn_id_entry *
 quic_conn_id_active(const struct quic_conn_id_set *set)

@@ -36,6 +36,7 @@
 #include <linux/string.h>
 #include <uapi/linux/tls.h>
 
+#include "compat.h"
 #include "crypto.h"
 
 /* First byte of a packet (RFC 9000 Sections 17.2 and 17.3). */
@@ -820,6 +821,35 @@ static int quic_decrypt_1rtt(struct quic_crypto *c, u8 first,
 	return 0;
 }
 
+/**
+ * quic_pn_decode() - full packet number from its truncated encoding
+ * @largest_pn: largest packet number processed in the space, -1 if none
+ * @truncated_pn: value of the Packet Number field
+ * @pn_nbits: its length in bits: 8, 16, 24 or 32
+ *
+ * RFC 9000 Appendix A.3: the candidate closest to largest_pn + 1.
+ *
+ * Return: the packet number, or -EINVAL for a bad @pn_nbits.
+ */
+VISIBLE_IF_KUNIT s64 quic_pn_decode(s64 largest_pn, u32 truncated_pn,
+				    u8 pn_nbits)
+{
+	s64 expected = largest_pn + 1, win, hwin, mask, candidate;
+
+	if (pn_nbits < 8 || pn_nbits > 32 || pn_nbits % 8)
+		return -EINVAL;
+	win = 1LL << pn_nbits;
+	hwin = win / 2;
+	mask = win - 1;
+	candidate = (expected & ~mask) | (truncated_pn & mask);
+	if (candidate <= expected - hwin && candidate < (1LL << 62) - win)
+		return candidate + win;
+	if (candidate > expected + hwin && candidate >= win)
+		return candidate - win;
+	return candidate;
+}
+EXPORT_SYMBOL_IF_KUNIT(quic_pn_decode);
+
 /* Header protection off, packet number recovered, then the AEAD open. */
 static int quic_decrypt_sg(struct quic_crypto *c, u8 *hdr,
 			   struct scatterlist *sg, u32 len, u32 pn_offset,
@@ -895,7 +925,7 @@ int quic_crypto_encrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 	       QUIC_CRYPTO_SAMPLE_LEN);
 	return quic_hp_apply(&c->tx, pkt, pn_offset);
 }
-EXPORT_SYMBOL_GPL(quic_crypto_encrypt);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_encrypt);
 
 /**
  * quic_crypto_decrypt() - remove protection from a packet in a linear buffer
@@ -937,7 +967,7 @@ int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 	sg_init_one(&sg, pkt, len);
 	return quic_decrypt_sg(c, pkt, &sg, len, pn_offset, largest_pn, info);
 }
-EXPORT_SYMBOL_GPL(quic_crypto_decrypt);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_decrypt);
 
 /*
  * Like esp_input(): an skb we own whose pages nobody else references is
@@ -1017,7 +1047,7 @@ int quic_crypto_encrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
 		return err;
 	return quic_hp_apply(&c->tx, hdr, pn_offset);
 }
-EXPORT_SYMBOL_GPL(quic_crypto_encrypt_skb);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_encrypt_skb);
 
 /**
  * quic_crypto_decrypt_skb() - remove protection from a packet in an skb
@@ -1055,7 +1085,7 @@ int quic_crypto_decrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
 		return err;
 	return quic_decrypt_sg(c, hdr, sg, len, pn_offset, largest_pn, info);
 }
-EXPORT_SYMBOL_GPL(quic_crypto_decrypt_skb);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_decrypt_skb);
 
 /**
  * quic_crypto_key_update_prepare() - derive the next 1-RTT key generation
@@ -1081,7 +1111,7 @@ int quic_crypto_key_update_prepare(struct quic_crypto *c)
 		err = quic_dir_prepare(&c->rx);
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_key_update_prepare);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_key_update_prepare);
 
 /**
  * quic_crypto_key_update() - initiate a 1-RTT key update
@@ -1115,7 +1145,7 @@ int quic_crypto_key_update(struct quic_crypto *c)
 	quic_tx_rotate(c);
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_key_update);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_key_update);
 
 /**
  * quic_crypto_discard_old_keys() - drop the previous 1-RTT receive keys
@@ -1130,7 +1160,7 @@ void quic_crypto_discard_old_keys(struct quic_crypto *c)
 	if (c->key_update && c->rx.nkm > 2)
 		quic_km_wipe(quic_km_prev(&c->rx));
 }
-EXPORT_SYMBOL_GPL(quic_crypto_discard_old_keys);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_discard_old_keys);
 
 /**
  * quic_crypto_initial_keys_install() - derive and install Initial keys
@@ -1177,7 +1207,7 @@ int quic_crypto_initial_keys_install(struct quic_crypto *c, const u8 *dcid,
 	crypto_free_shash(hmac);
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_initial_keys_install);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_initial_keys_install);
 
 /**
  * quic_crypto_set_secret() - install keys from a TLS traffic secret
@@ -1219,7 +1249,7 @@ int quic_crypto_set_secret(struct quic_crypto *c, const u8 *secret,
 	crypto_free_shash(hmac);
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_set_secret);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_set_secret);
 
 /**
  * quic_crypto_destroy() - free transforms and wipe all keys
@@ -1235,7 +1265,7 @@ void quic_crypto_destroy(struct quic_crypto *c)
 	quic_dir_free(&c->rx);
 	c->key_update = false;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_destroy);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_destroy);
 
 static int quic_retry_crypt(struct crypto_aead *tfm, u8 *buf, u32 alen,
 			    u8 *nonce)
@@ -1300,7 +1330,7 @@ int quic_crypto_retry_tag(u32 version, const u8 *odcid, u8 odcid_len,
 	kfree(buf);
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_retry_tag);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_retry_tag);
 
 /**
  * quic_crypto_retry_verify() - check the Retry Integrity Tag of a packet
@@ -1329,7 +1359,7 @@ int quic_crypto_retry_verify(u32 version, const u8 *odcid, u8 odcid_len,
 		err = -EBADMSG;
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_retry_verify);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_retry_verify);
 
 /*
  * A client's Initial opened in any context, before any state is kept for it
@@ -1590,7 +1620,7 @@ out:
 	kfree_sensitive(aes);
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_initial_check);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_initial_check);
 
 /* GCM's counter blocks: J0 with its last 32 bits set to @ctr. */
 static void quic_gcm_ctr(u8 *blk, const u8 *iv, u32 ctr)
@@ -1681,7 +1711,6 @@ int quic_crypto_initial_seal(u32 version, const u8 *dcid, u8 dcid_len, u8 *pkt,
 	kfree_sensitive(aes);
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_initial_seal);
 
 /* Key of the address validation tokens this host issues (Retry). */
 static u8 quic_token_key[SHA256_DIGEST_SIZE];
@@ -1707,7 +1736,6 @@ void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac)
 	memcpy(mac, d, QUIC_CRYPTO_TOKEN_MAC_LEN);
 	memzero_explicit(d, sizeof(d));
 }
-EXPORT_SYMBOL_GPL(quic_crypto_token_mac);
 
 /**
  * quic_crypto_stateless_reset_token() - token for a connection ID
@@ -1736,7 +1764,7 @@ int quic_crypto_stateless_reset_token(const u8 *cid, u8 cid_len, u8 *token)
 	memzero_explicit(digest, sizeof(digest));
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_stateless_reset_token);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_stateless_reset_token);
 
 /**
  * quic_crypto_initial_secrets() - the Initial secrets of a connection
@@ -1768,7 +1796,7 @@ int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,
 	crypto_free_shash(hmac);
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_initial_secrets);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_initial_secrets);
 
 /**
  * quic_crypto_derive_keys() - key, IV, HP key and next secret of a secret
@@ -1801,35 +1829,7 @@ int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
 	crypto_free_shash(hmac);
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_derive_keys);
-
-/**
- * quic_pn_decode() - full packet number from its truncated encoding
- * @largest_pn: largest packet number processed in the space, -1 if none
- * @truncated_pn: value of the Packet Number field
- * @pn_nbits: its length in bits: 8, 16, 24 or 32
- *
- * RFC 9000 Appendix A.3: the candidate closest to largest_pn + 1.
- *
- * Return: the packet number, or -EINVAL for a bad @pn_nbits.
- */
-s64 quic_pn_decode(s64 largest_pn, u32 truncated_pn, u8 pn_nbits)
-{
-	s64 expected = largest_pn + 1, win, hwin, mask, candidate;
-
-	if (pn_nbits < 8 || pn_nbits > 32 || pn_nbits % 8)
-		return -EINVAL;
-	win = 1LL << pn_nbits;
-	hwin = win / 2;
-	mask = win - 1;
-	candidate = (expected & ~mask) | (truncated_pn & mask);
-	if (candidate <= expected - hwin && candidate < (1LL << 62) - win)
-		return candidate + win;
-	if (candidate > expected + hwin && candidate >= win)
-		return candidate - win;
-	return candidate;
-}
-EXPORT_SYMBOL_GPL(quic_pn_decode);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_derive_keys);
 
 /**
  * quic_pn_encode_len() - bytes needed to send a packet number
@@ -1853,7 +1853,7 @@ u8 quic_pn_encode_len(s64 pn, s64 largest_acked)
 			break;
 	return len;
 }
-EXPORT_SYMBOL_GPL(quic_pn_encode_len);
+EXPORT_SYMBOL_IF_KUNIT(quic_pn_encode_len);
 
 static void quic_retry_exit(void)
 {
@@ -1937,7 +1937,7 @@ int quic_crypto_init(void)
 	}
 	return err;
 }
-EXPORT_SYMBOL_GPL(quic_crypto_init);
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_init);
 
 /**
  * quic_crypto_exit() - free the module-wide transforms
@@ -1950,4 +1950,3 @@ void quic_crypto_exit(void)
 	quic_retry_exit();
 	memzero_explicit(quic_token_key, sizeof(quic_token_key));
 }
-EXPORT_SYMBOL_GPL(quic_crypto_exit);

@@ -204,8 +204,12 @@ int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
 			    struct quic_crypto_keys *keys);
 u32 quic_crypto_cipher_type(const struct quic_crypto_dir *d);
 
-s64 quic_pn_decode(s64 largest_pn, u32 truncated_pn, u8 pn_nbits);
 u8 quic_pn_encode_len(s64 pn, s64 largest_acked);
+
+#if IS_ENABLED(CONFIG_KUNIT)
+/* Visible to the KUnit tests only (static otherwise). */
+s64 quic_pn_decode(s64 largest_pn, u32 truncated_pn, u8 pn_nbits);
+#endif
 
 /**
  * quic_crypto_send_ready() - can packets be protected at this level?

@@ -872,30 +872,78 @@ struct quic_frame_ops {
 };
 
 static const struct quic_frame_ops quic_frame_ops[QUIC_FRAME_TYPE_MAX] = {
-	[0x00] = { quic_frame_padding, QUIC_IH01, 1, 1 },
-	[0x01] = { quic_frame_ping, QUIC_IH01, 0, 0 },
-	[0x02] = { quic_frame_ack, QUIC_IH_1, 1, 0 },
-	[0x03] = { quic_frame_ack, QUIC_IH_1, 1, 0 },
-	[0x04] = { quic_frame_reset_stream, QUIC___01, 0, 0 },
-	[0x05] = { quic_frame_stop_sending, QUIC___01, 0, 0 },
-	[0x06] = { quic_frame_crypto, QUIC_IH_1, 0, 0 },
-	[0x07] = { quic_frame_new_token, QUIC____1, 0, 0 },
-	[0x08 ... 0x0f] = { quic_frame_stream, QUIC___01, 0, 0 },
-	[0x10] = { quic_frame_max_data, QUIC___01, 0, 0 },
-	[0x11] = { quic_frame_max_stream_data, QUIC___01, 0, 0 },
-	[0x12] = { quic_frame_max_streams, QUIC___01, 0, 0 },
-	[0x13] = { quic_frame_max_streams, QUIC___01, 0, 0 },
-	[0x14] = { quic_frame_blocked, QUIC___01, 0, 0 },
-	[0x15] = { quic_frame_stream_data_blocked, QUIC___01, 0, 0 },
-	[0x16] = { quic_frame_blocked, QUIC___01, 0, 0 },
-	[0x17] = { quic_frame_blocked, QUIC___01, 0, 0 },
-	[0x18] = { quic_frame_new_conn_id, QUIC___01, 0, 1 },
-	[0x19] = { quic_frame_retire_conn_id, QUIC____1, 0, 0 },
-	[0x1a] = { quic_frame_path_challenge, QUIC___01, 0, 1 },
-	[0x1b] = { quic_frame_path_response, QUIC____1, 0, 1 },
-	[0x1c] = { quic_frame_conn_close, QUIC_IH01, 1, 0 },
-	[0x1d] = { quic_frame_conn_close, QUIC___01, 1, 0 },
-	[0x1e] = { quic_frame_handshake_done, QUIC____1, 0, 0 },
+	[QUIC_FRAME_PADDING] = {
+		.fn = quic_frame_padding, .pkts = QUIC_IH01, .non_eliciting = 1,
+		.probing = 1,
+	},
+	[QUIC_FRAME_PING] = { .fn = quic_frame_ping, .pkts = QUIC_IH01 },
+	[QUIC_FRAME_ACK] = {
+		.fn = quic_frame_ack, .pkts = QUIC_IH_1, .non_eliciting = 1,
+	},
+	[QUIC_FRAME_ACK_ECN] = {
+		.fn = quic_frame_ack, .pkts = QUIC_IH_1, .non_eliciting = 1,
+	},
+	[QUIC_FRAME_RESET_STREAM] = {
+		.fn = quic_frame_reset_stream, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_STOP_SENDING] = {
+		.fn = quic_frame_stop_sending, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_CRYPTO] = { .fn = quic_frame_crypto, .pkts = QUIC_IH_1 },
+	[QUIC_FRAME_NEW_TOKEN] = {
+		.fn = quic_frame_new_token, .pkts = QUIC____1,
+	},
+	[QUIC_FRAME_STREAM ... QUIC_FRAME_STREAM + 7] = {
+		.fn = quic_frame_stream, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_MAX_DATA] = {
+		.fn = quic_frame_max_data, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_MAX_STREAM_DATA] = {
+		.fn = quic_frame_max_stream_data, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_MAX_STREAMS_BIDI] = {
+		.fn = quic_frame_max_streams, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_MAX_STREAMS_UNI] = {
+		.fn = quic_frame_max_streams, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_DATA_BLOCKED] = {
+		.fn = quic_frame_blocked, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_STREAM_DATA_BLOCKED] = {
+		.fn = quic_frame_stream_data_blocked, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_STREAMS_BLOCKED_BIDI] = {
+		.fn = quic_frame_blocked, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_STREAMS_BLOCKED_UNI] = {
+		.fn = quic_frame_blocked, .pkts = QUIC___01,
+	},
+	[QUIC_FRAME_NEW_CONNECTION_ID] = {
+		.fn = quic_frame_new_conn_id, .pkts = QUIC___01, .probing = 1,
+	},
+	[QUIC_FRAME_RETIRE_CONNECTION_ID] = {
+		.fn = quic_frame_retire_conn_id, .pkts = QUIC____1,
+	},
+	[QUIC_FRAME_PATH_CHALLENGE] = {
+		.fn = quic_frame_path_challenge, .pkts = QUIC___01,
+		.probing = 1,
+	},
+	[QUIC_FRAME_PATH_RESPONSE] = {
+		.fn = quic_frame_path_response, .pkts = QUIC____1, .probing = 1,
+	},
+	[QUIC_FRAME_CONNECTION_CLOSE] = {
+		.fn = quic_frame_conn_close, .pkts = QUIC_IH01,
+		.non_eliciting = 1,
+	},
+	[QUIC_FRAME_CONNECTION_CLOSE_APP] = {
+		.fn = quic_frame_conn_close, .pkts = QUIC___01,
+		.non_eliciting = 1,
+	},
+	[QUIC_FRAME_HANDSHAKE_DONE] = {
+		.fn = quic_frame_handshake_done, .pkts = QUIC____1,
+	},
 };
 
 /*

@@ -12,8 +12,6 @@
 struct sock;
 struct sk_buff;
 
-#define QUIC_CID_MAX_LEN	20	/* RFC 9000 Section 17.2 */
-#define QUIC_CID_LOCAL_LEN	8	/* connection IDs we issue */
 #define QUIC_MIN_INITIAL_SIZE	1200	/* RFC 9000 Section 14.1 */
 #define QUIC_PKT_BUFFERED_MAX	128	/* waiting for keys, per socket */
 

@@ -413,4 +413,7 @@ MODULE_ALIAS_NET_PF_PROTO(PF_INET, 261);
 MODULE_ALIAS_NET_PF_PROTO(PF_INET6, 261);
 MODULE_DESCRIPTION("Support for the QUIC protocol (RFC9000)");
 MODULE_LICENSE("GPL");
+/* Out of tree only (from dkms.conf); in a kernel tree the release is it. */
+#ifdef QUIC_VERSION
 MODULE_VERSION(QUIC_VERSION);
+#endif

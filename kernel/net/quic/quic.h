@@ -82,6 +82,8 @@ static inline struct quic_net *quic_net(const struct net *net)
 #define QUIC_MSG_SENDMSG_FLAGS	(QUIC_MSG_STREAM_FLAGS | MSG_BATCH | MSG_MORE | \
 				 MSG_DONTWAIT | MSG_NOSIGNAL | MSG_WAITALL | \
 				 MSG_QUIC_DATAGRAM)
+/* RFC 9000 Section 18.2: the default and largest max_udp_payload_size. */
+#define QUIC_DEF_UDP_PAYLOAD		65527
 #define QUIC_ALPN_MAX_LEN		128
 #define QUIC_TOKEN_MAX_LEN		120
 #define QUIC_TICKET_MIN_LEN		64
@@ -347,6 +349,23 @@ bool quic_rcv_charge(struct sock *sk, struct sk_buff *skb);
 bool quic_is_connected(const struct sock *sk);
 int quic_listen_rcv(struct sock *sk, struct sk_buff *skb);
 u64 quic_now(void);
+
+/* socket.c helpers that sockopt.c uses too. */
+struct quic_send_ctx {
+	struct quic_stream *stream;
+	s64 id;
+	u32 flags;
+	int err;
+};
+
+void quic_data_free(struct quic_data *d);
+int quic_data_set(struct quic_data *d, const void *src, u32 len);
+void __quic_update_rcvbuf(struct sock *sk);
+int quic_addr_from_user(struct sock *sk, union quic_addr *a,
+			const struct sockaddr *sa, int len, bool wild);
+void quic_conn_deferred(struct sock *sk);
+int quic_send_stream_get(struct sock *sk, struct quic_send_ctx *ctx,
+			 long *timeo);
 
 int quic_inet_connect(struct socket *sock, struct sockaddr *addr,
 		      int addr_len, int flags);

@@ -19,7 +19,7 @@ void quic_ooo_init(struct quic_ooo *q)
 	q->mem = 0;
 	q->count = 0;
 }
-EXPORT_SYMBOL_GPL(quic_ooo_init);
+EXPORT_SYMBOL_IF_KUNIT(quic_ooo_init);
 
 void quic_ooo_purge(struct quic_ooo *q)
 {
@@ -35,7 +35,7 @@ void quic_ooo_purge(struct quic_ooo *q)
 	q->mem = 0;
 	q->count = 0;
 }
-EXPORT_SYMBOL_GPL(quic_ooo_purge);
+EXPORT_SYMBOL_IF_KUNIT(quic_ooo_purge);
 
 /* The piece with the highest offset not above @off, or NULL. */
 static struct sk_buff *quic_ooo_floor(struct quic_ooo *q, u64 off)
@@ -70,7 +70,7 @@ bool quic_ooo_covered(struct quic_ooo *q, u64 off, u64 end)
 
 	return p && QUIC_OOO_OFF(p) + p->len >= end;
 }
-EXPORT_SYMBOL_GPL(quic_ooo_covered);
+EXPORT_SYMBOL_IF_KUNIT(quic_ooo_covered);
 
 /**
  * quic_ooo_insert - hold a piece of out-of-order data
@@ -133,7 +133,7 @@ dup:
 	kfree_skb(skb);
 	return false;
 }
-EXPORT_SYMBOL_GPL(quic_ooo_insert);
+EXPORT_SYMBOL_IF_KUNIT(quic_ooo_insert);
 
 /* The first piece, taken out, if it starts at or below @limit. */
 struct sk_buff *quic_ooo_pop(struct quic_ooo *q, u64 limit)
@@ -145,7 +145,7 @@ struct sk_buff *quic_ooo_pop(struct quic_ooo *q, u64 limit)
 	quic_ooo_erase(q, skb);
 	return skb;
 }
-EXPORT_SYMBOL_GPL(quic_ooo_pop);
+EXPORT_SYMBOL_IF_KUNIT(quic_ooo_pop);
 
 static struct hlist_head *quic_stream_bucket(struct quic_stream_table *t,
 					     s64 id)
@@ -604,8 +604,8 @@ static int quic_stream_flow_check(struct sock *sk, struct quic_stream *s,
  *
  * Return: the clone, or NULL if the data is to be copied.
  */
-struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
-				  u32 len)
+VISIBLE_IF_KUNIT struct sk_buff *
+quic_stream_clone(struct sk_buff *from, const u8 *data, u32 len)
 {
 	u32 seg = QUIC_RCV_CB(from)->seg ?: from->len;
 	struct sk_buff *skb;
@@ -624,7 +624,7 @@ struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
 			      SKB_TRUESIZE(len));
 	return skb;
 }
-EXPORT_SYMBOL_GPL(quic_stream_clone);
+EXPORT_SYMBOL_IF_KUNIT(quic_stream_clone);
 
 /*
  * Clones of a train are charged their shares of its buffer, which is fair

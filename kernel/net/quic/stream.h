@@ -166,8 +166,11 @@ s64 quic_stream_next_id(struct sock *sk, bool uni);
 void quic_stream_set_limits(struct sock *sk);
 bool quic_stream_local(struct sock *sk, s64 id);
 
+#if IS_ENABLED(CONFIG_KUNIT)
+/* Visible to the KUnit tests only (static otherwise). */
 struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
 				  u32 len);
+#endif
 int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
 			  const u8 *data, u32 len, bool fin,
 			  struct sk_buff *from);

@@ -193,8 +193,7 @@ void quic_timer_idle_reset(struct sock *sk)
 
 /*
  * proto->release_cb: the timers that fired while a process owned the
- * socket, then pending output.  Called by release_sock() with the socket
- * spinlock held.
+ * socket.  Called by release_sock() with the socket spinlock held.
  */
 void quic_release_cb(struct sock *sk)
 {
@@ -210,6 +209,4 @@ void quic_release_cb(struct sock *sk)
 			__sock_put(sk);
 		}
 	}
-	if (test_and_clear_bit(QUIC_DEFER_FLUSH, &qs->deferred))
-		quic_output_flush(sk);
 }

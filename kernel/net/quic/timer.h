@@ -23,10 +23,9 @@ enum quic_timer_id {
 	QUIC_TIMER_MAX
 };
 
-/* quic_sock.deferred bits: timers, then process-context work. */
+/* quic_sock.deferred: bit QUIC_DEFER_TIMER_BASE + id for each timer. */
 enum {
 	QUIC_DEFER_TIMER_BASE = 0,
-	QUIC_DEFER_FLUSH = QUIC_TIMER_MAX,	/* output pending */
 };
 
 void quic_timers_init(struct sock *sk);

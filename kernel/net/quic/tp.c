@@ -24,6 +24,7 @@
 #include <linux/string.h>
 #include <linux/time64.h>
 
+#include "compat.h"
 #include "tp.h"
 #include "varint.h"
 
@@ -238,7 +239,7 @@ int quic_tp_build(const struct quic_transport_param *tp,
 		return -EINVAL;
 	return p - buf;
 }
-EXPORT_SYMBOL_GPL(quic_tp_build);
+EXPORT_SYMBOL_IF_KUNIT(quic_tp_build);
 
 /* Parse */
 
@@ -651,7 +652,7 @@ static int quic_tp_check_mandatory(const struct quic_tp_parser *ps)
  * @p: set to the values assumed for absent parameters (ABI reference
  *	Section 1.14, RFC 9000 Section 18.2), with @p->remote set
  */
-void quic_tp_peer_defaults(struct quic_transport_param *p)
+static void quic_tp_peer_defaults(struct quic_transport_param *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->remote = 1;
@@ -661,7 +662,6 @@ void quic_tp_peer_defaults(struct quic_transport_param *p)
 	p->active_connection_id_limit = QUIC_TP_DEF_CONN_ID_LIMIT;
 	p->disable_compatible_version = 1;
 }
-EXPORT_SYMBOL_GPL(quic_tp_peer_defaults);
 
 /**
  * quic_tp_parse - read and check the peer's quic_transport_parameters
@@ -707,7 +707,7 @@ int quic_tp_parse(const u8 *buf, u32 len, const struct quic_tp_parse_ctx *ctx,
 	*x = ps.x;
 	return 0;
 }
-EXPORT_SYMBOL_GPL(quic_tp_parse);
+EXPORT_SYMBOL_IF_KUNIT(quic_tp_parse);
 
 /**
  * quic_tp_errcode - transport error for a quic_tp_parse() failure
@@ -723,4 +723,4 @@ u32 quic_tp_errcode(int err)
 		return QUIC_TRANSPORT_ERROR_VERSION_NEGOTIATION;
 	return QUIC_TRANSPORT_ERROR_TRANSPORT_PARAM;
 }
-EXPORT_SYMBOL_GPL(quic_tp_errcode);
+EXPORT_SYMBOL_IF_KUNIT(quic_tp_errcode);

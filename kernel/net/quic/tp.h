@@ -150,7 +150,6 @@ struct quic_tp_extra {
 	u8 has_version_info:1;
 };
 
-void quic_tp_peer_defaults(struct quic_transport_param *p);
 int quic_tp_build(const struct quic_transport_param *p,
 		  const struct quic_tp_build_ctx *ctx, u8 *buf, u32 size);
 int quic_tp_parse(const u8 *buf, u32 len, const struct quic_tp_parse_ctx *ctx,

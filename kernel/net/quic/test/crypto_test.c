@@ -1442,3 +1442,4 @@ kunit_test_suite(quic_crypto_test_suite);
 
 MODULE_DESCRIPTION("KUnit tests for QUIC packet protection");
 MODULE_LICENSE("GPL");
+QUIC_KUNIT_IMPORT_NS();
