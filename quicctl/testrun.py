@@ -123,9 +123,11 @@ def run(
     built = _build(kb)
     shutil.copy2(built, ko)
     env = {"QUICCTL_MODULE": str(ko), "QUICCTL_TARGET_RELEASE": kb.release}
-    # quic_diag.ko (`quicctl ss`) of the same build: it uses quic.ko's symbols.
-    env["QUICCTL_DIAG_MODULE"] = str(results / f"quic_diag-{kb.release}.ko")
-    shutil.copy2(built.with_name("quic_diag.ko"), env["QUICCTL_DIAG_MODULE"])
+    # quic_diag.ko (`quicctl ss`) of the same build: it uses quic.ko's symbols.  Built only
+    # for kernels with CONFIG_INET_DIAG (not the debug kernel; test_ss is packaged_kernel).
+    if built.with_name("quic_diag.ko").is_file():
+        env["QUICCTL_DIAG_MODULE"] = str(results / f"quic_diag-{kb.release}.ko")
+        shutil.copy2(built.with_name("quic_diag.ko"), env["QUICCTL_DIAG_MODULE"])
     # Sizes of the long runs, set on the host (e.g. QUICCTL_SCALE_CONNS=1000), reach the guest.
     env.update({k: v for k, v in os.environ.items() if k in PASS_THROUGH})
     if debug_kernel:

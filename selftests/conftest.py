@@ -26,8 +26,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "host: runs on the build host, before the VM phase")
     config.addinivalue_line(
         "markers",
-        "packaged_kernel: needs Debian's packaged kernel (/lib/modules, DKMS); "
-        "deselected on the debug kernel",
+        "packaged_kernel: needs Debian's packaged kernel (/lib/modules, DKMS, or "
+        "CONFIG_INET_DIAG for quic_diag.ko); deselected on the debug kernel",
     )
     config.addinivalue_line(
         "markers",

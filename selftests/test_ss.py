@@ -219,6 +219,7 @@ def _one(rows: list[dict], **want) -> dict:
     return got[0]
 
 
+@pytest.mark.packaged_kernel  # quic_diag.ko needs CONFIG_INET_DIAG: not in the debug kernel
 def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
     """Both ends of a transfer, and the listener, as `quicctl ss --json -a` lists them."""
     acc = KernelAccept(topo)
@@ -289,6 +290,7 @@ def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
     until(gone, "the rows of the closed connection and listener to go", 60)
 
 
+@pytest.mark.packaged_kernel
 def test_ss_diag_unload_reload(quic_diag, topo):
     """quic_diag goes and comes back; without it `quicctl ss` says so in one line."""
     acc = KernelAccept(topo)

@@ -65,8 +65,7 @@ EXPORT_SYMBOL_IF_KUNIT(quic_conn_id_generate);
  * @token: set to its QUIC_CONN_ID_TOKEN_LEN-byte token, a keyed function
  *	of @id only (RFC 9000 Section 10.3.2)
  */
-VISIBLE_IF_KUNIT void
-quic_conn_id_token(const struct quic_conn_id *id, u8 *token)
+void quic_conn_id_token(const struct quic_conn_id *id, u8 *token)
 {
 	u64 half[2];
 

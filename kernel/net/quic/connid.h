@@ -175,9 +175,10 @@ struct quic_conn_id_entry *quic_conn_id_find(const struct quic_conn_id_set *set,
 int quic_conn_id_set_active(struct quic_conn_id_set *set, u32 seq);
 u32 quic_conn_id_first_seq(const struct quic_conn_id_set *set);
 
+void quic_conn_id_token(const struct quic_conn_id *id, u8 *token);
+
 #if IS_ENABLED(CONFIG_KUNIT)
 /* Visible to the KUnit tests only (static otherwise). */
-void quic_conn_id_token(const struct quic_conn_id *id, u8 *token);
 u32 quic_conn_id_last_seq(const struct quic_conn_id_set *set);
 #endif
 

@@ -325,6 +325,9 @@ static int __quic_set_key_update(struct sock *sk, void *kopt, unsigned int len)
 	err = quic_crypto_key_update(c);
 	if (err == -EAGAIN)
 		return -EINVAL;
+	if (!err)
+		trace_quic_key_update(sk, QUIC_CRYPTO_APP, true, c->tx.phase,
+				      QUIC_TRACE_KEY_LOCAL);
 	return err;
 }
 
@@ -720,8 +723,12 @@ static int __quic_set_crypto_secret(struct sock *sk, void *kopt,
 				     secret->type, secret->level,
 				     !!secret->send, qs->version);
 	memzero_explicit(secret->secret, sizeof(secret->secret));
-	if (err || secret->level == QUIC_CRYPTO_EARLY)
+	if (err)
 		return err;
+	trace_quic_key_update(sk, secret->level, !!secret->send, 0,
+			      QUIC_TRACE_KEY_INSTALL);
+	if (secret->level == QUIC_CRYPTO_EARLY)
+		return 0;
 	if (secret->send)
 		quic_output_flush(sk);
 	else
