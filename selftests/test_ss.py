@@ -297,7 +297,15 @@ def test_ss_diag_unload_reload(quic_diag, topo):
     try:
         assert _one(_lib(topo.server), state="LISTEN")["local_port"] == acc.port
         run(["rmmod", "quic_diag"])
-        r = _quicctl(topo, topo.server)
+        # Where DKMS or the .deb installed quic_diag (test_dkms ran first), the kernel would
+        # load it again on demand (its net-pf-16-proto-4-type-2-261 alias): no modprobe now.
+        modprobe = Path("/proc/sys/kernel/modprobe")
+        saved = modprobe.read_text()
+        modprobe.write_text("/bin/false\n")
+        try:
+            r = _quicctl(topo, topo.server)
+        finally:
+            modprobe.write_text(saved)
         assert r.returncode == 1 and "Traceback" not in r.stderr, r
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "quic_diag.ko is not loaded" in lines[0], r.stderr
