@@ -231,12 +231,9 @@ static bool quic_input_unknown_short(struct sock *usk, struct sk_buff *skb)
 	if (n > QUIC_RESET_SHORT_LEN)	/* not always the same size */
 		n = QUIC_RESET_SHORT_LEN +
 		    get_random_u32_below(min(n - QUIC_RESET_SHORT_LEN, 8U) + 1);
-	nskb = alloc_skb(MAX_HEADER + sizeof(struct ipv6hdr) +
-			 sizeof(struct udphdr) + n, GFP_ATOMIC);
+	nskb = quic_path_skb_alloc(n);
 	if (!nskb)
 		return false;
-	skb_reserve(nskb, MAX_HEADER + sizeof(struct ipv6hdr) +
-		    sizeof(struct udphdr));
 	p = skb_put(nskb, n);
 	get_random_bytes(p, n - QUIC_CONN_ID_TOKEN_LEN);
 	p[0] = QUIC_HDR_FIXED | (p[0] & 0x3f);

@@ -180,6 +180,24 @@ int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size)
 }
 
 /**
+ * quic_path_skb_alloc - a datagram for quic_path_send_to()
+ * @len: its payload length
+ *
+ * Room is reserved for the UDP and IP headers.  Any context.
+ *
+ * Return: the skb, @len bytes of tailroom, or NULL.
+ */
+struct sk_buff *quic_path_skb_alloc(u32 len)
+{
+	u32 room = MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr);
+	struct sk_buff *skb = alloc_skb(room + len, GFP_ATOMIC);
+
+	if (skb)
+		skb_reserve(skb, room);
+	return skb;
+}
+
+/**
  * quic_path_send_to - send a datagram that belongs to no connection
  * @usk: the UDP tunnel socket it leaves from
  * @skb: the datagram, skb->data at the UDP payload; consumed

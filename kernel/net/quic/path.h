@@ -77,6 +77,7 @@ struct quic_path {
 union quic_addr;
 
 int quic_path_route(struct sock *sk);
+struct sk_buff *quic_path_skb_alloc(u32 len);
 void quic_path_send_to(struct sock *usk, struct sk_buff *skb,
 		       const union quic_addr *local, const union quic_addr *peer);
 bool quic_path_gso(struct sock *sk);

@@ -871,16 +871,6 @@ static int quic_request_new(struct sock *sk, struct sk_buff *skb,
 /* Room for a datagram a listener sends on its own (Version Negotiation,
  * Retry, a close): @len payload bytes, with headroom for IP and UDP.
  */
-static struct sk_buff *quic_listen_skb(u32 len)
-{
-	u32 room = MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr);
-	struct sk_buff *skb = alloc_skb(room + len, GFP_ATOMIC);
-
-	if (skb)
-		skb_reserve(skb, room);
-	return skb;
-}
-
 /*
  * RFC 9000 Section 6.1: a client Initial of a version we do not speak is
  * answered with Version Negotiation listing ours (ABI Section 1.7: V2, V1).
@@ -893,7 +883,7 @@ static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
 	struct sk_buff *nskb;
 	u8 *p;
 
-	nskb = quic_listen_skb(len);
+	nskb = quic_path_skb_alloc(len);
 	if (!nskb)
 		return;
 	p = skb_put(nskb, len);
@@ -1015,7 +1005,7 @@ static void quic_listen_retry(struct sock *sk, struct sk_buff *skb,
 	struct sk_buff *nskb;
 	u8 *start, *p;
 
-	nskb = quic_listen_skb(max);
+	nskb = quic_path_skb_alloc(max);
 	if (!nskb)
 		return;
 	quic_conn_id_generate(&scid);
@@ -1062,7 +1052,7 @@ static void quic_listen_invalid_token(struct sock *sk, struct sk_buff *skb,
 	u8 *start, *p;
 
 	len = 7 + pkt->scid_len + pkt->dcid_len + 1 + 2 + plen;
-	nskb = quic_listen_skb(len);
+	nskb = quic_path_skb_alloc(len);
 	if (!nskb)
 		return;
 	start = skb_put(nskb, len);
