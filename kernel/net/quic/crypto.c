@@ -555,6 +555,7 @@ static int quic_dir_install(struct quic_crypto_dir *d,
 	d->version = v->number;
 	d->nkm = nkm;
 	d->first_pn = -1;
+	d->updated = false;
 	err = quic_keys_derive(hmac, ci, v, secret, &k);
 	if (!err)
 		err = quic_dir_setup(d, ci, &k, secret);
@@ -572,6 +573,7 @@ static void quic_dir_rotate(struct quic_crypto_dir *d)
 	d->cur = (d->cur + 1) % d->nkm;
 	d->phase ^= 1;
 	d->first_pn = -1;
+	d->updated = true;
 	quic_km_wipe(quic_km_next(d));
 }
 
@@ -1121,8 +1123,9 @@ EXPORT_SYMBOL_IF_KUNIT(quic_crypto_key_update_prepare);
  * toggles the Key Phase bit of the packets sent from now on.  The receive
  * keys follow when the peer's first packet in the new phase arrives
  * (QUIC_CRYPTO_KEY_CONFIRMED).  The caller checks the conditions only it
- * knows: the handshake is confirmed, and a packet sent with the current
- * keys was acknowledged (see quic_crypto_tx_first_pn()).
+ * knows: the handshake is confirmed and, after an earlier update
+ * (quic_crypto_tx_updated()), a packet sent with the current keys was
+ * acknowledged (see quic_crypto_tx_first_pn()).
  * Process context: may sleep.
  *
  * Return: 0; -EINVAL if not the 1-RTT level; -ENOKEY without keys in both

@@ -107,6 +107,7 @@ struct quic_crypto_scratch;
  * @nkm: number of key slots in use (1, or 2 send / 3 receive at 1-RTT)
  * @cur: index of the current key slot
  * @phase: Key Phase bit of the current keys (RFC 9001 Section 6)
+ * @updated: the keys moved to a later generation since they were installed
  */
 struct quic_crypto_dir {
 	struct quic_crypto_km km[QUIC_CRYPTO_KM_MAX];
@@ -119,6 +120,7 @@ struct quic_crypto_dir {
 	u8 nkm;
 	u8 cur;
 	u8 phase;
+	bool updated;
 };
 
 /**
@@ -240,6 +242,17 @@ static inline bool quic_crypto_recv_ready(const struct quic_crypto *c)
 static inline s64 quic_crypto_tx_first_pn(const struct quic_crypto *c)
 {
 	return c->tx.first_pn;
+}
+
+/**
+ * quic_crypto_tx_updated() - whether a key update changed the send keys
+ * @c: crypto state of the 1-RTT level
+ *
+ * Return: true once either end started a key update after installation.
+ */
+static inline bool quic_crypto_tx_updated(const struct quic_crypto *c)
+{
+	return c->tx.updated;
 }
 
 #endif /* __NET_QUIC_CRYPTO_H */

@@ -307,20 +307,41 @@ static int __quic_set_migration(struct sock *sk, void *kopt, unsigned int len)
 }
 
 /*
- * KEY_UPDATE: RFC 9001 Section 6.  Section 6.1: only once the handshake is
- * confirmed, and a packet sent with the current keys was acknowledged.
+ * RFC 9001 Section 6.1: "An endpoint MUST NOT initiate a subsequent key
+ * update unless it has received an acknowledgment for a packet that was sent
+ * protected with keys from the current key phase."  The first update needs
+ * only the confirmed handshake.  An idle connection may have sent nothing
+ * the peer acknowledges (acknowledgments are not acknowledged): then elicit
+ * one, so that the caller's retry after a round trip succeeds.
  */
+static bool quic_key_update_acked(struct sock *sk, struct quic_crypto *c)
+{
+	struct quic_pnspace *s = &quic_sk(sk)->space[QUIC_SPACE_APP];
+	s64 first = quic_crypto_tx_first_pn(c);
+	struct quic_sent_pkt *last;
+
+	if (!quic_crypto_tx_updated(c))
+		return true;
+	if (first >= 0 && s->largest_acked >= first)
+		return true;
+	last = list_empty(&s->sent) ? NULL :
+	       list_last_entry(&s->sent, struct quic_sent_pkt, list);
+	if (!last || first < 0 || last->pn < first)
+		quic_output_probe(sk, QUIC_SPACE_APP);
+	return false;
+}
+
+/* KEY_UPDATE: RFC 9001 Section 6, once the handshake is confirmed. */
 static int __quic_set_key_update(struct sock *sk, void *kopt, unsigned int len)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_crypto *c = &qs->crypto[QUIC_CRYPTO_APP];
-	s64 first = quic_crypto_tx_first_pn(c);
 	int err;
 
 	if (!quic_is_established(sk))
 		return -EPIPE;
 	if (!quic_crypto_recv_ready(c) || !qs->handshake_confirmed ||
-	    first < 0 || qs->space[QUIC_SPACE_APP].largest_acked < first)
+	    !quic_key_update_acked(sk, c))
 		return -EINVAL;
 	err = quic_crypto_key_update(c);
 	if (err == -EAGAIN)
