@@ -5,7 +5,7 @@ ESTABLISHING, listening, or one end of an established kernel-to-kernel connectio
 option that state lets it read, makes the refused call, checks the errno, and reads them all
 again: an error must leave the socket as it was.  A row whose state cannot be reached from a
 test (ENOMEM, EFAULT, EINTR) is not listed; CONNECTION_MIGRATION's rows are in
-test_migration.
+test_migration (CONNECTION_MIGRATION on an established connection).
 """
 
 from __future__ import annotations

@@ -478,6 +478,15 @@ void quic_pl_blackhole(struct sock *sk)
  * controller and RTT estimate; a new port alone, a NAT rebinding, keeps
  * them (Section 9.4).  A client ignores a server that moves (Section 9:
  * servers do not migrate; a preferred address is not supported).
+ *
+ * A client moves itself with CONNECTION_MIGRATION (Section 9.2): its packets
+ * leave from the new local address at once, to a destination connection ID
+ * not used before (Section 9.5), with a PATH_CHALLENGE.  The answer makes
+ * the move final (the earlier IDs are retired, the congestion controller
+ * starts afresh unless only the port changed, and the application gets the
+ * MIGRATION event); no answer within three PTOs, and the old address is
+ * used again.  The server follows by its own rules above, and reports the
+ * move to its application in turn.
  */
 
 /* RFC 9000 Section 8.2.4: three times the larger of the two PTOs. */
@@ -526,16 +535,40 @@ static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
 		 m->port_only ? " (port only)" : "");
 }
 
-/* Back to the last validated address, without validation. */
+/* Our local move ends: the socket we are left without is released later. */
+static void quic_path_local_swap(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_move *m = &qs->move;
+	struct quic_udp_sock *us = qs->udp;
+	union quic_addr local = qs->local;
+
+	qs->udp = m->prev_udp;
+	qs->local = m->prev_local;
+	m->prev_udp = us;
+	m->prev_local = local;
+	inet_sk(sk)->inet_sport = quic_addr_port(&qs->local);
+	inet_sk(sk)->inet_num = ntohs(inet_sk(sk)->inet_sport);
+	sk_dst_reset(sk);
+	qs->path.dst_cookie = 0;
+}
+
+/* Back to the last validated path, without validation. */
 static void quic_path_move_back(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_path_move *m = &qs->move;
 
-	trace_quic_path(sk, QUIC_TRACE_PATH_BACK, &m->prev);
-	quic_path_switch(sk, &m->prev);
+	if (m->local) {
+		quic_path_local_swap(sk);
+		trace_quic_path(sk, QUIC_TRACE_PATH_BACK, &qs->local);
+	} else {
+		trace_quic_path(sk, QUIC_TRACE_PATH_BACK, &m->prev);
+		quic_path_switch(sk, &m->prev);
+	}
 	qs->path.validated = 1;
 	m->active = 0;
+	m->local = 0;
 	m->challenge_pending = 0;
 	quic_timer_stop(sk, QUIC_TIMER_PATH);
 }
@@ -558,7 +591,7 @@ void quic_path_peer_check(struct sock *sk, const struct sk_buff *skb, u32 len)
 	if (likely(quic_addr_equal(&from, &qs->peer)))
 		return;
 	if (!qs->is_serv || !qs->handshake_confirmed ||
-	    !quic_is_established(sk) ||
+	    !quic_is_established(sk) || qs->move.local ||
 	    from.sa.sa_family != qs->peer.sa.sa_family)
 		return;
 	if (qs->move.active && quic_addr_equal(&from, &qs->move.prev)) {
@@ -597,22 +630,28 @@ void quic_path_response_recv(struct sock *sk, const u8 *data)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_path_move *m = &qs->move;
-	u8 local = 0;
+	u8 local = m->local;
 
 	if (!m->active ||
 	    crypto_memneq(data, m->challenge, QUIC_PATH_CHALLENGE_LEN))
 		return;
 	m->active = 0;
+	m->local = 0;
 	m->challenge_pending = 0;
 	quic_timer_stop(sk, QUIC_TIMER_PATH);
 	qs->path.validated = 1;
-	trace_quic_path(sk, QUIC_TRACE_PATH_VALIDATED, &qs->peer);
+	trace_quic_path(sk, QUIC_TRACE_PATH_VALIDATED,
+			local ? &qs->local : &qs->peer);
 	if (!m->port_only) {
 		quic_pl_blackhole(sk);	/* the datagram size is searched again */
 		quic_cong_reset(&qs->cong, qs->config.initial_smoothed_rtt);
 	}
-	pr_debug("%s: sk %p peer address %pISpc validated\n", __func__, sk,
-		 &qs->peer);
+	/* Section 9.5: the IDs used on the old path are not used again. */
+	if (local &&
+	    !quic_conn_id_dest_retire_prior(&qs->dest, qs->dest.active->seq))
+		quic_frame_retire_pending(sk);
+	pr_debug("%s: sk %p %s address %pISpc validated\n", __func__, sk,
+		 local ? "local" : "peer", local ? &qs->local : &qs->peer);
 	quic_event_queue(sk, QUIC_EVENT_CONNECTION_MIGRATION, &local, 1);
 }
 
@@ -640,4 +679,116 @@ void quic_path_move_timeout(struct sock *sk)
 	m->challenge_pending = 1;
 	quic_output_flush(sk);
 	quic_timer_reset(sk, QUIC_TIMER_PATH, quic_cong_pto(&qs->cong, true));
+}
+
+/* Section 9.5: a destination ID not used yet, for a new path. */
+static struct quic_conn_id_entry *quic_path_fresh_dcid(struct quic_sock *qs)
+{
+	struct quic_conn_id_entry *e;
+
+	quic_conn_id_for_each(e, &qs->dest)
+		if (e->seq > qs->dest.active->seq)
+			return e;
+	return NULL;
+}
+
+static bool quic_addr_any(const union quic_addr *a)
+{
+	if (a->sa.sa_family == AF_INET6)
+		return ipv6_addr_any(&a->v6.sin6_addr);
+	return !a->v4.sin_addr.s_addr;
+}
+
+static bool quic_addr_same_host(const union quic_addr *a,
+				const union quic_addr *b)
+{
+	if (a->sa.sa_family == AF_INET6)
+		return ipv6_addr_equal(&a->v6.sin6_addr, &b->v6.sin6_addr);
+	return a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
+}
+
+/**
+ * quic_path_migrate - move the connection to a new local address
+ * @sk: the socket, locked, an established client
+ * @a: the new local address (specific, with a port)
+ *
+ * CONNECTION_MIGRATION on an established connection (RFC 9000 Section
+ * 9.2).  Process context: may sleep (binding the new UDP socket).  On an
+ * error nothing changed.
+ *
+ * Return: 0; -EINVAL if the move is not allowed (a server, the handshake
+ * not confirmed, the peer's disable_active_migration, another family, a
+ * wildcard or the current address, or no route from it); -EAGAIN while a move is being
+ * validated or the peer has given no spare connection ID; a bind error.
+ */
+int quic_path_migrate(struct sock *sk, const union quic_addr *a)
+{
+	bool v6only = a->sa.sa_family == AF_INET6 && sk->sk_ipv6only;
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_move *m = &qs->move;
+	struct quic_conn_id_entry *dcid;
+	struct quic_udp_sock *us;
+	int err;
+
+	if (qs->is_serv || !qs->handshake_confirmed ||
+	    qs->remote_tp.disable_active_migration ||
+	    a->sa.sa_family != qs->local.sa.sa_family || quic_addr_any(a) ||
+	    quic_addr_equal(a, &qs->local))
+		return -EINVAL;
+	if (m->active)
+		return -EAGAIN;
+	dcid = quic_path_fresh_dcid(qs);
+	if (!dcid)
+		return -EAGAIN;
+	err = quic_udp_sock_get(sock_net(sk), a, READ_ONCE(sk->sk_bound_dev_if),
+				v6only, &us);
+	if (err)
+		return err;
+	/* The socket an earlier move left behind is not needed any more. */
+	if (m->prev_udp) {
+		quic_udp_sock_put(sock_net(sk), m->prev_udp);
+		m->prev_udp = NULL;
+	}
+	m->prev_udp = qs->udp;
+	m->prev_local = qs->local;
+	qs->udp = us;
+	qs->local = us->addr;
+	inet_sk(sk)->inet_sport = quic_addr_port(&qs->local);
+	inet_sk(sk)->inet_num = ntohs(inet_sk(sk)->inet_sport);
+	sk_dst_reset(sk);
+	qs->path.dst_cookie = 0;
+	err = quic_path_route(sk);
+	if (err) {
+		quic_path_local_swap(sk);
+		quic_udp_sock_put(sock_net(sk), m->prev_udp);
+		m->prev_udp = NULL;
+		return -EINVAL;
+	}
+	qs->dest.active = dcid;
+	m->port_only = quic_addr_same_host(&qs->local, &m->prev_local);
+	get_random_bytes(m->challenge, sizeof(m->challenge));
+	m->challenge_pending = 1;
+	m->active = 1;
+	m->local = 1;
+	m->deadline = quic_now() + quic_path_validation_time(sk);
+	quic_timer_reset(sk, QUIC_TIMER_PATH, quic_cong_pto(&qs->cong, true));
+	trace_quic_path(sk, QUIC_TRACE_PATH_MOVED, &qs->local);
+	pr_debug("%s: sk %p moves from %pISpc to %pISpc\n", __func__, sk,
+		 &m->prev_local, &qs->local);
+	quic_output_flush(sk);
+	return 0;
+}
+
+/**
+ * quic_path_free - release what a local move kept
+ * @sk: the socket, at its end (process context)
+ */
+void quic_path_free(struct sock *sk)
+{
+	struct quic_path_move *m = &quic_sk(sk)->move;
+
+	if (m->prev_udp) {
+		quic_udp_sock_put(sock_net(sk), m->prev_udp);
+		m->prev_udp = NULL;
+	}
 }

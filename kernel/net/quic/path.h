@@ -94,5 +94,7 @@ void quic_path_peer_check(struct sock *sk, const struct sk_buff *skb, u32 len);
 u32 quic_path_challenge_build(struct sock *sk, u8 *p, u32 room);
 void quic_path_response_recv(struct sock *sk, const u8 *data);
 void quic_path_move_timeout(struct sock *sk);
+int quic_path_migrate(struct sock *sk, const union quic_addr *a);
+void quic_path_free(struct sock *sk);
 
 #endif /* __NET_QUIC_PATH_H */

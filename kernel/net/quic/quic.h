@@ -108,22 +108,31 @@ union quic_addr {
 };
 
 /**
- * struct quic_path_move - the peer moved to another address (RFC 9000 9.3)
- * @prev: its last validated address: where we go back if the new one fails
- * @deadline: when the new address has failed validation (quic_now(), us)
- * @challenge: Data of our PATH_CHALLENGE to the new address
- * @active: the new address is being validated
+ * struct quic_path_move - a change of path being validated (RFC 9000 9)
+ * @prev: the peer's last validated address: where we go back if the new
+ *	one fails
+ * @prev_local: our local move: the address we moved from
+ * @prev_udp: our local move: the UDP socket we moved from, held until the
+ *	next move or the socket's end (process context releases it)
+ * @deadline: when the new path has failed validation (quic_now(), us)
+ * @challenge: Data of our PATH_CHALLENGE on the new path
+ * @active: the new path is being validated
  * @challenge_pending: a PATH_CHALLENGE is to be sent
  * @port_only: only the port changed (a NAT rebinding): the congestion
  *	controller and RTT estimates stay (Section 9.4)
+ * @local: we moved (a client's CONNECTION_MIGRATION, Section 9.2), not
+ *	the peer (Section 9.3)
  */
 struct quic_path_move {
 	union quic_addr prev;
+	union quic_addr prev_local;
+	struct quic_udp_sock *prev_udp;
 	u64 deadline;
 	u8 challenge[QUIC_PATH_CHALLENGE_LEN];
 	u8 active:1;
 	u8 challenge_pending:1;
 	u8 port_only:1;
+	u8 local:1;
 };
 
 /* A kmalloc'ed byte string owned by a socket. */

@@ -434,6 +434,7 @@ void quic_destroy_sock(struct sock *sk)
 	quic_data_free(&qs->alpn);
 	quic_data_free(&qs->token);
 	quic_data_free(&qs->ticket);
+	quic_path_free(sk);
 	if (qs->udp) {
 		quic_udp_sock_put(sock_net(sk), qs->udp);
 		qs->udp = NULL;

@@ -303,6 +303,8 @@ static int __quic_set_migration(struct sock *sk, void *kopt, unsigned int len)
 		return -EINVAL;
 	if (quic_is_establishing(sk) && !quic_sk(sk)->is_serv)
 		return -EINVAL;
+	if (quic_is_established(sk))
+		return quic_path_migrate(sk, &a);
 	return quic_conn_unsupported();
 }
 
