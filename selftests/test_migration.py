@@ -23,8 +23,8 @@ import threading
 import time
 
 import pytest
-from conftest import nft, nft_counter
-from peer import ALPN, AioPeer, KernelAccept, KernelReader, conns_row, kernel_connect, until
+from conftest import kernel_connect, nft, nft_counter
+from peer import ALPN, AioPeer, KernelAccept, KernelReader, conns_row, until
 
 from quicctl.paths import KEYS
 
