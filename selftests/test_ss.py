@@ -10,6 +10,7 @@ and quic_diag unloading and loading again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -297,6 +298,27 @@ class _Transfer:
         assert not self.errors, self.errors
 
 
+@contextlib.contextmanager
+def _live_transfer(topo):
+    """A listener, a connection to it and a transfer on that which has begun: (listener port,
+    client port, transfer); all closed at the end."""
+    acc = KernelAccept(topo)
+    conn = srv = xfer = None
+    try:
+        conn = kernel_connect(topo, topo.server_v4, acc.port, alpn=ALPN)
+        srv = acc.wait()
+        xfer = _Transfer(conn, srv)
+        until(lambda: xfer.received > 0 or xfer.errors, "the first bytes", 60)
+        yield acc.port, conn.getsockname()[1], xfer
+    finally:
+        if xfer is not None:
+            xfer.finish()
+        for c_ in (conn, srv):
+            if c_ is not None:
+                c_.close()
+        acc.close()
+
+
 def _one(rows: list[dict], **want) -> dict:
     got = [r for r in rows if all(r.get(k) == v for k, v in want.items())]
     assert len(got) == 1, (want, rows)
@@ -306,16 +328,7 @@ def _one(rows: list[dict], **want) -> dict:
 @pytest.mark.packaged_kernel  # quic_diag.ko needs CONFIG_INET_DIAG: not in the debug kernel
 def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
     """Both ends of a transfer, and the listener, as `quicctl ss --json -a` lists them."""
-    acc = KernelAccept(topo)
-    port = acc.port
-    conn = srv = xfer = None
-    try:
-        conn = kernel_connect(topo, topo.server_v4, port, alpn=ALPN)
-        srv = acc.wait()
-        cport = conn.getsockname()[1]
-        xfer = _Transfer(conn, srv)
-        until(lambda: xfer.received > 0 or xfer.errors, "the first bytes", 60)
-
+    with _live_transfer(topo) as (port, cport, xfer):
         client_rows = _ss_json(topo, topo.client, "-a")
         server_rows = _ss_json(topo, topo.server, "-a")
         c = _one(client_rows, local=f"{topo.client_v4}:{cport}")
@@ -359,13 +372,6 @@ def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
         assert f"alpn:{ALPN} v1 {c['cipher_name']}" in text.stdout, text.stdout
         with capsys.disabled():
             print(f"\n  quicctl ss (client namespace):\n{text.stdout}")
-    finally:
-        if xfer is not None:
-            xfer.finish()
-        for c_ in (conn, srv):
-            if c_ is not None:
-                c_.close()
-        acc.close()
 
     def gone() -> bool:
         rows = _lib(topo.client) + _lib(topo.server)
@@ -387,15 +393,7 @@ def test_iproute2_ss_live_transfer(quic_diag, patched_ss, clean_path, topo, caps
     with their addresses, ports and states, filters by state and port, prints the QUIC_DIAG_*
     details under -i as quicctl's reader reads them, and the rows go at close."""
     ss = patched_ss
-    acc = KernelAccept(topo)
-    port = acc.port
-    conn = srv = xfer = None
-    try:
-        conn = kernel_connect(topo, topo.server_v4, port, alpn=ALPN)
-        srv = acc.wait()
-        cport = conn.getsockname()[1]
-        xfer = _Transfer(conn, srv)
-        until(lambda: xfer.received > 0 or xfer.errors, "the first bytes", 60)
+    with _live_transfer(topo) as (port, cport, xfer):
         client, server = f"{topo.client_v4}:{cport}", f"{topo.server_v4}:{port}"
 
         # Connections by default (as for TCP), the listener with -a, only it with -l.
@@ -445,13 +443,6 @@ def test_iproute2_ss_live_transfer(quic_diag, patched_ss, clean_path, topo, caps
         text = topo.run(topo.client, [ss, "-Qni"], capture_output=True, text=True, timeout=120)
         with capsys.disabled():
             print(f"\n  {Path(ss).name} -Qni (client namespace):\n{text.stdout}")
-    finally:
-        if xfer is not None:
-            xfer.finish()
-        for c_ in (conn, srv):
-            if c_ is not None:
-                c_.close()
-        acc.close()
 
     def gone() -> bool:
         rows = _ss(topo, topo.client, ss, "-Qa") + _ss(topo, topo.server, ss, "-Qa")
