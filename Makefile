@@ -1,13 +1,17 @@
 # Developer shortcuts; the README's two commands (scripts/demo, scripts/test) need no make.
 VENV := .venv/bin
 
-.PHONY: setup build demo test test-debug lint checkpatch abi wheel clean
+.PHONY: setup build ss demo test test-debug lint checkpatch abi wheel clean
 
 setup:
 	scripts/setup
 
 build: setup
 	$(VENV)/quicctl build
+
+# iproute2's ss with QUIC sockets (ss -Q), patched from Debian's source: build/iproute2/ss.
+ss:
+	scripts/build-ss
 
 demo:
 	scripts/demo

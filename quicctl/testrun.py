@@ -128,6 +128,8 @@ def run(
     if built.with_name("quic_diag.ko").is_file():
         env["QUICCTL_DIAG_MODULE"] = str(results / f"quic_diag-{kb.release}.ko")
         shutil.copy2(built.with_name("quic_diag.ko"), env["QUICCTL_DIAG_MODULE"])
+    if not debug_kernel:  # test_ss runs it on Debian's kernel (packaged_kernel)
+        _build_ss(env)
     # Sizes of the long runs, set on the host (e.g. QUICCTL_SCALE_CONNS=1000), reach the guest.
     env.update({k: v for k, v in os.environ.items() if k in PASS_THROUGH})
     if debug_kernel:
@@ -196,6 +198,20 @@ def _build(kernel: kbuild.Kernel) -> Path:
             f"quic.ko for {kernel.release} builds with W=1 warnings:\n" + "\n".join(warnings)
         )
     return ko
+
+
+def _build_ss(env: dict[str, str]) -> None:
+    """iproute2's ss with QUIC (scripts/build-ss) for test_ss, in QUICCTL_SS.  When it cannot
+    be built the suite goes on; the tests that run it fail with the reason (QUICCTL_SS_ERROR)."""
+    print("quicctl test: building iproute2's ss with QUIC (scripts/build-ss)", flush=True)
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "build-ss")], capture_output=True,
+                       text=True)  # fmt: skip
+    if r.returncode == 0 and r.stdout.strip():
+        env["QUICCTL_SS"] = r.stdout.strip().splitlines()[-1]
+        return
+    why = (r.stderr.strip().splitlines() or [f"scripts/build-ss: exit {r.returncode}"])[-1]
+    env["QUICCTL_SS_ERROR"] = why
+    print(f"quicctl test: {why}", file=sys.stderr, flush=True)
 
 
 def _debug_build_tree() -> Path:

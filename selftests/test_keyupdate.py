@@ -58,6 +58,7 @@ def test_kernel_key_update_with_aioquic(quic_module, clean_path, topo):
     acc = KernelAccept(topo, events=(ev,))
     peer = AioPeer(topo, acc.port)
     conn = None
+    i = -1
     try:
         conn, reader, step = peer.accepted(acc)
         for i in range(4):
@@ -80,7 +81,8 @@ def test_kernel_key_update_with_aioquic(quic_module, clean_path, topo):
         assert peer.closed is None and reader.close is None
     except BaseException:
         if conn is not None:
-            print("kernel close:", conn.close_info().describe(), "aioquic:", peer.closed)
+            print(f"round {i}: kernel close:", conn.close_info().describe(), "aioquic:",
+                  peer.closed, "kernel events:", reader.events)  # fmt: skip
         raise
     finally:
         peer.close()

@@ -1,13 +1,16 @@
-"""`quicctl ss` and quic_diag.ko: QUIC sockets through sock_diag.
+"""`quicctl ss`, iproute2's ss with QUIC, and quic_diag.ko: QUIC sockets through sock_diag.
 
-Host: the QUIC_DIAG_* table of quicctl.ssdiag against kernel/net/quic/diag.h, and the parser and
-the ss-style layout on a netlink reply built here byte by byte.  VM: both ends of a live
-transfer between two namespaces, the listener, the filters, the rows going at close, and
-quic_diag unloading and loading again.
+Host: the QUIC_DIAG_* tables of quicctl.ssdiag and of the ss patch
+(packaging/iproute2/ss-quic.patch) against kernel/net/quic/diag.h, the parser and the ss-style
+layout on a netlink reply built here byte by byte, and the patched ss (scripts/build-ss) on a
+kernel without quic_diag.  VM: both ends of a live transfer between two namespaces, the
+listener, the filters, the rows going at close, as `quicctl ss` and as the patched ss list them,
+and quic_diag unloading and loading again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,10 +23,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import dev_module, kernel_connect, run
+from conftest import IN_VM, ROOT, dev_module, kernel_connect, run
 from peer import ALPN, KernelAccept, until
 
 from quicctl import ssdiag
+from quicctl.paths import BUILD_DIR
 
 # -- host -------------------------------------------------------------------------------------
 
@@ -38,6 +42,20 @@ def test_attribute_table_matches_diag_h():
     assert entries[0] == ("UNSPEC", "")
     header = {i: (name.lower(), kind) for i, (name, kind) in enumerate(entries) if i}
     assert header == ssdiag.ATTRS
+
+
+def _diag_h_entries() -> list[str]:
+    """The QUIC_DIAG_* names of diag.h, in order (QUIC_DIAG_UNSPEC first)."""
+    body = re.search(r"enum \{\n(.*?)__QUIC_DIAG_MAX", ssdiag.DIAG_HEADER.read_text(), re.S)[1]
+    return re.findall(r"^\s*(QUIC_DIAG_\w+),", body, re.M)
+
+
+@pytest.mark.host
+def test_ss_patch_attributes_match_diag_h():
+    """The ss patch's copy of the QUIC_DIAG_* enum has diag.h's names in diag.h's order."""
+    patch = (ROOT / "packaging" / "iproute2" / "ss-quic.patch").read_text()
+    body = re.search(r"^\+enum \{\n(.*?)^\+\t__QUIC_DIAG_MAX", patch, re.S | re.M)[1]
+    assert re.findall(r"^\+\t(QUIC_DIAG_\w+),", body, re.M) == _diag_h_entries()
 
 
 def _nla(atype: int, value: bytes) -> bytes:
@@ -122,6 +140,73 @@ def test_parse_rejects_malformed():
     with pytest.raises(OSError) as exc:
         ssdiag.parse_replies(err)
     assert exc.value.errno == 2
+
+
+@pytest.fixture(scope="module")
+def patched_ss() -> str:
+    """iproute2's ss with QUIC: what `quicctl test` built (QUICCTL_SS), on the host built here
+    (scripts/build-ss, quick when built), in the VM build/iproute2/ss.  Never a skip: a
+    missing ss fails the test with the reason."""
+    err = os.environ.get("QUICCTL_SS_ERROR")
+    if err:
+        pytest.fail(f"iproute2's ss with QUIC was not built: {err}")
+    path = os.environ.get("QUICCTL_SS")
+    if not path and not IN_VM:
+        r = run(["bash", str(ROOT / "scripts" / "build-ss")], check=False)
+        if r.returncode:
+            pytest.fail(f"scripts/build-ss failed: {r.stderr.strip()}")
+        path = r.stdout.strip().splitlines()[-1]
+    ss = Path(path) if path else BUILD_DIR / "iproute2" / "ss"
+    if not os.access(ss, os.X_OK):
+        pytest.fail(f"{ss} is missing: build it with `make ss` (scripts/build-ss) on the host")
+    return str(ss)
+
+
+def _ss_rows(out: str) -> list[dict]:
+    """The rows of ss -n output, one line a socket (-O): state (None when ss leaves the column
+    out), queues, local, peer, and what follows: key:value pairs in `kv`, bare words in
+    `words`; `pacing_rate VALUE` is a pair too."""
+    lines = out.splitlines()
+    assert lines and lines[0].split()[:1] in (["State"], ["Recv-Q"]), out
+    has_state = lines[0].startswith("State")
+    rows = []
+    for line in lines[1:]:
+        t = line.split()
+        state = t.pop(0) if has_state else None
+        row = {"state": state, "recv_q": int(t[0]), "send_q": int(t[1]), "local": t[2],
+               "peer": t[3], "kv": {}, "words": set()}  # fmt: skip
+        rest = iter(t[4:])
+        for word in rest:
+            if word == "pacing_rate":
+                row["kv"][word] = next(rest)
+            elif ":" in word:
+                key, value = word.split(":", 1)
+                row["kv"][key] = value
+            else:
+                row["words"].add(word)
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.host
+def test_patched_ss_on_this_host(patched_ss):
+    """The patched ss knows the QUIC table (-h, -A quic, -Q); without quic_diag (this host
+    cannot load modules) it prints the header, no row, and says why in one line."""
+    h = run([patched_ss, "-h"])
+    assert "-Q, --quic" in h.stdout and "|mptcp|quic|" in h.stdout, h.stdout
+    for argv in (["-Qn"], ["-A", "quic", "-na"], ["--quic", "-nOiem"]):
+        r = run([patched_ss, *argv])
+        lines = r.stdout.splitlines()
+        assert lines[0].split()[:3] in (["State", "Recv-Q", "Send-Q"], ["Recv-Q", "Send-Q",
+                                                                         "Local"]), r  # fmt: skip
+        if Path("/sys/module/quic_diag").exists():
+            continue  # a host with the module loaded: rows or none, no complaint
+        assert lines[1:] == [], r.stdout
+        assert r.stderr == "ss: no QUIC socket diagnostics in this kernel (quic_diag.ko not " \
+            "loaded)\n", r.stderr  # fmt: skip
+    # With other tables asked for too, QUIC's absence is not an error worth a line.
+    r = run([patched_ss, "-A", "quic,tcp", "-n"])
+    assert "quic_diag" not in r.stderr and r.stdout.startswith("Netid"), r
 
 
 # -- VM ---------------------------------------------------------------------------------------
@@ -213,6 +298,27 @@ class _Transfer:
         assert not self.errors, self.errors
 
 
+@contextlib.contextmanager
+def _live_transfer(topo):
+    """A listener, a connection to it and a transfer on that which has begun: (listener port,
+    client port, transfer); all closed at the end."""
+    acc = KernelAccept(topo)
+    conn = srv = xfer = None
+    try:
+        conn = kernel_connect(topo, topo.server_v4, acc.port, alpn=ALPN)
+        srv = acc.wait()
+        xfer = _Transfer(conn, srv)
+        until(lambda: xfer.received > 0 or xfer.errors, "the first bytes", 60)
+        yield acc.port, conn.getsockname()[1], xfer
+    finally:
+        if xfer is not None:
+            xfer.finish()
+        for c_ in (conn, srv):
+            if c_ is not None:
+                c_.close()
+        acc.close()
+
+
 def _one(rows: list[dict], **want) -> dict:
     got = [r for r in rows if all(r.get(k) == v for k, v in want.items())]
     assert len(got) == 1, (want, rows)
@@ -222,16 +328,7 @@ def _one(rows: list[dict], **want) -> dict:
 @pytest.mark.packaged_kernel  # quic_diag.ko needs CONFIG_INET_DIAG: not in the debug kernel
 def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
     """Both ends of a transfer, and the listener, as `quicctl ss --json -a` lists them."""
-    acc = KernelAccept(topo)
-    port = acc.port
-    conn = srv = xfer = None
-    try:
-        conn = kernel_connect(topo, topo.server_v4, port, alpn=ALPN)
-        srv = acc.wait()
-        cport = conn.getsockname()[1]
-        xfer = _Transfer(conn, srv)
-        until(lambda: xfer.received > 0 or xfer.errors, "the first bytes", 60)
-
+    with _live_transfer(topo) as (port, cport, xfer):
         client_rows = _ss_json(topo, topo.client, "-a")
         server_rows = _ss_json(topo, topo.server, "-a")
         c = _one(client_rows, local=f"{topo.client_v4}:{cport}")
@@ -275,13 +372,6 @@ def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
         assert f"alpn:{ALPN} v1 {c['cipher_name']}" in text.stdout, text.stdout
         with capsys.disabled():
             print(f"\n  quicctl ss (client namespace):\n{text.stdout}")
-    finally:
-        if xfer is not None:
-            xfer.finish()
-        for c_ in (conn, srv):
-            if c_ is not None:
-                c_.close()
-        acc.close()
 
     def gone() -> bool:
         rows = _lib(topo.client) + _lib(topo.server)
@@ -290,9 +380,82 @@ def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
     until(gone, "the rows of the closed connection and listener to go", 60)
 
 
+def _ss(topo, ns: str, ss: str, *args: str) -> list[dict]:
+    """The rows of the patched ss ARGS (-n -O added) in namespace ns."""
+    r = topo.run(ns, [ss, "-nO", *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and not r.stderr, r
+    return _ss_rows(r.stdout)
+
+
 @pytest.mark.packaged_kernel
-def test_ss_diag_unload_reload(quic_diag, topo):
-    """quic_diag goes and comes back; without it `quicctl ss` says so in one line."""
+def test_iproute2_ss_live_transfer(quic_diag, patched_ss, clean_path, topo, capsys):
+    """iproute2's ss with QUIC (-Q, -A quic) lists both ends of a transfer and the listener
+    with their addresses, ports and states, filters by state and port, prints the QUIC_DIAG_*
+    details under -i as quicctl's reader reads them, and the rows go at close."""
+    ss = patched_ss
+    with _live_transfer(topo) as (port, cport, xfer):
+        client, server = f"{topo.client_v4}:{cport}", f"{topo.server_v4}:{port}"
+
+        # Connections by default (as for TCP), the listener with -a, only it with -l.
+        assert [(r["state"], r["local"], r["peer"]) for r in _ss(topo, topo.client, ss, "-Q")] \
+            == [("ESTAB", client, server)]  # fmt: skip
+        rows = _ss(topo, topo.server, ss, "--quic")
+        assert [(r["state"], r["local"], r["peer"]) for r in rows] == [("ESTAB", server, client)]
+        rows = _ss(topo, topo.server, ss, "-A", "quic", "-a")
+        assert sorted((r["state"], r["local"], r["peer"]) for r in rows) == [
+            ("ESTAB", server, client), ("LISTEN", f"0.0.0.0:{port}", "0.0.0.0:*")]  # fmt: skip
+        assert [r["local"] for r in _ss(topo, topo.server, ss, "-Ql")] == [f"0.0.0.0:{port}"]
+        # ss's state filter (sent to the kernel; one state: no State column) and its own
+        # address/port expressions.
+        rows = _ss(topo, topo.server, ss, "-Q", "state", "established")
+        assert [(r["state"], r["local"]) for r in rows] == [(None, server)]
+        assert _ss(topo, topo.client, ss, "-Q", "state", "listening") == []
+        rows = _ss(topo, topo.client, ss, "-Q", "dport", "=", f":{port}")
+        assert [r["local"] for r in rows] == [client]
+        other = port + 1 if port < 65535 else 1
+        assert _ss(topo, topo.client, ss, "-Q", "dport", "=", f":{other}") == []
+
+        # -i -e -m: the QUIC details, socket and memory, against quicctl's reader.
+        ref_c = _one(_lib(topo.client), local=client)
+        ref_s = _one(_lib(topo.server), local=server, peer=client)
+        ci = _one(_ss(topo, topo.client, ss, "-Qiem"), local=client)
+        si = _one(_ss(topo, topo.server, ss, "-Qiem"), local=server)
+        for row, ref, side in ((ci, ref_c, "client"), (si, ref_s, "server")):
+            kv, words = row["kv"], row["words"]
+            assert {side, "v1", ref["cipher_name"], ref["cong_algo"]} <= words, row
+            assert kv["alpn"] == ALPN and kv["scid"] == ref["scid"], row
+            assert kv["dcid"] == ref["dcid"], row
+            assert kv["ino"] == str(ref["inode"]) and kv["sk"] == f"{ref['cookie']:x}", row
+            bidi = f"{ref['streams_bidi_local']}/{ref['streams_bidi_peer']}"
+            uni = f"{ref['streams_uni_local']}/{ref['streams_uni_peer']}"
+            assert kv["streams"] == f"bidi:{bidi},uni:{uni}", row
+            srtt, rttvar = (float(v) for v in kv["rtt"].split("/"))
+            assert srtt > 0 and rttvar >= 0 and float(kv["minrtt"]) > 0, row
+            assert int(kv["cwnd"]) > 0 and int(kv["mss"]) >= 1200, row
+            assert int(kv["pacing_rate"].removesuffix("bps")) > 0, row
+            assert kv["idle_timeout"] == f"{ref['idle_timeout'] // 1000}ms", row
+            assert int(kv["lost"]) >= 0 and int(kv["pto"]) >= 0, row
+            assert re.fullmatch(r"\(r\d+,rb[1-9]\d*,t\d+,tb[1-9]\d*,f\d+,w\d+,o\d+,bl\d+,d\d+\)",
+                                kv["skmem"]), row  # fmt: skip
+        assert ref_c["streams_bidi_local"] == 1 and ref_s["streams_bidi_peer"] == 1
+        assert ci["kv"]["scid"] == si["kv"]["dcid"] and ci["kv"]["dcid"] == si["kv"]["scid"]
+        assert int(ci["kv"]["bytes_sent"]) > 0 and int(si["kv"]["bytes_received"]) > 0, (ci, si)
+        text = topo.run(topo.client, [ss, "-Qni"], capture_output=True, text=True, timeout=120)
+        with capsys.disabled():
+            print(f"\n  {Path(ss).name} -Qni (client namespace):\n{text.stdout}")
+
+    def gone() -> bool:
+        rows = _ss(topo, topo.client, ss, "-Qa") + _ss(topo, topo.server, ss, "-Qa")
+        ends = [(r["local"].rsplit(":", 1)[1], r["peer"].rsplit(":", 1)[1]) for r in rows]
+        return not [e for e in ends if str(port) in e]
+
+    until(gone, "ss -Qa to list the closed connection and listener no longer", 60)
+
+
+@pytest.mark.packaged_kernel
+def test_ss_diag_unload_reload(quic_diag, patched_ss, topo):
+    """quic_diag goes and comes back; without it `quicctl ss` and the patched ss say so in one
+    line."""
     acc = KernelAccept(topo)
     try:
         assert _one(_lib(topo.server), state="LISTEN")["local_port"] == acc.port
@@ -304,8 +467,13 @@ def test_ss_diag_unload_reload(quic_diag, topo):
         modprobe.write_text("/bin/false\n")
         try:
             r = _quicctl(topo, topo.server)
+            ss = topo.run(topo.server, [patched_ss, "-Qn"], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
         finally:
             modprobe.write_text(saved)
+        assert ss.returncode == 0 and len(ss.stdout.splitlines()) == 1, ss  # the header only
+        assert ss.stderr == "ss: no QUIC socket diagnostics in this kernel (quic_diag.ko not " \
+            "loaded)\n", ss  # fmt: skip
         assert r.returncode == 1 and "Traceback" not in r.stderr, r
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "quic_diag.ko is not loaded" in lines[0], r.stderr

@@ -17,6 +17,7 @@ pacing rate, bytes sent/acknowledged/received and socket memory (skmem, as ss -m
 \b
 Connections only by default; -l: listeners only; -a: both.
 Needs quic_diag.ko (sock_diag for IPPROTO_QUIC): `modprobe quic_diag`.
+iproute2's own ss with QUIC: `make ss` builds build/iproute2/ss (ss -Q).
 """
 
 
