@@ -72,7 +72,9 @@ def test_kernel_key_update_with_aioquic(quic_module, clean_path, topo):
                 _update(conn.sock)
             else:
                 # RFC 9001 Section 6.1: aioquic's request_key_update() does not wait for an
-                # acknowledgment of a packet of its current keys; the test does.
+                # acknowledgment of a packet of its current keys (here it may have sent only
+                # ACKs since it followed the kernel's update, which nobody acknowledges); the
+                # kernel does not hold that against an answer to its own update.
                 for _ in range(10):
                     step()
                 peer.quic.request_key_update()

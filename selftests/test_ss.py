@@ -383,7 +383,9 @@ def test_ss_live_transfer(quic_diag, clean_path, topo, capsys):
 def _ss(topo, ns: str, ss: str, *args: str) -> list[dict]:
     """The rows of the patched ss ARGS (-n -O added) in namespace ns."""
     r = topo.run(ns, [ss, "-nO", *args], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and not r.stderr, r
+    # -e looks up each socket's cgroup; the guest mounts no cgroup2 (ss says so, and goes on).
+    said = [line for line in r.stderr.splitlines() if line != "Failed to find cgroup2 mount"]
+    assert r.returncode == 0 and not said, r
     return _ss_rows(r.stdout)
 
 

@@ -264,12 +264,17 @@ static void quic_packet_handshake_rcvd(struct sock *sk)
 }
 
 /*
- * The peer's key phase changed with packet @pn.  RFC 9001 Section 6.1: it
- * may change again only after an acknowledgment of a packet of this phase,
- * which it cannot have before we sent one (quic_frame_ack_build()): a
- * second change before that is a KEY_UPDATE_ERROR (Section 6.2), and so a
- * peer cannot make us derive keys faster than once per round trip.  The
- * old receive keys go three PTOs later (Section 6.5).
+ * The peer's key phase changed with packet @pn.  RFC 9001 Section 6.1: after
+ * an update it started, the peer may start another only once a packet of the
+ * new phase was acknowledged, which it cannot have before we sent one
+ * (quic_frame_ack_build()): a second change before that is a
+ * KEY_UPDATE_ERROR (Section 6.2), and so a peer cannot make us derive keys
+ * faster than once per round trip.  The answer to an update we started
+ * (QUIC_CRYPTO_KEY_CONFIRMED) is not held against the peer: only our
+ * application starts those, and a peer that starts the next one early (it
+ * should wait for an acknowledgment too, Section 6.1) costs one derivation
+ * per update of ours.  The old receive keys go three PTOs later (Section
+ * 6.5).
  *
  * Return: 0, or -EKEYREJECTED if the connection was closed.
  */
@@ -280,12 +285,14 @@ static int quic_packet_key_event(struct sock *sk, u8 event, s64 pn)
 
 	if (event == QUIC_CRYPTO_KEY_NONE)
 		return 0;
-	if (qs->key_phase_unacked) {
-		quic_conn_error(sk, QUIC_TRANSPORT_ERROR_KEY_UPDATE, 0);
-		return -EKEYREJECTED;
+	if (event == QUIC_CRYPTO_KEY_PEER_UPDATE) {
+		if (qs->key_phase_unacked) {
+			quic_conn_error(sk, QUIC_TRANSPORT_ERROR_KEY_UPDATE, 0);
+			return -EKEYREJECTED;
+		}
+		qs->key_phase_unacked = 1;
+		qs->key_phase_pn = pn;
 	}
-	qs->key_phase_unacked = 1;
-	qs->key_phase_pn = pn;
 	qs->key_discard_at = quic_now() + 3ULL * quic_cong_pto(&qs->cong, true);
 	qs->crypto_key_prepare = 1;
 	quic_conn_defer(sk);
