@@ -31,7 +31,6 @@
 #include <linux/quic.h>
 #include <linux/random.h>
 #include <linux/scatterlist.h>
-#include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <uapi/linux/tls.h>
@@ -54,7 +53,6 @@
 #define QUIC_LABEL_MAX_LEN	16	/* "tls13 " + label fits in info[] */
 #define QUIC_RETRY_KEY_LEN	16	/* AEAD_AES_128_GCM */
 #define QUIC_RETRY_MAX_LEN	65535	/* a Retry fits in one datagram */
-#define QUIC_SG_MAX		8	/* skb pieces handled without copying */
 
 /* ccm(aes) takes a 16-byte IV: L' (= 15 - nonce length - 1), nonce, counter */
 #define QUIC_NONCE_BUF_LEN	16
@@ -968,124 +966,6 @@ int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 	return quic_decrypt_sg(c, pkt, &sg, len, pn_offset, largest_pn, info);
 }
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_decrypt);
-
-/*
- * Like esp_input(): an skb we own whose pages nobody else references is
- * written in place; anything else is copied by skb_cow_data().
- */
-static int quic_skb_writable(struct sk_buff *skb)
-{
-	struct sk_buff *trailer;
-
-	if (!skb_cloned(skb) && !skb_has_frag_list(skb) &&
-	    !skb_has_shared_frag(skb))
-		return skb_shinfo(skb)->nr_frags + 1;
-	return skb_cow_data(skb, 0, &trailer);
-}
-
-/*
- * Make the skb writable, pull the header up to the longest Packet Number
- * field into the linear area and map [offset, offset + len) to @sg.
- */
-static int quic_skb_prepare(struct sk_buff *skb, u32 offset, u32 len,
-			    u32 pn_offset, struct scatterlist *sg, u8 **hdr)
-{
-	int nsg;
-
-	if (offset > skb->len || len > skb->len - offset)
-		return -EINVAL;
-	nsg = quic_skb_writable(skb);
-	if (nsg < 0)
-		return nsg;
-	if (nsg > QUIC_SG_MAX && skb_linearize(skb))
-		return -ENOMEM;
-	if (!pskb_may_pull(skb, offset + pn_offset + QUIC_CRYPTO_SAMPLE_OFFSET))
-		return -EINVAL;
-	sg_init_table(sg, QUIC_SG_MAX);
-	nsg = skb_to_sgvec(skb, sg, offset, len);
-	if (nsg < 0)
-		return nsg;
-	*hdr = skb->data + offset;
-	return 0;
-}
-
-/**
- * quic_crypto_encrypt_skb() - protect a packet held in an skb
- * @c: crypto state of the packet's encryption level
- * @skb: skb owned by the caller (not shared); may be paged or cloned
- * @offset: offset of the packet from @skb->data (coalesced packets)
- * @len: packet length, QUIC_CRYPTO_TAG_LEN bytes of tag room included
- * @pn_offset: offset of the Packet Number field within the packet
- * @pn: full packet number
- *
- * As quic_crypto_encrypt(), without copying the payload: the AEAD works on
- * the skb's pages.  The header is pulled into the linear area, so pointers
- * into @skb data are stale afterwards.  Never sleeps.
- *
- * Return: as quic_crypto_encrypt(), or -ENOMEM.
- */
-int quic_crypto_encrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
-			    u32 offset, u32 len, u32 pn_offset, s64 pn)
-{
-	struct scatterlist sg[QUIC_SG_MAX];
-	u8 *hdr;
-	int err;
-
-	if (!quic_crypto_send_ready(c))
-		return -ENOKEY;
-	err = quic_pkt_check(len, pn_offset);
-	if (!err)
-		err = quic_skb_prepare(skb, offset, len, pn_offset, sg, &hdr);
-	if (!err)
-		err = quic_encrypt_payload(c, hdr, sg, len, pn_offset, pn);
-	if (!err)
-		err = skb_copy_bits(skb, offset + pn_offset +
-				    QUIC_CRYPTO_SAMPLE_OFFSET,
-				    c->tx.scratch->sample,
-				    QUIC_CRYPTO_SAMPLE_LEN);
-	if (err)
-		return err;
-	return quic_hp_apply(&c->tx, hdr, pn_offset);
-}
-EXPORT_SYMBOL_IF_KUNIT(quic_crypto_encrypt_skb);
-
-/**
- * quic_crypto_decrypt_skb() - remove protection from a packet in an skb
- * @c: crypto state of the packet's encryption level
- * @skb: skb owned by the caller (not shared); may be paged or cloned
- * @offset: offset of the packet from @skb->data (coalesced packets)
- * @len: length of this packet
- * @pn_offset: offset of the Packet Number field within the packet
- * @largest_pn: largest packet number processed in this space, -1 if none
- * @info: filled as by quic_crypto_decrypt()
- *
- * As quic_crypto_decrypt(), opening the payload in the skb's own pages.
- * The header is pulled into the linear area, so pointers into @skb data
- * are stale afterwards.  Never sleeps.
- *
- * Return: as quic_crypto_decrypt(), or -ENOMEM.
- */
-int quic_crypto_decrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
-			    u32 offset, u32 len, u32 pn_offset, s64 largest_pn,
-			    struct quic_crypto_rx_info *info)
-{
-	struct scatterlist sg[QUIC_SG_MAX];
-	u8 *hdr;
-	int err;
-
-	err = quic_rx_check(c, len, pn_offset, largest_pn);
-	if (!err)
-		err = quic_skb_prepare(skb, offset, len, pn_offset, sg, &hdr);
-	if (!err)
-		err = skb_copy_bits(skb, offset + pn_offset +
-				    QUIC_CRYPTO_SAMPLE_OFFSET,
-				    c->rx.scratch->sample,
-				    QUIC_CRYPTO_SAMPLE_LEN);
-	if (err)
-		return err;
-	return quic_decrypt_sg(c, hdr, sg, len, pn_offset, largest_pn, info);
-}
-EXPORT_SYMBOL_IF_KUNIT(quic_crypto_decrypt_skb);
 
 /**
  * quic_crypto_key_update_prepare() - derive the next 1-RTT key generation

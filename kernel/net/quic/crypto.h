@@ -6,7 +6,7 @@
  * Context rules:
  *  - Functions that install or derive keys allocate crypto transforms and
  *    call setkey, which may sleep: process context only (might_sleep()).
- *  - quic_crypto_encrypt*() and quic_crypto_decrypt*() never sleep and may
+ *  - quic_crypto_encrypt() and quic_crypto_decrypt() never sleep and may
  *    run in softirq context.  They use preallocated requests, so all calls
  *    on one struct quic_crypto must be serialized by the caller (socket
  *    lock).
@@ -23,7 +23,6 @@
 
 #include <linux/types.h>
 
-struct sk_buff;
 struct crypto_aead;
 struct aead_request;
 struct crypto_sync_skcipher;
@@ -177,11 +176,6 @@ int quic_crypto_encrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 			u32 pn_offset, s64 largest_pn,
 			struct quic_crypto_rx_info *info);
-int quic_crypto_encrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
-			    u32 offset, u32 len, u32 pn_offset, s64 pn);
-int quic_crypto_decrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
-			    u32 offset, u32 len, u32 pn_offset, s64 largest_pn,
-			    struct quic_crypto_rx_info *info);
 
 int quic_crypto_key_update(struct quic_crypto *c);
 int quic_crypto_key_update_prepare(struct quic_crypto *c);
