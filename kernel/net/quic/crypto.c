@@ -192,7 +192,6 @@ struct quic_crypto_scratch {
 
 /* Module-wide transforms, see quic_crypto_init(). */
 static struct crypto_aead *quic_retry_tfm[ARRAY_SIZE(quic_versions)];
-static struct crypto_shash *quic_reset_tfm;
 
 static const struct quic_cipher *quic_cipher_get(u32 type)
 {
@@ -1618,35 +1617,6 @@ void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac)
 }
 
 /**
- * quic_crypto_stateless_reset_token() - token for a connection ID
- * @cid: connection ID
- * @cid_len: its length, 0..20
- * @token: QUIC_CRYPTO_RESET_TOKEN_LEN bytes of output
- *
- * RFC 9000 Section 10.3.2: HMAC-SHA256 of the connection ID under a random
- * key chosen when the module loads, truncated; the same connection ID always
- * gets the same token while the module stays loaded.  Any context.
- *
- * Return: 0, -EINVAL for a bad length, -ENOKEY before quic_crypto_init().
- */
-int quic_crypto_stateless_reset_token(const u8 *cid, u8 cid_len, u8 *token)
-{
-	u8 digest[SHA256_DIGEST_SIZE];
-	int err;
-
-	if (cid_len > QUIC_CRYPTO_CID_MAX_LEN)
-		return -EINVAL;
-	if (!quic_reset_tfm)
-		return -ENOKEY;
-	err = crypto_shash_tfm_digest(quic_reset_tfm, cid, cid_len, digest);
-	if (!err)
-		memcpy(token, digest, QUIC_CRYPTO_RESET_TOKEN_LEN);
-	memzero_explicit(digest, sizeof(digest));
-	return err;
-}
-EXPORT_SYMBOL_IF_KUNIT(quic_crypto_stateless_reset_token);
-
-/**
  * quic_crypto_initial_secrets() - the Initial secrets of a connection
  * @version: QUIC version (selects the salt)
  * @dcid: Destination Connection ID of the client's first Initial packet
@@ -1772,30 +1742,11 @@ err:
 	return err;
 }
 
-static int quic_reset_init(void)
-{
-	u8 key[SHA256_DIGEST_SIZE];
-	struct crypto_shash *tfm;
-	int err;
-
-	tfm = crypto_alloc_shash("hmac(sha256)", 0, 0);
-	if (IS_ERR(tfm))
-		return PTR_ERR(tfm);
-	get_random_bytes(key, sizeof(key));
-	err = crypto_shash_setkey(tfm, key, sizeof(key));
-	memzero_explicit(key, sizeof(key));
-	if (err) {
-		crypto_free_shash(tfm);
-		return err;
-	}
-	quic_reset_tfm = tfm;
-	return 0;
-}
-
 /**
  * quic_crypto_init() - set up the module-wide transforms
  *
- * Retry Integrity Tag keys for each version and the stateless reset key.
+ * Retry Integrity Tag keys for each version and the address validation
+ * token key.
  * Called once from module init; undone by quic_crypto_exit().
  *
  * Return: 0 or a negative error (an algorithm is missing).
@@ -1806,15 +1757,8 @@ int quic_crypto_init(void)
 
 	get_random_bytes(quic_token_key, sizeof(quic_token_key));
 	err = quic_retry_init();
-	if (err) {
+	if (err)
 		pr_err("cannot set up gcm(aes) for Retry tags: %d\n", err);
-		return err;
-	}
-	err = quic_reset_init();
-	if (err) {
-		pr_err("cannot set up hmac(sha256) for reset tokens: %d\n", err);
-		quic_retry_exit();
-	}
 	return err;
 }
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_init);
@@ -1824,9 +1768,6 @@ EXPORT_SYMBOL_IF_KUNIT(quic_crypto_init);
  */
 void quic_crypto_exit(void)
 {
-	if (quic_reset_tfm)
-		crypto_free_shash(quic_reset_tfm);
-	quic_reset_tfm = NULL;
 	quic_retry_exit();
 	memzero_explicit(quic_token_key, sizeof(quic_token_key));
 }

@@ -10,9 +10,9 @@
  *    run in softirq context.  They use preallocated requests, so all calls
  *    on one struct quic_crypto must be serialized by the caller (socket
  *    lock).
- *  - quic_crypto_retry_tag(), quic_crypto_retry_verify() and
- *    quic_crypto_stateless_reset_token() use module-wide transforms set up
- *    by quic_crypto_init(); they may run in any context, concurrently.
+ *  - quic_crypto_retry_tag() and quic_crypto_retry_verify() use module-wide
+ *    transforms set up by quic_crypto_init(); they may run in any context,
+ *    concurrently.
  *
  * A zeroed struct quic_crypto is a valid "no keys" object, and
  * quic_crypto_destroy() may be called on it at any time.
@@ -35,7 +35,6 @@ struct crypto_sync_skcipher;
 #define QUIC_CRYPTO_KEY_MAX_LEN		32	/* AES-256 / ChaCha20 key */
 #define QUIC_CRYPTO_CID_MAX_LEN		20	/* RFC 9000 Section 17.2 */
 #define QUIC_CRYPTO_RETRY_TAG_LEN	16	/* RFC 9001 Section 5.8 */
-#define QUIC_CRYPTO_RESET_TOKEN_LEN	16	/* RFC 9000 Section 10.3 */
 #define QUIC_CRYPTO_TOKEN_MAC_LEN	16	/* address validation tokens */
 /* Shortest packet that holds a full header protection sample. */
 #define QUIC_CRYPTO_MIN_PKT_LEN(pn_offset)	\
@@ -190,7 +189,6 @@ int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 int quic_crypto_initial_seal(u32 version, const u8 *dcid, u8 dcid_len, u8 *pkt,
 			     u32 len, u32 pn_offset);
 void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac);
-int quic_crypto_stateless_reset_token(const u8 *cid, u8 cid_len, u8 *token);
 
 int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,
 				u8 *client_secret, u8 *server_secret);

@@ -1329,21 +1329,6 @@ static void quic_test_ooo(struct kunit *test)
 	KUNIT_EXPECT_NULL(test, quic_ooo_pop(&q, U64_MAX));
 }
 
-/* RFC 9000 Section 10.3.2: stable per connection ID, distinct across. */
-static void quic_test_reset_token(struct kunit *test)
-{
-	u8 cid[QUIC_CRYPTO_CID_MAX_LEN + 1] = { 1, 2, 3, 4, 5, 6, 7, 8 };
-	u8 t1[QUIC_CRYPTO_RESET_TOKEN_LEN], t2[QUIC_CRYPTO_RESET_TOKEN_LEN];
-
-	KUNIT_ASSERT_EQ(test, quic_crypto_stateless_reset_token(cid, 8, t1), 0);
-	KUNIT_ASSERT_EQ(test, quic_crypto_stateless_reset_token(cid, 8, t2), 0);
-	KUNIT_EXPECT_MEMEQ(test, t1, t2, sizeof(t1));
-	KUNIT_ASSERT_EQ(test, quic_crypto_stateless_reset_token(cid, 7, t2), 0);
-	KUNIT_EXPECT_MEMNEQ(test, t1, t2, sizeof(t1));
-	KUNIT_EXPECT_EQ(test, quic_crypto_stateless_reset_token(cid, 21, t2),
-			-EINVAL);
-}
-
 static struct kunit_case quic_crypto_test_cases[] = {
 	KUNIT_CASE_PARAM(quic_test_initial_keys, quic_test_versions_gen_params),
 	KUNIT_CASE_PARAM(quic_test_client_initial,
@@ -1360,7 +1345,6 @@ static struct kunit_case quic_crypto_test_cases[] = {
 	KUNIT_CASE(quic_test_key_update),
 	KUNIT_CASE(quic_test_stream_clone),
 	KUNIT_CASE(quic_test_ooo),
-	KUNIT_CASE(quic_test_reset_token),
 	{}
 };
 
