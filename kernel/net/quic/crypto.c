@@ -1616,6 +1616,7 @@ void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac)
 	memzero_explicit(d, sizeof(d));
 }
 
+#if IS_ENABLED(CONFIG_KUNIT)
 /**
  * quic_crypto_initial_secrets() - the Initial secrets of a connection
  * @version: QUIC version (selects the salt)
@@ -1624,8 +1625,8 @@ void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac)
  * @client_secret: 32 bytes of output, "client in"
  * @server_secret: 32 bytes of output, "server in"
  *
- * RFC 9001 Section 5.2.  For tests and diagnostics; the caller wipes the
- * output.  Process context: may sleep.
+ * RFC 9001 Section 5.2.  For the KUnit tests; the caller wipes the output.
+ * Process context: may sleep.
  *
  * Return: 0 or a negative error.
  */
@@ -1655,7 +1656,7 @@ EXPORT_SYMBOL_IF_KUNIT(quic_crypto_initial_secrets);
  * @secret: traffic secret, the cipher suite's hash length
  * @keys: output; the caller wipes it
  *
- * RFC 9001 Sections 5.1 and 6.1.  For tests and diagnostics.
+ * RFC 9001 Sections 5.1 and 6.1.  For the KUnit tests.
  * Process context: may sleep.
  *
  * Return: 0, -EINVAL for an unknown cipher type, or a negative error.
@@ -1680,6 +1681,7 @@ int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
 	return err;
 }
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_derive_keys);
+#endif
 
 /**
  * quic_pn_encode_len() - bytes needed to send a packet number

@@ -190,10 +190,6 @@ int quic_crypto_initial_seal(u32 version, const u8 *dcid, u8 dcid_len, u8 *pkt,
 			     u32 len, u32 pn_offset);
 void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac);
 
-int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,
-				u8 *client_secret, u8 *server_secret);
-int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
-			    struct quic_crypto_keys *keys);
 u32 quic_crypto_cipher_type(const struct quic_crypto_dir *d);
 
 u8 quic_pn_encode_len(s64 pn, s64 largest_acked);
@@ -201,6 +197,11 @@ u8 quic_pn_encode_len(s64 pn, s64 largest_acked);
 #if IS_ENABLED(CONFIG_KUNIT)
 /* Visible to the KUnit tests only (static otherwise). */
 s64 quic_pn_decode(s64 largest_pn, u32 truncated_pn, u8 pn_nbits);
+/* Built for the KUnit tests only: the key schedule against RFC vectors. */
+int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,
+				u8 *client_secret, u8 *server_secret);
+int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
+			    struct quic_crypto_keys *keys);
 #endif
 
 /**
