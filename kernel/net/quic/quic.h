@@ -55,7 +55,6 @@ struct quic_net {
 };
 
 extern unsigned int quic_net_id;
-extern long sysctl_quic_mem[3];
 extern int sysctl_quic_rmem[3];
 extern int sysctl_quic_wmem[3];
 
