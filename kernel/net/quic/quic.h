@@ -234,7 +234,6 @@ struct quic_sock {
 	u64 key_discard_at;		/* when the old 1-RTT keys go (us), 0: none */
 	u8 crypto_key_prepare:1;	/* 1-RTT next keys to derive */
 	u8 handshake_confirmed:1;	/* RFC 9001 Section 4.1.2 */
-	u8 tp_received:1;		/* peer transport parameters applied */
 	u8 keys_discard:1;		/* crypto[] of discarded spaces to free */
 	u8 nst_done:1;			/* @nst complete or given up */
 	u8 idle_sent:1;			/* ack-eliciting sent since last receive */
