@@ -182,12 +182,6 @@ void quic_conn_id_token(const struct quic_conn_id *id, u8 *token);
 u32 quic_conn_id_last_seq(const struct quic_conn_id_set *set);
 #endif
 
-static inline struct quic_conn_id_entry *
-quic_conn_id_active(const struct quic_conn_id_set *set)
-{
-	return set->active;
-}
-
 static inline void quic_conn_id_set_limit(struct quic_conn_id_set *set,
 					  u8 limit)
 {

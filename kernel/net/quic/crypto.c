@@ -31,7 +31,6 @@
 #include <linux/quic.h>
 #include <linux/random.h>
 #include <linux/scatterlist.h>
-#include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <uapi/linux/tls.h>
@@ -54,7 +53,6 @@
 #define QUIC_LABEL_MAX_LEN	16	/* "tls13 " + label fits in info[] */
 #define QUIC_RETRY_KEY_LEN	16	/* AEAD_AES_128_GCM */
 #define QUIC_RETRY_MAX_LEN	65535	/* a Retry fits in one datagram */
-#define QUIC_SG_MAX		8	/* skb pieces handled without copying */
 
 /* ccm(aes) takes a 16-byte IV: L' (= 15 - nonce length - 1), nonce, counter */
 #define QUIC_NONCE_BUF_LEN	16
@@ -194,7 +192,6 @@ struct quic_crypto_scratch {
 
 /* Module-wide transforms, see quic_crypto_init(). */
 static struct crypto_aead *quic_retry_tfm[ARRAY_SIZE(quic_versions)];
-static struct crypto_shash *quic_reset_tfm;
 
 static const struct quic_cipher *quic_cipher_get(u32 type)
 {
@@ -971,124 +968,6 @@ int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 }
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_decrypt);
 
-/*
- * Like esp_input(): an skb we own whose pages nobody else references is
- * written in place; anything else is copied by skb_cow_data().
- */
-static int quic_skb_writable(struct sk_buff *skb)
-{
-	struct sk_buff *trailer;
-
-	if (!skb_cloned(skb) && !skb_has_frag_list(skb) &&
-	    !skb_has_shared_frag(skb))
-		return skb_shinfo(skb)->nr_frags + 1;
-	return skb_cow_data(skb, 0, &trailer);
-}
-
-/*
- * Make the skb writable, pull the header up to the longest Packet Number
- * field into the linear area and map [offset, offset + len) to @sg.
- */
-static int quic_skb_prepare(struct sk_buff *skb, u32 offset, u32 len,
-			    u32 pn_offset, struct scatterlist *sg, u8 **hdr)
-{
-	int nsg;
-
-	if (offset > skb->len || len > skb->len - offset)
-		return -EINVAL;
-	nsg = quic_skb_writable(skb);
-	if (nsg < 0)
-		return nsg;
-	if (nsg > QUIC_SG_MAX && skb_linearize(skb))
-		return -ENOMEM;
-	if (!pskb_may_pull(skb, offset + pn_offset + QUIC_CRYPTO_SAMPLE_OFFSET))
-		return -EINVAL;
-	sg_init_table(sg, QUIC_SG_MAX);
-	nsg = skb_to_sgvec(skb, sg, offset, len);
-	if (nsg < 0)
-		return nsg;
-	*hdr = skb->data + offset;
-	return 0;
-}
-
-/**
- * quic_crypto_encrypt_skb() - protect a packet held in an skb
- * @c: crypto state of the packet's encryption level
- * @skb: skb owned by the caller (not shared); may be paged or cloned
- * @offset: offset of the packet from @skb->data (coalesced packets)
- * @len: packet length, QUIC_CRYPTO_TAG_LEN bytes of tag room included
- * @pn_offset: offset of the Packet Number field within the packet
- * @pn: full packet number
- *
- * As quic_crypto_encrypt(), without copying the payload: the AEAD works on
- * the skb's pages.  The header is pulled into the linear area, so pointers
- * into @skb data are stale afterwards.  Never sleeps.
- *
- * Return: as quic_crypto_encrypt(), or -ENOMEM.
- */
-int quic_crypto_encrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
-			    u32 offset, u32 len, u32 pn_offset, s64 pn)
-{
-	struct scatterlist sg[QUIC_SG_MAX];
-	u8 *hdr;
-	int err;
-
-	if (!quic_crypto_send_ready(c))
-		return -ENOKEY;
-	err = quic_pkt_check(len, pn_offset);
-	if (!err)
-		err = quic_skb_prepare(skb, offset, len, pn_offset, sg, &hdr);
-	if (!err)
-		err = quic_encrypt_payload(c, hdr, sg, len, pn_offset, pn);
-	if (!err)
-		err = skb_copy_bits(skb, offset + pn_offset +
-				    QUIC_CRYPTO_SAMPLE_OFFSET,
-				    c->tx.scratch->sample,
-				    QUIC_CRYPTO_SAMPLE_LEN);
-	if (err)
-		return err;
-	return quic_hp_apply(&c->tx, hdr, pn_offset);
-}
-EXPORT_SYMBOL_IF_KUNIT(quic_crypto_encrypt_skb);
-
-/**
- * quic_crypto_decrypt_skb() - remove protection from a packet in an skb
- * @c: crypto state of the packet's encryption level
- * @skb: skb owned by the caller (not shared); may be paged or cloned
- * @offset: offset of the packet from @skb->data (coalesced packets)
- * @len: length of this packet
- * @pn_offset: offset of the Packet Number field within the packet
- * @largest_pn: largest packet number processed in this space, -1 if none
- * @info: filled as by quic_crypto_decrypt()
- *
- * As quic_crypto_decrypt(), opening the payload in the skb's own pages.
- * The header is pulled into the linear area, so pointers into @skb data
- * are stale afterwards.  Never sleeps.
- *
- * Return: as quic_crypto_decrypt(), or -ENOMEM.
- */
-int quic_crypto_decrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
-			    u32 offset, u32 len, u32 pn_offset, s64 largest_pn,
-			    struct quic_crypto_rx_info *info)
-{
-	struct scatterlist sg[QUIC_SG_MAX];
-	u8 *hdr;
-	int err;
-
-	err = quic_rx_check(c, len, pn_offset, largest_pn);
-	if (!err)
-		err = quic_skb_prepare(skb, offset, len, pn_offset, sg, &hdr);
-	if (!err)
-		err = skb_copy_bits(skb, offset + pn_offset +
-				    QUIC_CRYPTO_SAMPLE_OFFSET,
-				    c->rx.scratch->sample,
-				    QUIC_CRYPTO_SAMPLE_LEN);
-	if (err)
-		return err;
-	return quic_decrypt_sg(c, hdr, sg, len, pn_offset, largest_pn, info);
-}
-EXPORT_SYMBOL_IF_KUNIT(quic_crypto_decrypt_skb);
-
 /**
  * quic_crypto_key_update_prepare() - derive the next 1-RTT key generation
  * @c: crypto state of the 1-RTT level
@@ -1740,35 +1619,7 @@ void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac)
 	memzero_explicit(d, sizeof(d));
 }
 
-/**
- * quic_crypto_stateless_reset_token() - token for a connection ID
- * @cid: connection ID
- * @cid_len: its length, 0..20
- * @token: QUIC_CRYPTO_RESET_TOKEN_LEN bytes of output
- *
- * RFC 9000 Section 10.3.2: HMAC-SHA256 of the connection ID under a random
- * key chosen when the module loads, truncated; the same connection ID always
- * gets the same token while the module stays loaded.  Any context.
- *
- * Return: 0, -EINVAL for a bad length, -ENOKEY before quic_crypto_init().
- */
-int quic_crypto_stateless_reset_token(const u8 *cid, u8 cid_len, u8 *token)
-{
-	u8 digest[SHA256_DIGEST_SIZE];
-	int err;
-
-	if (cid_len > QUIC_CRYPTO_CID_MAX_LEN)
-		return -EINVAL;
-	if (!quic_reset_tfm)
-		return -ENOKEY;
-	err = crypto_shash_tfm_digest(quic_reset_tfm, cid, cid_len, digest);
-	if (!err)
-		memcpy(token, digest, QUIC_CRYPTO_RESET_TOKEN_LEN);
-	memzero_explicit(digest, sizeof(digest));
-	return err;
-}
-EXPORT_SYMBOL_IF_KUNIT(quic_crypto_stateless_reset_token);
-
+#if IS_ENABLED(CONFIG_KUNIT)
 /**
  * quic_crypto_initial_secrets() - the Initial secrets of a connection
  * @version: QUIC version (selects the salt)
@@ -1777,8 +1628,8 @@ EXPORT_SYMBOL_IF_KUNIT(quic_crypto_stateless_reset_token);
  * @client_secret: 32 bytes of output, "client in"
  * @server_secret: 32 bytes of output, "server in"
  *
- * RFC 9001 Section 5.2.  For tests and diagnostics; the caller wipes the
- * output.  Process context: may sleep.
+ * RFC 9001 Section 5.2.  For the KUnit tests; the caller wipes the output.
+ * Process context: may sleep.
  *
  * Return: 0 or a negative error.
  */
@@ -1808,7 +1659,7 @@ EXPORT_SYMBOL_IF_KUNIT(quic_crypto_initial_secrets);
  * @secret: traffic secret, the cipher suite's hash length
  * @keys: output; the caller wipes it
  *
- * RFC 9001 Sections 5.1 and 6.1.  For tests and diagnostics.
+ * RFC 9001 Sections 5.1 and 6.1.  For the KUnit tests.
  * Process context: may sleep.
  *
  * Return: 0, -EINVAL for an unknown cipher type, or a negative error.
@@ -1833,6 +1684,7 @@ int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
 	return err;
 }
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_derive_keys);
+#endif
 
 /**
  * quic_pn_encode_len() - bytes needed to send a packet number
@@ -1895,30 +1747,11 @@ err:
 	return err;
 }
 
-static int quic_reset_init(void)
-{
-	u8 key[SHA256_DIGEST_SIZE];
-	struct crypto_shash *tfm;
-	int err;
-
-	tfm = crypto_alloc_shash("hmac(sha256)", 0, 0);
-	if (IS_ERR(tfm))
-		return PTR_ERR(tfm);
-	get_random_bytes(key, sizeof(key));
-	err = crypto_shash_setkey(tfm, key, sizeof(key));
-	memzero_explicit(key, sizeof(key));
-	if (err) {
-		crypto_free_shash(tfm);
-		return err;
-	}
-	quic_reset_tfm = tfm;
-	return 0;
-}
-
 /**
  * quic_crypto_init() - set up the module-wide transforms
  *
- * Retry Integrity Tag keys for each version and the stateless reset key.
+ * Retry Integrity Tag keys for each version and the address validation
+ * token key.
  * Called once from module init; undone by quic_crypto_exit().
  *
  * Return: 0 or a negative error (an algorithm is missing).
@@ -1929,15 +1762,8 @@ int quic_crypto_init(void)
 
 	get_random_bytes(quic_token_key, sizeof(quic_token_key));
 	err = quic_retry_init();
-	if (err) {
+	if (err)
 		pr_err("cannot set up gcm(aes) for Retry tags: %d\n", err);
-		return err;
-	}
-	err = quic_reset_init();
-	if (err) {
-		pr_err("cannot set up hmac(sha256) for reset tokens: %d\n", err);
-		quic_retry_exit();
-	}
 	return err;
 }
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_init);
@@ -1947,9 +1773,6 @@ EXPORT_SYMBOL_IF_KUNIT(quic_crypto_init);
  */
 void quic_crypto_exit(void)
 {
-	if (quic_reset_tfm)
-		crypto_free_shash(quic_reset_tfm);
-	quic_reset_tfm = NULL;
 	quic_retry_exit();
 	memzero_explicit(quic_token_key, sizeof(quic_token_key));
 }

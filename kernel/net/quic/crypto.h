@@ -6,13 +6,13 @@
  * Context rules:
  *  - Functions that install or derive keys allocate crypto transforms and
  *    call setkey, which may sleep: process context only (might_sleep()).
- *  - quic_crypto_encrypt*() and quic_crypto_decrypt*() never sleep and may
+ *  - quic_crypto_encrypt() and quic_crypto_decrypt() never sleep and may
  *    run in softirq context.  They use preallocated requests, so all calls
  *    on one struct quic_crypto must be serialized by the caller (socket
  *    lock).
- *  - quic_crypto_retry_tag(), quic_crypto_retry_verify() and
- *    quic_crypto_stateless_reset_token() use module-wide transforms set up
- *    by quic_crypto_init(); they may run in any context, concurrently.
+ *  - quic_crypto_retry_tag() and quic_crypto_retry_verify() use module-wide
+ *    transforms set up by quic_crypto_init(); they may run in any context,
+ *    concurrently.
  *
  * A zeroed struct quic_crypto is a valid "no keys" object, and
  * quic_crypto_destroy() may be called on it at any time.
@@ -23,7 +23,6 @@
 
 #include <linux/types.h>
 
-struct sk_buff;
 struct crypto_aead;
 struct aead_request;
 struct crypto_sync_skcipher;
@@ -36,7 +35,6 @@ struct crypto_sync_skcipher;
 #define QUIC_CRYPTO_KEY_MAX_LEN		32	/* AES-256 / ChaCha20 key */
 #define QUIC_CRYPTO_CID_MAX_LEN		20	/* RFC 9000 Section 17.2 */
 #define QUIC_CRYPTO_RETRY_TAG_LEN	16	/* RFC 9001 Section 5.8 */
-#define QUIC_CRYPTO_RESET_TOKEN_LEN	16	/* RFC 9000 Section 10.3 */
 #define QUIC_CRYPTO_TOKEN_MAC_LEN	16	/* address validation tokens */
 /* Shortest packet that holds a full header protection sample. */
 #define QUIC_CRYPTO_MIN_PKT_LEN(pn_offset)	\
@@ -179,11 +177,6 @@ int quic_crypto_encrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 			u32 pn_offset, s64 largest_pn,
 			struct quic_crypto_rx_info *info);
-int quic_crypto_encrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
-			    u32 offset, u32 len, u32 pn_offset, s64 pn);
-int quic_crypto_decrypt_skb(struct quic_crypto *c, struct sk_buff *skb,
-			    u32 offset, u32 len, u32 pn_offset, s64 largest_pn,
-			    struct quic_crypto_rx_info *info);
 
 int quic_crypto_key_update(struct quic_crypto *c);
 int quic_crypto_key_update_prepare(struct quic_crypto *c);
@@ -198,12 +191,7 @@ int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 int quic_crypto_initial_seal(u32 version, const u8 *dcid, u8 dcid_len, u8 *pkt,
 			     u32 len, u32 pn_offset);
 void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac);
-int quic_crypto_stateless_reset_token(const u8 *cid, u8 cid_len, u8 *token);
 
-int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,
-				u8 *client_secret, u8 *server_secret);
-int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
-			    struct quic_crypto_keys *keys);
 u32 quic_crypto_cipher_type(const struct quic_crypto_dir *d);
 
 u8 quic_pn_encode_len(s64 pn, s64 largest_acked);
@@ -211,6 +199,11 @@ u8 quic_pn_encode_len(s64 pn, s64 largest_acked);
 #if IS_ENABLED(CONFIG_KUNIT)
 /* Visible to the KUnit tests only (static otherwise). */
 s64 quic_pn_decode(s64 largest_pn, u32 truncated_pn, u8 pn_nbits);
+/* Built for the KUnit tests only: the key schedule against RFC vectors. */
+int quic_crypto_initial_secrets(u32 version, const u8 *dcid, u8 dcid_len,
+				u8 *client_secret, u8 *server_secret);
+int quic_crypto_derive_keys(u32 cipher_type, u32 version, const u8 *secret,
+			    struct quic_crypto_keys *keys);
 #endif
 
 /**

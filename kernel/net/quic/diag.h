@@ -56,10 +56,8 @@ enum {
 	QUIC_DIAG_BYTES_ACKED,	/* u64: bytes of those packets acknowledged */
 	QUIC_DIAG_BYTES_RECEIVED,	/* u64: stream bytes received */
 	QUIC_DIAG_IDLE_TIMEOUT,	/* u64: negotiated idle timeout, us */
-	__QUIC_DIAG_MAX
+	__QUIC_DIAG_MAX		/* end of the list, not an attribute */
 };
-
-#define QUIC_DIAG_MAX	(__QUIC_DIAG_MAX - 1)
 
 struct sk_buff;
 struct sock;

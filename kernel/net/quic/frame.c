@@ -22,7 +22,7 @@
 /* Data per CRYPTO frame: fits an Initial packet with the longest header. */
 #define QUIC_CRYPTO_FRAME_DATA	900
 
-struct quic_frame *quic_frame_alloc(u32 len, u8 type, u8 space, gfp_t gfp)
+struct quic_frame *quic_frame_alloc(u32 len, u8 type, gfp_t gfp)
 {
 	struct quic_frame *f = kmalloc(struct_size(f, data, len), gfp);
 
@@ -32,7 +32,6 @@ struct quic_frame *quic_frame_alloc(u32 len, u8 type, u8 space, gfp_t gfp)
 	INIT_LIST_HEAD(&f->list);
 	f->len = len;
 	f->type = type;
-	f->space = space;
 	return f;
 }
 
@@ -90,7 +89,7 @@ int __quic_frame_ctrl(struct sock *sk, u8 space, u8 type, const u64 *vals,
 				    sk, QUIC_CTRL_MEM_MAX);
 		return -ENOBUFS;
 	}
-	f = quic_frame_alloc(len, type, space, GFP_ATOMIC);
+	f = quic_frame_alloc(len, type, GFP_ATOMIC);
 	if (!f)
 		return -ENOMEM;
 	f->ctrl = 1;
@@ -123,8 +122,7 @@ int quic_frame_crypto_queue(struct sock *sk, u8 space, struct iov_iter *from,
 	while (len) {
 		n = min_t(u32, len, QUIC_CRYPTO_FRAME_DATA);
 		hlen = 1 + quic_varint_len(s->crypto_send) + quic_varint_len(n);
-		f = quic_frame_alloc(hlen + n, QUIC_FRAME_CRYPTO, space,
-				     GFP_KERNEL);
+		f = quic_frame_alloc(hlen + n, QUIC_FRAME_CRYPTO, GFP_KERNEL);
 		if (!f)
 			return -ENOMEM;
 		p = f->data;
@@ -163,8 +161,7 @@ struct quic_frame *quic_frame_stream_new(s64 id, u64 off, u32 len, bool fin,
 		type |= QUIC_STREAM_BIT_FIN;
 	hlen = 1 + quic_varint_len(id) + quic_varint_len(len) +
 	       (off ? quic_varint_len(off) : 0);
-	f = quic_frame_alloc(hlen + len, QUIC_FRAME_STREAM, QUIC_SPACE_APP,
-			     gfp);
+	f = quic_frame_alloc(hlen + len, QUIC_FRAME_STREAM, gfp);
 	if (!f)
 		return NULL;
 	p = f->data;

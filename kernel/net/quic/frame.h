@@ -65,9 +65,7 @@ enum quic_frame_type {
  * @data_len: STREAM, CRYPTO: length of the data
  * @len: encoded length
  * @type: frame type (STREAM without its flag bits)
- * @space: the packet number space it must be sent in
  * @fin: STREAM: carries the FIN bit
- * @sent: has been sent at least once (connection flow control)
  * @wmem: counted in sk_wmem_queued (stream data)
  * @ctrl: a control frame, counted whole (quic_frame_truesize()) in
  *	quic_sock.ctrl_mem and sk_wmem_queued until freed
@@ -83,9 +81,7 @@ struct quic_frame {
 	u32 data_len;
 	u16 len;
 	u8 type;
-	u8 space;
 	u8 fin:1;
-	u8 sent:1;
 	u8 wmem:1;
 	u8 ctrl:1;
 	u8 data[];
@@ -134,7 +130,7 @@ static inline u8 *quic_put_data(u8 *p, const void *data, u32 len)
 	return p + len;
 }
 
-struct quic_frame *quic_frame_alloc(u32 len, u8 type, u8 space, gfp_t gfp);
+struct quic_frame *quic_frame_alloc(u32 len, u8 type, gfp_t gfp);
 void quic_frame_free(struct sock *sk, struct quic_frame *f);
 void quic_frame_list_free(struct sock *sk, struct list_head *head);
 

@@ -421,6 +421,108 @@ static void quic_loss_spurious(struct sock *sk, struct quic_pnspace *s,
 	}
 }
 
+/* Frames of a lost packet go back to the front of their queue. */
+static void quic_frames_requeue(struct sock *sk, struct list_head *frames,
+				struct list_head *lost)
+{
+	struct quic_frame *f, *n;
+	struct quic_stream *s;
+
+	list_for_each_entry_safe(f, n, frames, list) {
+		list_del(&f->list);
+		if (f->type == QUIC_FRAME_STREAM) {
+			s = quic_stream_find(sk, f->stream_id);
+			if (!s || s->send.state >= QUIC_STREAM_SEND_STATE_RESET_SENT) {
+				quic_frame_free(sk, f);
+				continue;
+			}
+		}
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RETRANS);
+		list_add_tail(&f->list, lost);
+	}
+}
+
+/* Lost packets remembered per space, to recognise reordering. */
+#define QUIC_LOST_MAX	64
+
+/**
+ * quic_loss_detect - declare packets lost (RFC 9002 Section 6.1)
+ * @sk: the socket
+ * @space: packet number space
+ * @now: current time (us)
+ *
+ * Packet threshold (kPacketThreshold, 3) or time threshold (9/8 RTT),
+ * both raised when reordering shows (quic_cong_spurious(), Appendix A.10).
+ * The lost frames, not the packets, are queued again; the packets are
+ * kept a while on the lost list, in case they arrived after all.  Then
+ * one congestion event for the last lost packet (Appendix B.8), and
+ * persistent congestion when lost packets with no acknowledgment between
+ * them span its duration (Section 7.6).  Lost packets are always a prefix
+ * of the sent list: later packets were sent later and are nearer to the
+ * largest acknowledged.
+ */
+static void quic_loss_detect(struct sock *sk, u8 space, u64 now)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[space];
+	u64 delay = quic_cong_loss_delay(&qs->cong);
+	u64 last = 0, run_first = 0, run_last = 0;
+	u32 thresh = qs->cong.reorder_pkts, n = 0;
+	struct quic_sent_pkt *pkt, *tmp;
+	bool persistent = false, by_pn;
+	LIST_HEAD(lost);
+	LIST_HEAD(gone);
+
+	s->loss_time = 0;
+	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
+		if (pkt->pn > s->largest_acked)
+			break;
+		by_pn = s->largest_acked >= pkt->pn + thresh;
+		if ((by_pn || pkt->time + delay <= now) &&
+		    space == QUIC_SPACE_APP && quic_pl_lost(sk, pkt->pn)) {
+			trace_quic_packet_lost(sk, space, pkt->pn,
+					       QUIC_TRACE_LOST_PROBE);
+			quic_cong_on_probe_lost(&qs->cong, pkt->size);
+			quic_frames_requeue(sk, &pkt->frames, &lost);
+			list_del(&pkt->list);
+			quic_sent_pkt_free(pkt);
+			continue;
+		}
+		if (by_pn || pkt->time + delay <= now) {
+			trace_quic_packet_lost(sk, space, pkt->pn,
+					       by_pn ? QUIC_TRACE_LOST_PN :
+						       QUIC_TRACE_LOST_TIME);
+			quic_cong_on_lost(&qs->cong, pkt->size);
+			last = pkt->time;
+			if (!run_first || pkt->ack_gap)
+				run_first = pkt->time;
+			run_last = pkt->time;
+			if (quic_cong_persistent(&qs->cong, run_first, run_last))
+				persistent = true;
+			quic_frames_requeue(sk, &pkt->frames, &lost);
+			pkt->reorder = min_t(s64, s->largest_acked - pkt->pn, U8_MAX);
+			pkt->by_time = !by_pn;
+			list_move_tail(&pkt->list, &gone);
+			n++;
+			continue;
+		}
+		if (!s->loss_time || pkt->time + delay < s->loss_time)
+			s->loss_time = pkt->time + delay;
+	}
+	list_splice(&lost, &s->outq);
+	if (!n)
+		return;
+	quic_cong_event(&qs->cong, last, now, n);
+	if (persistent)
+		quic_cong_collapse(&qs->cong);
+	trace_quic_metrics(sk);
+	list_for_each_entry(pkt, &gone, list)
+		pkt->episode = qs->cong.episode;
+	list_splice_tail(&gone, &s->lost);
+	s->nlost += n;
+	quic_pnspace_lost_trim(s, QUIC_LOST_MAX);
+}
+
 /**
  * quic_ack_process - an ACK frame (RFC 9002 Appendix A.7)
  * @sk: the socket
@@ -495,108 +597,6 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 	quic_loss_set_timer(sk);
 	trace_quic_metrics(sk);
 	sk->sk_write_space(sk);
-}
-
-/* Frames of a lost packet go back to the front of their queue. */
-static void quic_frames_requeue(struct sock *sk, struct list_head *frames,
-				struct list_head *lost)
-{
-	struct quic_frame *f, *n;
-	struct quic_stream *s;
-
-	list_for_each_entry_safe(f, n, frames, list) {
-		list_del(&f->list);
-		if (f->type == QUIC_FRAME_STREAM) {
-			s = quic_stream_find(sk, f->stream_id);
-			if (!s || s->send.state >= QUIC_STREAM_SEND_STATE_RESET_SENT) {
-				quic_frame_free(sk, f);
-				continue;
-			}
-		}
-		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RETRANS);
-		list_add_tail(&f->list, lost);
-	}
-}
-
-/* Lost packets remembered per space, to recognise reordering. */
-#define QUIC_LOST_MAX	64
-
-/**
- * quic_loss_detect - declare packets lost (RFC 9002 Section 6.1)
- * @sk: the socket
- * @space: packet number space
- * @now: current time (us)
- *
- * Packet threshold (kPacketThreshold, 3) or time threshold (9/8 RTT),
- * both raised when reordering shows (quic_cong_spurious(), Appendix A.10).
- * The lost frames, not the packets, are queued again; the packets are
- * kept a while on the lost list, in case they arrived after all.  Then
- * one congestion event for the last lost packet (Appendix B.8), and
- * persistent congestion when lost packets with no acknowledgment between
- * them span its duration (Section 7.6).  Lost packets are always a prefix
- * of the sent list: later packets were sent later and are nearer to the
- * largest acknowledged.
- */
-void quic_loss_detect(struct sock *sk, u8 space, u64 now)
-{
-	struct quic_sock *qs = quic_sk(sk);
-	struct quic_pnspace *s = &qs->space[space];
-	u64 delay = quic_cong_loss_delay(&qs->cong);
-	u64 last = 0, run_first = 0, run_last = 0;
-	u32 thresh = qs->cong.reorder_pkts, n = 0;
-	struct quic_sent_pkt *pkt, *tmp;
-	bool persistent = false, by_pn;
-	LIST_HEAD(lost);
-	LIST_HEAD(gone);
-
-	s->loss_time = 0;
-	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
-		if (pkt->pn > s->largest_acked)
-			break;
-		by_pn = s->largest_acked >= pkt->pn + thresh;
-		if ((by_pn || pkt->time + delay <= now) &&
-		    space == QUIC_SPACE_APP && quic_pl_lost(sk, pkt->pn)) {
-			trace_quic_packet_lost(sk, space, pkt->pn,
-					       QUIC_TRACE_LOST_PROBE);
-			quic_cong_on_probe_lost(&qs->cong, pkt->size);
-			quic_frames_requeue(sk, &pkt->frames, &lost);
-			list_del(&pkt->list);
-			quic_sent_pkt_free(pkt);
-			continue;
-		}
-		if (by_pn || pkt->time + delay <= now) {
-			trace_quic_packet_lost(sk, space, pkt->pn,
-					       by_pn ? QUIC_TRACE_LOST_PN :
-						       QUIC_TRACE_LOST_TIME);
-			quic_cong_on_lost(&qs->cong, pkt->size);
-			last = pkt->time;
-			if (!run_first || pkt->ack_gap)
-				run_first = pkt->time;
-			run_last = pkt->time;
-			if (quic_cong_persistent(&qs->cong, run_first, run_last))
-				persistent = true;
-			quic_frames_requeue(sk, &pkt->frames, &lost);
-			pkt->reorder = min_t(s64, s->largest_acked - pkt->pn, U8_MAX);
-			pkt->by_time = !by_pn;
-			list_move_tail(&pkt->list, &gone);
-			n++;
-			continue;
-		}
-		if (!s->loss_time || pkt->time + delay < s->loss_time)
-			s->loss_time = pkt->time + delay;
-	}
-	list_splice(&lost, &s->outq);
-	if (!n)
-		return;
-	quic_cong_event(&qs->cong, last, now, n);
-	if (persistent)
-		quic_cong_collapse(&qs->cong);
-	trace_quic_metrics(sk);
-	list_for_each_entry(pkt, &gone, list)
-		pkt->episode = qs->cong.episode;
-	list_splice_tail(&gone, &s->lost);
-	s->nlost += n;
-	quic_pnspace_lost_trim(s, QUIC_LOST_MAX);
 }
 
 static bool quic_space_in_flight(struct quic_sock *qs, u8 space)

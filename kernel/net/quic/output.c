@@ -219,7 +219,6 @@ static u8 *quic_out_frames(struct sock *sk, struct list_head *q, u8 *p,
 			quic_frame_free(sk, f);
 			continue;
 		}
-		f->sent = 1;
 		if (f->type == QUIC_FRAME_NEW_CONNECTION_ID)
 			quic_conn_id_source_sent(&quic_sk(sk)->source,
 						 f->offset);

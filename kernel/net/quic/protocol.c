@@ -29,7 +29,7 @@
 
 unsigned int quic_net_id __read_mostly;
 
-long sysctl_quic_mem[3];
+static long sysctl_quic_mem[3];
 int sysctl_quic_rmem[3];
 int sysctl_quic_wmem[3];
 

@@ -55,7 +55,6 @@ struct quic_net {
 };
 
 extern unsigned int quic_net_id;
-extern long sysctl_quic_mem[3];
 extern int sysctl_quic_rmem[3];
 extern int sysctl_quic_wmem[3];
 
@@ -244,10 +243,7 @@ struct quic_sock {
 	u64 key_discard_at;		/* when the old 1-RTT keys go (us), 0: none */
 	u8 crypto_key_prepare:1;	/* 1-RTT next keys to derive */
 	u8 handshake_confirmed:1;	/* RFC 9001 Section 4.1.2 */
-	u8 tp_received:1;		/* peer transport parameters applied */
 	u8 keys_discard:1;		/* crypto[] of discarded spaces to free */
-	u8 close_pending:1;		/* CONNECTION_CLOSE to send */
-	u8 close_app:1;			/* ... of the application type */
 	u8 nst_done:1;			/* @nst complete or given up */
 	u8 idle_sent:1;			/* ack-eliciting sent since last receive */
 	u8 peer_version_info:1;		/* server: client sent version_information */

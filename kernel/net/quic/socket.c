@@ -1765,8 +1765,7 @@ static int __quic_send_datagram(struct sock *sk, struct msghdr *msg,
 	if (!len || len > (size_t)READ_ONCE(sk->sk_sndbuf) || hlen + len > max ||
 	    hlen + len > qs->path.mss - 64)
 		return -EMSGSIZE;
-	f = quic_frame_alloc(hlen + len, QUIC_FRAME_PING, QUIC_SPACE_APP,
-			     GFP_KERNEL);
+	f = quic_frame_alloc(hlen + len, QUIC_FRAME_PING, GFP_KERNEL);
 	if (!f)
 		return -ENOMEM;
 	f->data[0] = QUIC_FRAME_DATAGRAM_LEN;

@@ -797,7 +797,6 @@ static void quic_tp_apply_peer(struct sock *sk, const struct quic_tp_extra *x)
 	if (p->max_udp_payload_size >= QUIC_PATH_MIN_MTU)
 		qs->path.mss = min_t(u32, qs->path.mss, p->max_udp_payload_size);
 	quic_stream_set_limits(sk);
-	qs->tp_received = 1;
 	quic_timer_idle_reset(sk);
 	sk->sk_write_space(sk);
 }

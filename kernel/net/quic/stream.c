@@ -195,7 +195,7 @@ struct quic_stream *quic_stream_find(struct sock *sk, s64 id)
 }
 
 /* RFC 9000 Section 2.1: bit 0 tells which end opened the stream. */
-bool quic_stream_local(struct sock *sk, s64 id)
+static bool quic_stream_local(struct sock *sk, s64 id)
 {
 	return quic_stream_is_server(id) == !!quic_sk(sk)->is_serv;
 }
@@ -691,9 +691,9 @@ static int quic_stream_fin_item(struct sock *sk, struct quic_stream *s)
  *
  * Return: 0, a transport error code, or -ENOMEM (drop the packet).
  */
-int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
-			  const u8 *data, u32 len, bool fin,
-			  struct sk_buff *from)
+static int quic_stream_recv_data(struct sock *sk, struct quic_stream *s,
+				 u64 off, const u8 *data, u32 len, bool fin,
+				 struct sk_buff *from)
 {
 	u64 end = off + len;
 	struct sk_buff *skb;
@@ -933,7 +933,7 @@ void quic_stream_fin_read(struct sock *sk, struct quic_stream *s)
 }
 
 /* The stream's own flow control window is used up (RFC 9000 Section 4.1). */
-bool quic_stream_window_closed(struct quic_stream *s)
+static bool quic_stream_window_closed(struct quic_stream *s)
 {
 	return s->send.offset >= s->send.max;
 }

@@ -164,21 +164,16 @@ struct quic_stream *quic_stream_send_get(struct sock *sk, s64 id, u32 flags,
 					 int *err);
 s64 quic_stream_next_id(struct sock *sk, bool uni);
 void quic_stream_set_limits(struct sock *sk);
-bool quic_stream_local(struct sock *sk, s64 id);
 
 #if IS_ENABLED(CONFIG_KUNIT)
 /* Visible to the KUnit tests only (static otherwise). */
 struct sk_buff *quic_stream_clone(struct sk_buff *from, const u8 *data,
 				  u32 len);
 #endif
-int quic_stream_recv_data(struct sock *sk, struct quic_stream *s, u64 off,
-			  const u8 *data, u32 len, bool fin,
-			  struct sk_buff *from);
 void quic_stream_read(struct sock *sk, struct quic_stream *s, u32 len);
 void quic_stream_fin_read(struct sock *sk, struct quic_stream *s);
 void quic_stream_send_fin(struct sock *sk, struct quic_stream *s);
 void quic_stream_send_blocked(struct sock *sk, struct quic_stream *s);
-bool quic_stream_window_closed(struct quic_stream *s);
 int quic_stream_frame_recv(struct sock *sk, s64 id, u64 off, const u8 *data,
 			   u32 len, bool fin, struct sk_buff *from);
 int quic_stream_blocked_recv(struct sock *sk, s64 id, u64 max);

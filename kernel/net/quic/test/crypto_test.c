@@ -1210,22 +1210,6 @@ static void quic_test_key_update(struct kunit *test)
 	}
 }
 
-/* An skb whose bytes after @head_len sit in a page fragment. */
-static struct sk_buff *quic_test_skb(struct kunit *test, const u8 *data,
-				     u32 len, u32 head_len)
-{
-	struct sk_buff *skb = alloc_skb(head_len, GFP_KERNEL);
-	struct page *page = alloc_page(GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, skb);
-	KUNIT_ASSERT_NOT_NULL(test, page);
-	KUNIT_ASSERT_LE(test, len - head_len, PAGE_SIZE);
-	skb_put_data(skb, data, head_len);
-	memcpy(page_address(page), data + head_len, len - head_len);
-	skb_add_rx_frag(skb, 0, page, 0, len - head_len, PAGE_SIZE);
-	return skb;
-}
-
 /*
  * In-order stream data that fills most of its datagram is queued as a clone
  * sharing the datagram's buffer, charged its datagram's share of a train.
@@ -1345,73 +1329,6 @@ static void quic_test_ooo(struct kunit *test)
 	KUNIT_EXPECT_NULL(test, quic_ooo_pop(&q, U64_MAX));
 }
 
-/* Appendix A.2 again, in a paged skb at an offset (coalesced packets). */
-static void quic_test_skb_paths(struct kunit *test)
-{
-	const struct quic_test_vector *v = &quic_test_vectors[0];
-	struct quic_crypto *client = quic_test_initial(test, v->version, false);
-	struct quic_crypto *server = quic_test_initial(test, v->version, true);
-	const u32 pn_off = QUIC_TEST_INITIAL_PN_OFFSET, off = 7;
-	u8 *payload = quic_test_client_payload(test);
-	struct quic_crypto_rx_info info;
-	struct sk_buff *skb, *clone;
-	u8 *plain, *pkt, *buf;
-	u32 len;
-	int err;
-
-	plain = quic_test_plain(test, &v->client_hdr, payload,
-				QUIC_TEST_CLIENT_PAYLOAD_LEN, &len);
-	pkt = kunit_kzalloc(test, len, GFP_KERNEL);
-	buf = kunit_kzalloc(test, off + len, GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, pkt);
-	KUNIT_ASSERT_NOT_NULL(test, buf);
-	memcpy(buf + off, plain, len);
-	skb = quic_test_skb(test, buf, off + len, 64);
-	KUNIT_EXPECT_TRUE(test, skb_is_nonlinear(skb));
-
-	/* paged and not shared: sealed in place */
-	err = quic_crypto_encrypt_skb(client, skb, off, len, pn_off,
-				      QUIC_TEST_CLIENT_PN);
-	KUNIT_EXPECT_EQ(test, err, 0);
-	KUNIT_EXPECT_TRUE(test, skb_is_nonlinear(skb));
-	KUNIT_EXPECT_EQ(test, skb_copy_bits(skb, off, pkt, len), 0);
-	quic_test_expect(test, pkt, &v->client_packet);
-
-	/* cloned (say, kept for a tap): opened in a private copy */
-	clone = skb_clone(skb, GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, clone);
-	local_bh_disable();
-	err = quic_crypto_decrypt_skb(server, skb, off, len, pn_off, -1, &info);
-	local_bh_enable();
-	KUNIT_EXPECT_EQ(test, err, 0);
-	KUNIT_EXPECT_EQ(test, info.pn, QUIC_TEST_CLIENT_PN);
-	KUNIT_EXPECT_EQ(test, skb_copy_bits(skb, off, pkt, len), 0);
-	KUNIT_EXPECT_MEMEQ(test, pkt, plain, len - QUIC_CRYPTO_TAG_LEN);
-	KUNIT_EXPECT_EQ(test, skb_copy_bits(clone, off, pkt, len), 0);
-	quic_test_expect(test, pkt, &v->client_packet);
-	kfree_skb(clone);
-
-	err = quic_crypto_decrypt_skb(server, skb, off, len + 1, pn_off, -1,
-				      &info);
-	KUNIT_EXPECT_EQ(test, err, -EINVAL);
-	kfree_skb(skb);
-}
-
-/* RFC 9000 Section 10.3.2: stable per connection ID, distinct across. */
-static void quic_test_reset_token(struct kunit *test)
-{
-	u8 cid[QUIC_CRYPTO_CID_MAX_LEN + 1] = { 1, 2, 3, 4, 5, 6, 7, 8 };
-	u8 t1[QUIC_CRYPTO_RESET_TOKEN_LEN], t2[QUIC_CRYPTO_RESET_TOKEN_LEN];
-
-	KUNIT_ASSERT_EQ(test, quic_crypto_stateless_reset_token(cid, 8, t1), 0);
-	KUNIT_ASSERT_EQ(test, quic_crypto_stateless_reset_token(cid, 8, t2), 0);
-	KUNIT_EXPECT_MEMEQ(test, t1, t2, sizeof(t1));
-	KUNIT_ASSERT_EQ(test, quic_crypto_stateless_reset_token(cid, 7, t2), 0);
-	KUNIT_EXPECT_MEMNEQ(test, t1, t2, sizeof(t1));
-	KUNIT_EXPECT_EQ(test, quic_crypto_stateless_reset_token(cid, 21, t2),
-			-EINVAL);
-}
-
 static struct kunit_case quic_crypto_test_cases[] = {
 	KUNIT_CASE_PARAM(quic_test_initial_keys, quic_test_versions_gen_params),
 	KUNIT_CASE_PARAM(quic_test_client_initial,
@@ -1426,10 +1343,8 @@ static struct kunit_case quic_crypto_test_cases[] = {
 	KUNIT_CASE(quic_test_bad_secret),
 	KUNIT_CASE(quic_test_bad_packet),
 	KUNIT_CASE(quic_test_key_update),
-	KUNIT_CASE(quic_test_skb_paths),
 	KUNIT_CASE(quic_test_stream_clone),
 	KUNIT_CASE(quic_test_ooo),
-	KUNIT_CASE(quic_test_reset_token),
 	{}
 };
 

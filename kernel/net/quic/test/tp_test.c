@@ -1099,7 +1099,7 @@ static void quic_test_cid_source(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, quic_conn_id_equal(&e1->key.id, &fixed));
 	quic_conn_id_token(&fixed, token);
 	KUNIT_EXPECT_MEMEQ(test, e1->token, token, 16);
-	KUNIT_EXPECT_PTR_EQ(test, quic_conn_id_active(&set), e0);
+	KUNIT_EXPECT_PTR_EQ(test, set.active, e0);
 	quic_test_expect_lookup(test, &e0->key.id, sk);
 	quic_test_expect_lookup(test, &fixed, sk);
 
@@ -1129,7 +1129,7 @@ static void quic_test_cid_source(struct kunit *test)
 			-EPROTO);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_source_retire(&set, 0, &fixed), 0);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_source_retire(&set, 0, &fixed), 0);
-	KUNIT_EXPECT_PTR_EQ(test, quic_conn_id_active(&set), e1);
+	KUNIT_EXPECT_PTR_EQ(test, set.active, e1);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_first_seq(&set), 1);
 	KUNIT_EXPECT_EQ(test, set.count, 2);
 
@@ -1141,7 +1141,7 @@ static void quic_test_cid_source(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, quic_conn_id_source_retire_prior(&set, 2), 0);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_source_retire_prior(&set, 2),
 			-EINVAL);
-	KUNIT_EXPECT_EQ(test, quic_conn_id_active(&set)->seq, 2);
+	KUNIT_EXPECT_EQ(test, set.active->seq, 2);
 	/* Seq 1 awaits the peer's RETIRE_CONNECTION_ID; it is not counted. */
 	KUNIT_EXPECT_EQ(test, quic_conn_id_source_room(&set), 3);
 	quic_test_expect_lookup(test, &fixed, sk);
@@ -1151,7 +1151,7 @@ static void quic_test_cid_source(struct kunit *test)
 
 	quic_conn_id_set_free(&set);
 	KUNIT_EXPECT_EQ(test, set.count, 0);
-	KUNIT_EXPECT_NULL(test, quic_conn_id_active(&set));
+	KUNIT_EXPECT_NULL(test, set.active);
 	quic_test_expect_lookup(test, &fixed, NULL);
 	rcu_barrier();
 	sock_release(sock);
@@ -1237,7 +1237,7 @@ static void quic_test_cid_dest(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, quic_conn_id_dest_add(&set, 3, 2, &id, token,
 						    GFP_KERNEL), 0);
 	KUNIT_EXPECT_EQ(test, set.count, 2);
-	KUNIT_EXPECT_EQ(test, quic_conn_id_active(&set)->seq, 2);
+	KUNIT_EXPECT_EQ(test, set.active->seq, 2);
 	KUNIT_EXPECT_TRUE(test, quic_conn_id_dest_next_retire(&set, &seq));
 	KUNIT_EXPECT_EQ(test, seq, 0);
 	KUNIT_EXPECT_TRUE(test, quic_conn_id_dest_next_retire(&set, &seq));
@@ -1269,7 +1269,7 @@ static void quic_test_cid_dest(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, quic_conn_id_dest_retire_prior(&set, 2), -EINVAL);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_dest_retire_prior(&set, 4), -EINVAL);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_dest_retire_prior(&set, 3), 0);
-	KUNIT_EXPECT_EQ(test, quic_conn_id_active(&set)->seq, 3);
+	KUNIT_EXPECT_EQ(test, set.active->seq, 3);
 	KUNIT_EXPECT_EQ(test, quic_conn_id_first_seq(&set), 3);
 	KUNIT_EXPECT_TRUE(test, quic_conn_id_dest_next_retire(&set, &seq));
 	KUNIT_EXPECT_EQ(test, seq, 2);
