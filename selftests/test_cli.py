@@ -557,8 +557,11 @@ def test_vm_runner_ended_early_kills_its_vm(tmp_path, sig):
     import time
 
     pidfile = tmp_path / "vm.pid"
+    # As from a terminal: a shell without job control starts background commands with SIGINT
+    # ignored (POSIX), and CI may run us like that.
     script = (
-        "import sys\nfrom quicctl import vm\n"
+        "import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from quicctl import vm\n"
         f"vm._stream(['sh', '-c', 'sleep 300 & echo $! > {pidfile}; echo started; wait'], "
         "{'PATH': '/usr/bin:/bin'}, None)\n"
     )
