@@ -508,6 +508,14 @@ static void quic_path_switch(struct sock *sk, const union quic_addr *to)
 	qs->path.dst_cookie = 0;
 }
 
+static bool quic_addr_same_host(const union quic_addr *a,
+				const union quic_addr *b)
+{
+	if (a->sa.sa_family == AF_INET6)
+		return ipv6_addr_equal(&a->v6.sin6_addr, &b->v6.sin6_addr);
+	return a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
+}
+
 static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
 				 u32 len)
 {
@@ -517,10 +525,7 @@ static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
 	if (!m->active)
 		m->prev = qs->peer;
 	m->port_only = from->sa.sa_family == m->prev.sa.sa_family &&
-		       (from->sa.sa_family == AF_INET6 ?
-			ipv6_addr_equal(&from->v6.sin6_addr,
-					&m->prev.v6.sin6_addr) :
-			from->v4.sin_addr.s_addr == m->prev.v4.sin_addr.s_addr);
+		       quic_addr_same_host(from, &m->prev);
 	quic_path_switch(sk, from);
 	qs->path.validated = 0;
 	qs->path.bytes_recv = len;
@@ -535,7 +540,10 @@ static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
 		 m->port_only ? " (port only)" : "");
 }
 
-/* Our local move ends: the socket we are left without is released later. */
+/*
+ * Our local move starts or ends: the UDP socket and address in use and the
+ * other pair swap places; the one left behind is released later.
+ */
 static void quic_path_local_swap(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
@@ -692,33 +700,19 @@ static struct quic_conn_id_entry *quic_path_fresh_dcid(struct quic_sock *qs)
 	return NULL;
 }
 
-static bool quic_addr_any(const union quic_addr *a)
-{
-	if (a->sa.sa_family == AF_INET6)
-		return ipv6_addr_any(&a->v6.sin6_addr);
-	return !a->v4.sin_addr.s_addr;
-}
-
-static bool quic_addr_same_host(const union quic_addr *a,
-				const union quic_addr *b)
-{
-	if (a->sa.sa_family == AF_INET6)
-		return ipv6_addr_equal(&a->v6.sin6_addr, &b->v6.sin6_addr);
-	return a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
-}
-
 /**
  * quic_path_migrate - move the connection to a new local address
  * @sk: the socket, locked, an established client
- * @a: the new local address (specific, with a port)
+ * @a: the new local address (a specific one, with a port: the caller
+ *	refused the wildcard)
  *
  * CONNECTION_MIGRATION on an established connection (RFC 9000 Section
  * 9.2).  Process context: may sleep (binding the new UDP socket).  On an
  * error nothing changed.
  *
  * Return: 0; -EINVAL if the move is not allowed (a server, the handshake
- * not confirmed, the peer's disable_active_migration, another family, a
- * wildcard or the current address, or no route from it); -EAGAIN while a move is being
+ * not confirmed, the peer's disable_active_migration, another family, the
+ * current address, or no route from it); -EAGAIN while a move is being
  * validated or the peer has given no spare connection ID; a bind error.
  */
 int quic_path_migrate(struct sock *sk, const union quic_addr *a)
@@ -732,7 +726,7 @@ int quic_path_migrate(struct sock *sk, const union quic_addr *a)
 
 	if (qs->is_serv || !qs->handshake_confirmed ||
 	    qs->remote_tp.disable_active_migration ||
-	    a->sa.sa_family != qs->local.sa.sa_family || quic_addr_any(a) ||
+	    a->sa.sa_family != qs->local.sa.sa_family ||
 	    quic_addr_equal(a, &qs->local))
 		return -EINVAL;
 	if (m->active)
@@ -744,19 +738,10 @@ int quic_path_migrate(struct sock *sk, const union quic_addr *a)
 				v6only, &us);
 	if (err)
 		return err;
-	/* The socket an earlier move left behind is not needed any more. */
-	if (m->prev_udp) {
-		quic_udp_sock_put(sock_net(sk), m->prev_udp);
-		m->prev_udp = NULL;
-	}
-	m->prev_udp = qs->udp;
-	m->prev_local = qs->local;
-	qs->udp = us;
-	qs->local = us->addr;
-	inet_sk(sk)->inet_sport = quic_addr_port(&qs->local);
-	inet_sk(sk)->inet_num = ntohs(inet_sk(sk)->inet_sport);
-	sk_dst_reset(sk);
-	qs->path.dst_cookie = 0;
+	quic_path_free(sk);	/* what an earlier move left behind */
+	m->prev_udp = us;
+	m->prev_local = us->addr;
+	quic_path_local_swap(sk);
 	err = quic_path_route(sk);
 	if (err) {
 		quic_path_local_swap(sk);
@@ -781,7 +766,7 @@ int quic_path_migrate(struct sock *sk, const union quic_addr *a)
 
 /**
  * quic_path_free - release what a local move kept
- * @sk: the socket, at its end (process context)
+ * @sk: the socket, at its end or before another move (process context)
  */
 void quic_path_free(struct sock *sk)
 {
