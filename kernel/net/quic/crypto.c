@@ -1215,6 +1215,45 @@ int quic_crypto_retry_tag(u32 version, const u8 *odcid, u8 odcid_len,
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_retry_tag);
 
 /**
+ * quic_crypto_ticket_key() - a server's default session ticket key
+ * @secret: the listener's random secret, @secret_len bytes
+ * @secret_len: its length
+ * @peer: the peer's IP address (4 or 16 bytes; the port is not part of it)
+ * @peer_len: its length
+ * @key: set to @key_len bytes
+ * @key_len: length of the key, at most 255 * 32
+ *
+ * ABI reference Section 3 (SESSION_TICKET): a key that is the same for every
+ * connection from one client address to one listener, so that the TLS
+ * library of the server can open a ticket it issued on an earlier
+ * connection, and different for other addresses and listeners:
+ * HKDF-Extract(@secret, @peer) with SHA-256, then HKDF-Expand-Label(PRK,
+ * "session_ticket", "", @key_len) (RFC 5869, RFC 8446 Section 7.1).
+ * Process context: may sleep.
+ *
+ * Return: 0, -ENOMEM, or an error of the crypto API.
+ */
+int quic_crypto_ticket_key(const u8 *secret, u32 secret_len, const u8 *peer,
+			   u32 peer_len, u8 *key, u32 key_len)
+{
+	struct crypto_shash *hmac;
+	u8 prk[SHA256_DIGEST_SIZE];
+	int err;
+
+	might_sleep();
+	hmac = crypto_alloc_shash("hmac(sha256)", 0, 0);
+	if (IS_ERR(hmac))
+		return PTR_ERR(hmac);
+	err = quic_hkdf_extract(hmac, secret, secret_len, peer, peer_len, prk);
+	if (!err)
+		err = quic_hkdf_expand_label(hmac, prk, sizeof(prk),
+					     "session_ticket", key, key_len);
+	memzero_explicit(prk, sizeof(prk));
+	crypto_free_shash(hmac);
+	return err;
+}
+
+/**
  * quic_crypto_retry_verify() - check the Retry Integrity Tag of a packet
  * @version: QUIC version of the Retry packet
  * @odcid: DCID of the Initial packet the client sent

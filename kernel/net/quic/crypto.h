@@ -191,6 +191,8 @@ int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 int quic_crypto_initial_seal(u32 version, const u8 *dcid, u8 dcid_len, u8 *pkt,
 			     u32 len, u32 pn_offset);
 void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac);
+int quic_crypto_ticket_key(const u8 *secret, u32 secret_len, const u8 *peer,
+			   u32 peer_len, u8 *key, u32 key_len);
 
 u32 quic_crypto_cipher_type(const struct quic_crypto_dir *d);
 

@@ -87,6 +87,8 @@ static inline struct quic_net *quic_net(const struct net *net)
 #define QUIC_TOKEN_MAX_LEN		120
 #define QUIC_TICKET_MIN_LEN		64
 #define QUIC_TICKET_MAX_LEN		4096
+#define QUIC_TICKET_KEY_LEN		64	/* the default key, ABI reference 3 */
+#define QUIC_TICKET_SECRET_LEN		32
 #define QUIC_TP_EXT_MAX_LEN		512
 
 /*
@@ -203,6 +205,8 @@ struct quic_sock {
 	struct quic_data alpn;		/* RFC 7301 encoding: length-prefixed */
 	struct quic_data token;		/* client: address validation token */
 	struct quic_data ticket;	/* session data or ticket key */
+	/* listener, and copied to what it accepts: the default ticket keys' */
+	u8 ticket_secret[QUIC_TICKET_SECRET_LEN];
 
 	u32 events;			/* bit n: event n subscribed */
 	u8 is_serv:1;			/* listen() was called */

@@ -758,6 +758,7 @@ static int __quic_listen_start(struct sock *sk)
 	}
 	hlist_add_head(&qs->node, &qn->socks);
 	inet_sk_set_state(sk, QUIC_SS_LISTENING);
+	get_random_bytes(qs->ticket_secret, sizeof(qs->ticket_secret));
 	/* New Initials on this port come here (one listener per port). */
 	if (!rcu_access_pointer(qs->udp->listener))
 		rcu_assign_pointer(qs->udp->listener, sk);
@@ -1227,6 +1228,7 @@ static int quic_accept_inherit(struct sock *sk, struct sock *lsk)
 	qs->config = lqs->config;
 	qs->events = lqs->events;
 	qs->is_serv = 1;
+	memcpy(qs->ticket_secret, lqs->ticket_secret, sizeof(qs->ticket_secret));
 	sk->sk_rcvbuf = lsk->sk_rcvbuf;
 	sk->sk_sndbuf = lsk->sk_sndbuf;
 	sk->sk_userlocks = lsk->sk_userlocks;

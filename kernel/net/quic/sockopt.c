@@ -650,10 +650,36 @@ static int __quic_set_session_ticket(struct sock *sk, void *kopt,
 }
 
 /*
+ * A server that set no ticket key gets one derived from its listener's
+ * random secret and the peer's IP address (quic_crypto_ticket_key()): the
+ * same for every connection from that address to that listener, so that a
+ * ticket issued on one opens on the next.
+ */
+static int quic_default_ticket_key(struct sock *sk, void *kopt,
+				   unsigned int len)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	const union quic_addr *a = &qs->peer;
+	const u8 *ip = (const u8 *)&a->v4.sin_addr;
+	u32 iplen = sizeof(a->v4.sin_addr);
+	int err;
+
+	if (len < QUIC_TICKET_KEY_LEN)
+		return -EINVAL;
+	if (a->sa.sa_family == AF_INET6) {
+		ip = a->v6.sin6_addr.s6_addr;
+		iplen = sizeof(a->v6.sin6_addr);
+	}
+	err = quic_crypto_ticket_key(qs->ticket_secret,
+				     sizeof(qs->ticket_secret), ip, iplen,
+				     kopt, QUIC_TICKET_KEY_LEN);
+	return err ?: QUIC_TICKET_KEY_LEN;
+}
+
+/*
  * A client reads back its session data while ESTABLISHING, afterwards the
  * first NewSessionTicket received (none until the data path exists).  A
- * server reads its ticket key; one it did not set is derived from the
- * listener's secret and the peer address, which needs the crypto layer.
+ * server reads its ticket key, the one it set or the default one.
  */
 static int __quic_get_session_ticket(struct sock *sk, void *kopt,
 				     unsigned int len)
@@ -669,7 +695,7 @@ static int __quic_get_session_ticket(struct sock *sk, void *kopt,
 		return quic_data_get(&qs->nst, kopt, len);
 	}
 	if (qs->is_serv && !qs->ticket.len)
-		return quic_conn_unsupported();
+		return quic_default_ticket_key(sk, kopt, len);
 	return quic_data_get(&qs->ticket, kopt, len);
 }
 
