@@ -17,6 +17,7 @@
 #include "packet.h"
 #include "input.h"
 #include "output.h"
+#include "tp.h"
 
 /* RFC 9369 Section 3.2: QUIC v2 renumbers the long header packet types. */
 u8 quic_pkt_type_of(u32 version, u8 first)
@@ -154,28 +155,54 @@ static u8 quic_pkt_space(u8 type)
 	return QUIC_SPACE_APP;
 }
 
+static bool quic_vn_lists(const u8 *v, const u8 *end, u32 version)
+{
+	for (; end - v >= 4; v += 4)
+		if (((u32)v[0] << 24 | (u32)v[1] << 16 | (u32)v[2] << 8 | v[3]) ==
+		    version)
+			return true;
+	return false;
+}
+
 /*
- * RFC 9000 Section 6.2: a client gives up when the server supports none
- * of our versions.  Only before anything else was received from it.
+ * RFC 9000 Section 6.2, RFC 8999 Section 6 and RFC 9368 Sections 2.1 and
+ * 4: a client takes a Version Negotiation packet only before anything else
+ * came from the server (no Retry, no packet that opened), only one, only
+ * addressed to it (both connection IDs echoed), and only if it does not
+ * list the version we sent (then it is stale or forged).  It starts again
+ * in a version the server lists, with a new Destination ID and the same
+ * ClientHello (quic_conn_vn_retry()); that ClientHello names one Chosen
+ * Version (quic_tp_chosen_version()), so only that version will do, and
+ * only with the version_information that lets the server's answer prove
+ * the negotiation genuine.  Otherwise it gives up (VERSION_NEGOTIATION).
  */
 static void quic_packet_vn(struct sock *sk, const u8 *p, struct quic_pkt *pkt)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	const u8 *v = p + pkt->pn_offset, *end = p + pkt->len;
-	u32 version;
+	u32 chosen = quic_tp_chosen_version(qs->version);
 
-	if (qs->is_serv || qs->peer_scid.len || !quic_is_establishing(sk))
+	if (qs->is_serv || qs->peer_scid.len || qs->retry_cid.len ||
+	    qs->vn_version || !quic_is_establishing(sk) || !qs->source.active ||
+	    !quic_conn_id_equal_raw(&qs->source.active->key.id, pkt->dcid,
+				    pkt->dcid_len) ||
+	    !quic_conn_id_equal_raw(&qs->odcid, pkt->scid, pkt->scid_len) ||
+	    quic_vn_lists(v, end, qs->version)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVDROP);
 		return;
-	if (pkt->dcid_len != qs->source.active->key.id.len ||
-	    memcmp(pkt->dcid, qs->source.active->key.id.data, pkt->dcid_len))
-		return;
-	for (; end - v >= 4; v += 4) {
-		version = (v[0] << 24) | (v[1] << 16) | (v[2] << 8) | v[3];
-		if (version == qs->version)
-			return;	/* RFC 9000 Section 6.2: ignore it */
 	}
-	quic_conn_closed(sk, QUIC_TRANSPORT_ERROR_VERSION_NEGOTIATION, 0,
-			 NULL, 0);
+	if (qs->local_tp.disable_compatible_version ||
+	    !quic_vn_lists(v, end, chosen)) {
+		quic_conn_closed(sk, QUIC_TRANSPORT_ERROR_VERSION_NEGOTIATION, 0,
+				 NULL, 0);
+		return;
+	}
+	pr_debug("%s: sk %p version %#x -> %#x\n", __func__, sk, qs->version,
+		 chosen);
+	qs->vn_version = chosen;
+	qs->vn_pending = 1;
+	quic_timer_stop(sk, QUIC_TIMER_LOSS);
+	quic_conn_defer(sk);
 }
 
 /*
@@ -435,10 +462,12 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 }
 
 /*
- * RFC 9368 Section 2.3: the server may answer in the compatible version
- * our version_information offered.  The client follows the first such
- * Initial that opens with the keys derived for it at connect(); one that
- * does not leaves everything as it was.
+ * RFC 9368 Section 2.3 and RFC 9369 Section 4.1: the server may answer in
+ * the compatible version our version_information offered, after packets
+ * in ours (an ACK sent before it read our transport parameters).  The
+ * client follows the first Initial in the other version that opens with
+ * the keys derived for it at connect(); one that does not leaves
+ * everything as it was.
  */
 static int quic_packet_version_switch(struct sock *sk, struct quic_pkt *pkt,
 				      u8 *p)
@@ -451,23 +480,66 @@ static int quic_packet_version_switch(struct sock *sk, struct quic_pkt *pkt,
 	swap(qs->crypto[QUIC_CRYPTO_INITIAL], *alt);
 	qs->version = pkt->version;
 	err = quic_packet_decrypt(sk, pkt, p);
-	if (err && qs->peer_scid.len == 0) {
+	if (err) {
 		swap(qs->crypto[QUIC_CRYPTO_INITIAL], *alt);
 		qs->version = version;
 		return err;
 	}
 	pr_debug("%s: sk %p version %#x -> %#x\n", __func__, sk, version,
 		 pkt->version);
+	qs->version_fixed = 1;
+	quic_conn_defer(sk);	/* the old keys go */
+	return 0;
+}
+
+/*
+ * RFC 9369 Section 4.1: a server that switched keeps the receive keys of
+ * the client's original version until a packet in the new one opens: the
+ * client sends Initials in its version until it sees ours.  They are
+ * handled with those keys, and anything sent from there in the old one.
+ */
+static int quic_packet_version_orig(struct sock *sk, struct quic_pkt *pkt,
+				    u8 *p)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_crypto *alt = qs->initial_alt;
+	u32 version = qs->version;
+	int err;
+
+	swap(qs->crypto[QUIC_CRYPTO_INITIAL], *alt);
+	qs->version = pkt->version;
+	err = quic_packet_decrypt(sk, pkt, p);
+	swap(qs->crypto[QUIC_CRYPTO_INITIAL], *alt);
+	qs->version = version;
 	return err;
 }
 
+/* An Initial in the version of @initial_alt, while it may still come. */
 static bool quic_packet_version_other(struct sock *sk, struct quic_pkt *pkt)
 {
 	struct quic_sock *qs = quic_sk(sk);
 
-	return pkt->type == QUIC_PKT_INITIAL && !qs->is_serv &&
-	       qs->initial_alt && !qs->peer_scid.len &&
-	       !pkt->token_len && pkt->version == qs->initial_alt->rx.version;
+	return pkt->type == QUIC_PKT_INITIAL && qs->initial_alt &&
+	       !qs->version_fixed && !qs->space[QUIC_SPACE_INITIAL].discarded &&
+	       (qs->is_serv || !pkt->token_len) &&
+	       pkt->version == qs->initial_alt->rx.version;
+}
+
+/*
+ * The version is settled once a Handshake packet opens (both ends use the
+ * negotiated version there, RFC 9369 Section 4.1), and for a server that
+ * switched, once any packet in the new version does.
+ */
+static void quic_packet_version_settle(struct sock *sk, struct quic_pkt *pkt)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (!qs->initial_alt || qs->version_fixed ||
+	    (pkt->type != QUIC_PKT_HANDSHAKE &&
+	     (!qs->is_serv || pkt->type != QUIC_PKT_INITIAL)))
+		return;
+	qs->version_fixed = 1;
+	quic_conn_defer(sk);
 }
 
 #define QUIC_RETRY_TOKEN_MAX	512	/* a server's Retry token we keep */
@@ -548,7 +620,10 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 		return -EINVAL;
 	}
 	if (quic_packet_version_other(sk, &pkt)) {
-		err = quic_packet_version_switch(sk, &pkt, p);
+		if (qs->is_serv)
+			err = quic_packet_version_orig(sk, &pkt, p);
+		else
+			err = quic_packet_version_switch(sk, &pkt, p);
 		return err == -ENOKEY ? err : pkt.len;
 	}
 	if (pkt.type == QUIC_PKT_RETRY) {
@@ -566,6 +641,8 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 	err = quic_packet_decrypt(sk, &pkt, p);
 	if (err == -ENOKEY)
 		return err;
+	if (!err)
+		quic_packet_version_settle(sk, &pkt);
 	return pkt.len;
 }
 

@@ -213,9 +213,13 @@ struct quic_sock {
 
 	/* The connection, from connect() or accept() on. */
 	struct quic_crypto crypto[QUIC_CRYPTO_MAX];	/* by crypto level */
-	struct quic_crypto *initial_alt;	/* client: Initial keys of the
-						 * compatible version (RFC 9368)
-						 */
+	/* RFC 9368 Section 2.3, RFC 9369 Section 4.1: the other version's
+	 * Initial keys until the version is settled (@version_fixed).  Client:
+	 * those of the compatible version, for a server that switches to it.
+	 * Server that switched: the client's original version's, for its
+	 * Initials sent before it follows.
+	 */
+	struct quic_crypto *initial_alt;
 	struct quic_pnspace space[QUIC_SPACE_MAX];
 	struct quic_conn_id_set source;	/* IDs we issued */
 	struct quic_conn_id_set dest;	/* IDs the peer issued */
@@ -240,6 +244,10 @@ struct quic_sock {
 	struct list_head requests;	/* listener: struct quic_request */
 	struct quic_data nst;		/* client: NewSessionTicket collected */
 	u32 version;			/* version of our long headers */
+	u32 vn_version;			/* client: the version a Version
+					 * Negotiation packet made us start
+					 * again with (RFC 9368 2.1), 0: none
+					 */
 	u64 idle_timeout;		/* us, negotiated (RFC 9000 10.1) */
 	u64 token_sent;			/* server: NEW_TOKEN not acked yet */
 	u32 ctrl_mem;			/* control frames held, bytes (frame.h) */
@@ -252,6 +260,8 @@ struct quic_sock {
 	u8 idle_sent:1;			/* ack-eliciting sent since last receive */
 	u8 peer_version_info:1;		/* server: client sent version_information */
 	u8 retry_pending:1;		/* client: Retry taken, Initial to send again */
+	u8 vn_pending:1;		/* client: to start again in @vn_version */
+	u8 version_fixed:1;		/* no version change ahead: @initial_alt goes */
 	u8 key_phase_unacked:1;		/* no ACK of @key_phase_pn sent yet */
 	u8 ack_delay_exponent;		/* peer's (RFC 9000 Section 18.2) */
 	unsigned int rcv_waiters;	/* recvmsg callers asleep for data */

@@ -241,17 +241,60 @@ static void quic_conn_retry(struct sock *sk)
 	quic_loss_set_timer(sk);
 }
 
+/*
+ * RFC 9368 Section 2.1: after a Version Negotiation packet
+ * (quic_packet_vn()) the client sends its first flight again in
+ * @vn_version, as a new connection attempt: a new Destination ID (the
+ * original one of the attempt, RFC 9000 Section 7.3), Initial keys from it
+ * for that version and for its compatible one.  The Source ID stays: the
+ * ClientHello names it (initial_source_connection_id).
+ */
+static void quic_conn_vn_retry(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	u32 other = qs->vn_version == QUIC_VERSION_V2 ? QUIC_VERSION_V1 :
+							QUIC_VERSION_V2;
+	struct quic_conn_id dcid;
+	int err;
+
+	if (!quic_is_establishing(sk))
+		return;
+	quic_conn_id_generate(&dcid);
+	err = quic_conn_id_dest_update(&qs->dest, &dcid);
+	if (!err)
+		err = quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
+						       dcid.data, dcid.len,
+						       qs->vn_version, false);
+	if (!err && qs->initial_alt)
+		err = quic_crypto_initial_keys_install(qs->initial_alt,
+						       dcid.data, dcid.len,
+						       other, false);
+	if (err) {
+		quic_conn_error(sk, QUIC_TRANSPORT_ERROR_INTERNAL, 0);
+		return;
+	}
+	qs->odcid = dcid;
+	qs->version = qs->vn_version;
+	quic_space_restart(sk, QUIC_SPACE_INITIAL);
+	quic_output_flush(sk);
+	quic_loss_set_timer(sk);
+}
+
 void quic_conn_deferred(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
 
+	if (qs->vn_pending) {
+		qs->vn_pending = 0;
+		quic_conn_vn_retry(sk);
+	}
 	if (qs->retry_pending) {
 		qs->retry_pending = 0;
 		quic_conn_retry(sk);
 	}
 
-	/* The server's first packet fixed the version: the spare keys go. */
-	if (qs->initial_alt && qs->peer_scid.len)
+	/* The version is settled: the other version's keys go. */
+	if (qs->initial_alt && qs->version_fixed)
 		quic_initial_alt_free(qs);
 	if (qs->keys_discard) {
 		qs->keys_discard = 0;
@@ -889,7 +932,8 @@ static void quic_listen_vn(struct sock *sk, struct sk_buff *skb,
 	if (!nskb)
 		return;
 	p = skb_put(nskb, len);
-	*p++ = QUIC_HDR_LONG | (get_random_u8() & 0x7f);
+	/* Section 17.2.1: the Unused bits with 0x40 set, like a fixed bit. */
+	*p++ = QUIC_HDR_LONG | QUIC_HDR_FIXED | (get_random_u8() & 0x3f);
 	p = quic_put_u32(p, 0);
 	*p++ = pkt->scid_len;
 	p = quic_put_data(p, pkt->scid, pkt->scid_len);

@@ -791,17 +791,37 @@ static int __quic_set_crypto_secret(struct sock *sk, void *kopt,
 	return 0;
 }
 
-/* RFC 9368 Section 2.3: the server may switch to a compatible version. */
+/*
+ * RFC 9368 Section 2.3: the server may switch to a compatible version.  It
+ * sends in it from now on (RFC 9369 Section 4.1), and keeps the keys of the
+ * client's version in @initial_alt for the Initials the client sends until
+ * it follows (quic_packet_version_orig()).
+ */
 static int quic_tp_version(struct sock *sk, u32 version)
 {
 	struct quic_sock *qs = quic_sk(sk);
+	struct quic_crypto *alt;
+	int err;
 
 	if (!qs->is_serv || !version || version == qs->version)
 		return 0;
+	alt = kzalloc(sizeof(*alt), GFP_KERNEL);
+	if (!alt)
+		return -ENOMEM;
+	err = quic_crypto_initial_keys_install(alt, qs->odcid.data,
+					       qs->odcid.len, version, true);
+	if (err) {
+		kfree(alt);
+		return err;
+	}
+	swap(qs->crypto[QUIC_CRYPTO_INITIAL], *alt);
+	if (qs->initial_alt) {
+		quic_crypto_destroy(qs->initial_alt);
+		kfree(qs->initial_alt);
+	}
+	qs->initial_alt = alt;
 	qs->version = version;
-	return quic_crypto_initial_keys_install(&qs->crypto[QUIC_CRYPTO_INITIAL],
-						qs->odcid.data, qs->odcid.len,
-						version, true);
+	return 0;
 }
 
 /* Apply the peer's transport parameters (RFC 9000 Section 18.2). */
@@ -839,6 +859,7 @@ static int __quic_set_transport_param_ext(struct sock *sk, void *kopt,
 		.peer_scid = &qs->peer_scid,
 		.version = qs->version,
 		.pref_version = qs->config.version,
+		.vn_version = qs->is_serv ? 0 : qs->vn_version,
 		.is_serv = qs->is_serv,
 	};
 	struct quic_transport_param p;

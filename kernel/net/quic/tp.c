@@ -110,6 +110,30 @@ static u8 *quic_tp_put_pref_addr(u8 *p, const u8 *end,
 	return quic_tp_put_bytes(p, end, QUIC_TP_PREFERRED_ADDRESS, v, q - v);
 }
 
+static bool quic_tp_version_supported(u32 version)
+{
+	return version == QUIC_VERSION_V1 || version == QUIC_VERSION_V2;
+}
+
+/**
+ * quic_tp_chosen_version - the Chosen Version of a connection in @version
+ * @version: the version of its long headers; 0 means V1
+ *
+ * RFC 9368 Sections 2.1 and 2.5: a version we do not speak (quic_config
+ * accepts any, ABI reference Section 7 quirk 14) can only draw a Version
+ * Negotiation packet; the connection then goes on in V1, the version every
+ * server knows, with the ClientHello already sent: its version_information
+ * names V1 from the start (Chosen Version need not be the header's, RFC
+ * 9368 Section 3), so that the first flight sent again in V1 is valid.
+ *
+ * Return: @version if it is V1 or V2, else V1.
+ */
+u32 quic_tp_chosen_version(u32 version)
+{
+	return quic_tp_version_supported(version) ? version : QUIC_VERSION_V1;
+}
+EXPORT_SYMBOL_IF_KUNIT(quic_tp_chosen_version);
+
 /* RFC 9368 Section 3: Chosen Version, then the versions compatible with it. */
 static u8 *quic_tp_put_version_info(u8 *p, const u8 *end, u32 version)
 {
@@ -117,7 +141,7 @@ static u8 *quic_tp_put_version_info(u8 *p, const u8 *end, u32 version)
 	u8 v[QUIC_TP_VERSION_LEN * (1 + ARRAY_SIZE(compat))];
 	u32 i;
 
-	quic_tp_put_be32(v, quic_tp_version(version));
+	quic_tp_put_be32(v, quic_tp_chosen_version(quic_tp_version(version)));
 	for (i = 0; i < ARRAY_SIZE(compat); i++)
 		quic_tp_put_be32(v + QUIC_TP_VERSION_LEN * (i + 1), compat[i]);
 	return quic_tp_put_bytes(p, end, QUIC_TP_VERSION_INFORMATION, v,
@@ -371,11 +395,6 @@ static int quic_tp_parse_disable_1rtt(struct quic_tp_parser *ps,
 					&ps->p.disable_1rtt_encryption);
 }
 
-static bool quic_tp_version_supported(u32 version)
-{
-	return version == QUIC_VERSION_V1 || version == QUIC_VERSION_V2;
-}
-
 static bool quic_tp_version_listed(const u8 *list, u32 n, u32 version)
 {
 	u32 i;
@@ -408,10 +427,22 @@ static int quic_tp_negotiate_server(struct quic_tp_parser *ps, u32 chosen,
 	return 0;
 }
 
-/* RFC 9368 Section 4: the server's Chosen Version is the one in use. */
-static int quic_tp_negotiate_client(struct quic_tp_parser *ps, u32 chosen)
+/*
+ * RFC 9368 Section 4: the server's Chosen Version is the one in use.  After
+ * a Version Negotiation packet, the server's Available Versions (with its
+ * Chosen Version) must hold the version we started again with: we would
+ * have picked the same from a Version Negotiation packet listing them, and
+ * a forged one listing fewer versions than the server has is caught.
+ */
+static int quic_tp_negotiate_client(struct quic_tp_parser *ps, u32 chosen,
+				    const u8 *avail, u32 n)
 {
+	u32 vn = ps->ctx->vn_version;
+
 	if (chosen != quic_tp_version(ps->ctx->version))
+		return -EPROTONOSUPPORT;
+	if (vn && (!n || (vn != chosen &&
+			  !quic_tp_version_listed(avail, n, vn))))
 		return -EPROTONOSUPPORT;
 	return 0;
 }
@@ -437,7 +468,8 @@ static int quic_tp_parse_version_info(struct quic_tp_parser *ps,
 		return quic_tp_negotiate_server(ps, chosen,
 						val + QUIC_TP_VERSION_LEN,
 						n - 1);
-	return quic_tp_negotiate_client(ps, chosen);
+	return quic_tp_negotiate_client(ps, chosen, val + QUIC_TP_VERSION_LEN,
+					n - 1);
 }
 
 /* Integer parameters: RFC 9000 Section 18.2 and ABI reference Section 3. */
@@ -644,6 +676,9 @@ static int quic_tp_check_mandatory(const struct quic_tp_parser *ps)
 		return -EINVAL;
 	if (ctx->retry_scid && !quic_tp_seen(ps, QUIC_TP_RETRY_SCID))
 		return -EINVAL;
+	/* RFC 9368 Section 4: no version_information, no proof after VN. */
+	if (ctx->vn_version && !ps->x.has_version_info)
+		return -EPROTONOSUPPORT;
 	return 0;
 }
 

@@ -70,6 +70,8 @@ enum quic_tp_id {
 
 #define QUIC_TP_VERSIONS_MAX		16	/* version_information entries */
 
+u32 quic_tp_chosen_version(u32 version);
+
 /**
  * struct quic_tp_pref_addr - a server's preferred_address (RFC 9000 18.2)
  * @v4: IPv4 address and port; all zero when not offered
@@ -95,7 +97,9 @@ struct quic_tp_pref_addr {
  * @reset_token: server: stateless reset token of @scid, sent when the
  *	params' stateless_reset is set
  * @pref_addr: server: preferred address to advertise, NULL if none
- * @version: version in use (compatible negotiation done); 0 means V1
+ * @version: version in use (compatible negotiation done); 0 means V1.
+ *	A client's version we do not speak (ABI reference Section 7, quirk
+ *	14) only draws a Version Negotiation packet: its Chosen Version is V1
  * @is_serv: we are the server
  * @peer_version_info: server: the client sent version_information
  */
@@ -120,6 +124,8 @@ struct quic_tp_build_ctx {
  *	Initial, a client the version of the server's packets; 0 means V1
  * @pref_version: server: version to switch to by compatible negotiation
  *	when the client lists it (quic_config.version); 0 keeps the client's
+ * @vn_version: client: the version it started again with after a Version
+ *	Negotiation packet (RFC 9368 Section 2.1), 0 if it had none
  * @is_serv: we are the server
  */
 struct quic_tp_parse_ctx {
@@ -128,6 +134,7 @@ struct quic_tp_parse_ctx {
 	const struct quic_conn_id *peer_scid;
 	u32 version;
 	u32 pref_version;
+	u32 vn_version;
 	bool is_serv;
 };
 
