@@ -383,6 +383,8 @@ static void quic_test_tp_build_version_info(struct kunit *test)
 {
 	static const u8 v2[] = { 0x11, 12, 0x6b, 0x33, 0x43, 0xcf,
 				 0x6b, 0x33, 0x43, 0xcf, 0, 0, 0, 1 };
+	static const u8 v1[] = { 0x11, 12, 0, 0, 0, 1,
+				 0x6b, 0x33, 0x43, 0xcf, 0, 0, 0, 1 };
 	struct quic_tp_build_ctx ctx = { .scid = &quic_test_cscid,
 					 .version = QUIC_VERSION_V2 };
 	struct quic_transport_param p;
@@ -395,6 +397,15 @@ static void quic_test_tp_build_version_info(struct kunit *test)
 	len = quic_tp_build(&p, &ctx, buf, sizeof(buf));
 	KUNIT_ASSERT_GT(test, len, 0);
 	KUNIT_EXPECT_TRUE(test, quic_test_contains(buf, len, v2, sizeof(v2)));
+
+	/* A version we do not speak only draws VN: the Chosen Version is V1. */
+	ctx.version = 0x1a2a3a4a;
+	len = quic_tp_build(&p, &ctx, buf, sizeof(buf));
+	KUNIT_ASSERT_GT(test, len, 0);
+	KUNIT_EXPECT_TRUE(test, quic_test_contains(buf, len, v1, sizeof(v1)));
+	KUNIT_EXPECT_EQ(test, quic_tp_chosen_version(0x1a2a3a4a), QUIC_VERSION_V1);
+	KUNIT_EXPECT_EQ(test, quic_tp_chosen_version(QUIC_VERSION_V2),
+			QUIC_VERSION_V2);
 
 	p.disable_compatible_version = 1;
 	len = quic_tp_build(&p, &ctx, buf, sizeof(buf));
@@ -985,6 +996,57 @@ static void quic_test_tp_version_client(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, quic_test_parse_err(t), 0);
 }
 
+/* A client's parse of a server's version_information, given as @vers. */
+static int quic_test_vi_client(struct kunit *test, const u32 *vers, u32 n,
+			       u32 version, u32 vn_version)
+{
+	struct quic_test_tp *t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+	struct quic_transport_param p;
+	u8 v[16];
+	int len;
+
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	quic_test_local_tp(&p);
+	t->bctx.odcid = &quic_test_odcid;
+	t->bctx.scid = &quic_test_sscid;
+	t->bctx.version = version;
+	t->bctx.is_serv = true;	/* no peer_version_info: built without 0x11 */
+	len = quic_tp_build(&p, &t->bctx, t->buf, QUIC_TP_EXT_LEN_MAX);
+	KUNIT_ASSERT_GT(test, len, 0);
+	t->len = len;
+	if (n) {
+		quic_test_put_versions(v, vers, n);
+		quic_test_add(test, t, QUIC_TP_VERSION_INFORMATION, v, 4 * n);
+	}
+	t->pctx.odcid = &quic_test_odcid;
+	t->pctx.peer_scid = &quic_test_sscid;
+	t->pctx.version = version;
+	t->pctx.vn_version = vn_version;
+	return quic_test_parse_err(t);
+}
+
+/*
+ * RFC 9368 Section 4: after a Version Negotiation packet the client needs
+ * the server's version_information, with Available Versions that hold the
+ * version it started again in (or that version chosen).
+ */
+static void quic_test_tp_version_after_vn(struct kunit *test)
+{
+	const u32 v1 = QUIC_VERSION_V1, v2 = QUIC_VERSION_V2;
+	u32 both[] = { v2, v2, v1 }, only2[] = { v2, v2 }, bare[] = { v1 };
+
+	KUNIT_EXPECT_EQ(test, quic_test_vi_client(test, both, 3, v2, v1), 0);
+	KUNIT_EXPECT_EQ(test, quic_test_vi_client(test, only2, 2, v2, v1),
+			-EPROTONOSUPPORT);
+	KUNIT_EXPECT_EQ(test, quic_test_vi_client(test, only2, 2, v2, 0), 0);
+	KUNIT_EXPECT_EQ(test, quic_test_vi_client(test, bare, 1, v1, v1),
+			-EPROTONOSUPPORT);
+	KUNIT_EXPECT_EQ(test, quic_test_vi_client(test, bare, 1, v1, 0), 0);
+	KUNIT_EXPECT_EQ(test, quic_test_vi_client(test, NULL, 0, v1, v1),
+			-EPROTONOSUPPORT);
+	KUNIT_EXPECT_EQ(test, quic_test_vi_client(test, NULL, 0, v1, 0), 0);
+}
+
 /* Connection IDs */
 
 static void quic_test_cid_basics(struct kunit *test)
@@ -1343,6 +1405,7 @@ static struct kunit_case quic_tp_test_cases[] = {
 	KUNIT_CASE(quic_test_tp_pref_addr),
 	KUNIT_CASE(quic_test_tp_version_info),
 	KUNIT_CASE(quic_test_tp_version_client),
+	KUNIT_CASE(quic_test_tp_version_after_vn),
 	KUNIT_CASE(quic_test_cid_basics),
 	KUNIT_CASE(quic_test_cid_hash),
 	KUNIT_CASE(quic_test_cid_source),
