@@ -241,7 +241,7 @@ class _FakeServer:
     def _connect(self, topo, config) -> None:
         try:
             self.conn = kernel_connect(topo, topo.server_v4, self.port, alpn=ALPN, config=config,
-                                       timeout=60)  # fmt: skip
+                                       timeout=30)  # fmt: skip
         except BaseException as exc:  # examined by the test
             self.error = exc
 
@@ -392,7 +392,7 @@ def test_gtlsclient_unknown_version(quic_module, clean_path, topo, tmp_path):
         r = topo.run(
             topo.client,
             [_tool("gtlsclient"), "-q", "--exit-on-all-streams-close", "--download",
-             str(outdir), "--sni", SERVER_NAME, f"--version={UNKNOWN:x}",
+             str(outdir), "--sni", SERVER_NAME, f"--version={UNKNOWN:#x}",
              "--preferred-versions=v1", addr, str(server.port),
              f"https://{_url_host(addr)}:{server.port}/f"],
             capture_output=True, text=True, timeout=300,

@@ -548,10 +548,19 @@ static int __quic_set_config(struct sock *sk, void *kopt, unsigned int len)
 	return 0;
 }
 
+/*
+ * The configuration; from connect() or accept() on, @version is the one the
+ * connection runs in: after Version Negotiation or compatible version
+ * negotiation (RFC 9368) it is the negotiated one.
+ */
 static int __quic_get_config(struct sock *sk, void *kopt, unsigned int len)
 {
-	memcpy(kopt, &quic_sk(sk)->config, sizeof(struct quic_config));
-	return sizeof(struct quic_config);
+	struct quic_config *c = kopt;
+
+	memcpy(c, &quic_sk(sk)->config, sizeof(*c));
+	if (quic_sk(sk)->version)
+		c->version = quic_sk(sk)->version;
+	return sizeof(*c);
 }
 
 /*
