@@ -20,6 +20,7 @@ import errno
 import hashlib
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -27,6 +28,8 @@ import pytest
 from conftest import kernel_connect, kernel_listener, nft, nft_counter
 from peer import ALPN, AioPeer, KernelAccept, KernelReader, conns_row, until
 from test_hostile import PATH_CHALLENGE, hostile  # noqa: F401 - the fixture
+
+from quicctl.paths import KEYS
 
 SIZE = 2 * 1000 * 1000
 PREF_V4 = "10.99.0.5"
@@ -410,3 +413,206 @@ def test_probe_from_new_address_does_not_migrate(quic_module, clean_path, topo):
     finally:
         p.close()
         acc.close()
+
+
+# -- against independent stacks -------------------------------------------------------------
+
+BIG = 3 * 1000 * 1000
+# What may still come from the old server address once the connection moved: the handshake
+# and the first round trips.  Past it, the old path is cut (nft quota), so a transfer that
+# stayed there stalls.
+OLD_PATH_QUOTA = "400 kbytes"
+
+
+@pytest.fixture
+def big(tmp_path):
+    from quicctl.hq import make_file
+
+    root = tmp_path / "www"
+    root.mkdir()
+    return root, make_file(root / "big", BIG, seed=77)
+
+
+@contextlib.contextmanager
+def _old_path_cut(topo, addr: str, port: int, pref: str):
+    """In the client namespace: what comes from ``addr``:``port`` past OLD_PATH_QUOTA is
+    dropped, and what goes to ``pref`` is counted; yields a function that gives (dropped,
+    sent to the preferred address)."""
+    nft(topo, topo.client, f"""table ip quicold {{
+  counter old {{ }}
+  counter pref {{ }}
+  chain in {{ type filter hook input priority 0;
+    ip saddr {addr} udp sport {port} quota over {OLD_PATH_QUOTA} counter name old drop; }}
+  chain out {{ type filter hook output priority 0; ip daddr {pref} counter name pref; }}
+}}
+""")  # fmt: skip
+    try:
+        yield lambda: (nft_counter(topo, topo.client, "ip", "quicold", "old"),
+                       nft_counter(topo, topo.client, "ip", "quicold", "pref"))  # fmt: skip
+    finally:
+        nft(topo, topo.client, "delete table ip quicold\n")
+
+
+@contextlib.contextmanager
+def _kernel_server_preferring(topo, root, pref: str, alpn=("h3", "hq-interop")):
+    """quicctl's HTTP/3 and hq-interop server over quic.ko, each connection offered ``pref``
+    (any free port) as preferred address; yields (listener port, preferred port)."""
+    from quicctl import abi
+    from quicctl.hq import HqServer
+
+    pport = _free_port(topo, pref)
+    srv = kernel_listener(topo, "0.0.0.0", alpn=list(alpn))
+    accept = srv.accept_socket
+
+    def accept_preferring():
+        sock, addr = accept()
+        abi.setsockopt(sock, "CONNECTION_MIGRATION", (pref, pport))
+        return sock, addr
+
+    srv.accept_socket = accept_preferring
+    hq = HqServer(srv, root, log=lambda _line: None, handshake_timeout=60)
+    thread = threading.Thread(target=hq.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv.getsockname()[1], pport
+    finally:
+        hq.stop()
+        srv.close()
+        thread.join(10)
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "(none)"
+
+
+def test_gtlsclient_moves_to_kernel_preferred_address(quic_module, clean_path, topo, big,
+                                                      tmp_path):  # fmt: skip
+    """ngtcp2's HTTP/3 client against a kernel server that offers a preferred address: it
+    moves there (it sends to it) and its 3 MB download completes with the old server address
+    cut after the first 400 kB; the bytes it saved are the file served."""
+    from test_h3 import _tool
+
+    root, digest = big
+    outdir = tmp_path / "dl"
+    outdir.mkdir()
+    with (
+        _server_address(topo, PREF_V4),
+        _kernel_server_preferring(topo, root, PREF_V4) as (
+            port,
+            _,
+        ),
+    ):
+        with _old_path_cut(topo, topo.server_v4, port, PREF_V4) as counts:
+            r = topo.run(
+                topo.client,
+                [_tool("gtlsclient"), "-q", "--exit-on-all-streams-close", "--download",
+                 str(outdir), "--sni", "server.quic.test", topo.server_v4, str(port),
+                 f"https://{topo.server_v4}:{port}/big"],
+                capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            dropped, to_pref = counts()
+    print(f"gtlsclient: {to_pref} datagrams to the preferred address, {dropped} dropped on "
+          f"the old path")  # fmt: skip
+    assert _sha256(outdir / "big") == digest, (
+        f"download differs\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+    )
+    assert to_pref > 0, "gtlsclient never sent to the preferred address"
+
+
+def test_quicctl_client_moves_to_gtlsserver_preferred_address(quic_module, clean_path, topo,
+                                                              big, tmp_path):  # fmt: skip
+    """`quicctl client --alpn h3` (kernel) against ngtcp2's server started with
+    --preferred-ipv4-addr: the kernel client moves there and its 3 MB download completes with
+    the old server address cut after the first 400 kB."""
+    from test_h3 import GtlsServer
+
+    from quicctl.demo import _quicctl
+
+    root, digest = big
+    outdir = tmp_path / "dl"
+    with _server_address(topo, PREF_V4):
+        pport = _free_port(topo, PREF_V4)
+        port = 4480
+        server = GtlsServer(topo, root, port, tmp_path,
+                            extra=[f"--preferred-ipv4-addr={PREF_V4}:{pport}"])  # fmt: skip
+        try:
+            with _old_path_cut(topo, topo.server_v4, port, PREF_V4) as counts:
+                r = topo.run(
+                    topo.client,
+                    [_quicctl(), "client", topo.server_v4, str(port), "--alpn", "h3",
+                     "--cafile", str(KEYS / "ca.crt"), "--server-name", "server.quic.test",
+                     "-o", str(outdir), "/big"],
+                    capture_output=True, text=True, timeout=600,
+                )  # fmt: skip
+                dropped, to_pref = counts()
+        finally:
+            server.close()
+    print(f"quicctl client: {to_pref} datagrams to the preferred address, {dropped} dropped "
+          f"on the old path")  # fmt: skip
+    detail = f"{r.stdout}\n{r.stderr}\ngtlsserver:\n{server.log()}"
+    assert r.returncode == 0, detail
+    assert _sha256(outdir / "big") == digest, detail
+    assert to_pref > 0, "the kernel client never sent to the preferred address"
+
+
+def test_aioquic_client_with_kernel_preferred_address(quic_module, clean_path, topo, big):
+    """aioquic's client against a kernel server that offers a preferred address: the 3 MB
+    download completes; whether aioquic sends to the preferred address at all is printed (its
+    client does not use it: it stays on the old path, which the server keeps serving)."""
+    from quicctl import userspace
+    from quicctl.netns import enter
+
+    root, digest = big
+    with (
+        _server_address(topo, PREF_V4),
+        _kernel_server_preferring(topo, root, PREF_V4, alpn=("hq-interop",)) as (port, _),
+    ):
+        nft(topo, topo.client, f"""table ip quicpc {{
+  counter pref {{ }}
+  chain out {{ type filter hook output priority 0; ip daddr {PREF_V4} counter name pref; }}
+}}
+""")  # fmt: skip
+        try:
+            with enter(topo.client):
+                got = userspace.fetch(topo.server_v4, port, ["/big"], cafile=str(KEYS / "ca.crt"),
+                                      server_name="server.quic.test", timeout=120)  # fmt: skip
+            to_pref = nft_counter(topo, topo.client, "ip", "quicpc", "pref")
+        finally:
+            nft(topo, topo.client, "delete table ip quicpc\n")
+    print(f"aioquic client: {to_pref} datagrams to the preferred address")
+    assert got and got[0].done and got[0].sha256.hexdigest() == digest
+
+
+@pytest.mark.parametrize("rebind", [False, True], ids=["change-local-addr", "nat-rebinding"])
+def test_gtlsclient_migrates_against_quicctl_server(quic_module, clean_path, topo, big,
+                                                    tmp_path, rebind):  # fmt: skip
+    """ngtcp2's HTTP/3 client changes its local address a moment after the handshake
+    (--change-local-addr; with --nat-rebinding, without path validation of its own) during a
+    3 MB download from `quicctl server` (kernel): the file it saved is the one served."""
+    from test_h3 import _tool
+
+    from quicctl.demo import _quicctl, _stop, _wait_listening
+
+    root, digest = big
+    port = 4490 + rebind
+    outdir = tmp_path / "dl"
+    outdir.mkdir()
+    srv = topo.popen(
+        topo.server,
+        [_quicctl(), "server", "::", str(port), str(KEYS / "pkey.key"), str(KEYS / "cert.crt"),
+         "--root", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        _wait_listening(srv, "quicctl")
+        r = topo.run(
+            topo.client,
+            [_tool("gtlsclient"), "-q", "--exit-on-all-streams-close", "--download",
+             str(outdir), "--sni", "server.quic.test", "--change-local-addr=500ms",
+             *(["--nat-rebinding"] if rebind else []), topo.server_v4, str(port),
+             f"https://{topo.server_v4}:{port}/big"],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        _stop(srv)
+    assert _sha256(outdir / "big") == digest, f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
