@@ -336,6 +336,7 @@ def connect(
     transport_params: dict[str, int] | None = None,
     config: dict[str, int] | None = None,
     psk: tuple[str, bytes] | None = None,
+    events: Iterable[int] = (),
 ) -> QuicConnection:
     """Connect to a QUIC server through the kernel and run the TLS handshake.
 
@@ -343,13 +344,16 @@ def connect(
     ``transport_params``: fields of ``struct quic_transport_param`` to advertise instead of the
     kernel's defaults (e.g. ``{"max_data": 65536, "max_stream_data_bidi_local": 16384}``).
     ``config``: fields of ``struct quic_config`` (QUIC_SOCKOPT_CONFIG), set before connecting
-    (e.g. ``{"congestion_control_algo": 1}`` for CUBIC)."""
+    (e.g. ``{"congestion_control_algo": 1}`` for CUBIC).  ``events``: QUIC_EVENT_* numbers to
+    subscribe to before the handshake (one may come before it returns)."""
     fam, addr = _resolve(host, port, family)
     alpns = [alpn] if isinstance(alpn, str) else list(alpn)
     sock = quic_socket(fam, sock_type)
 
     def start() -> QuicTls:
         _subscribe_close(sock)
+        for ev in events:
+            abi.setsockopt(sock, "EVENT", type=ev, on=1)
         abi.setsockopt(sock, "ALPN", ",".join(alpns))
         if transport_params:
             abi.setsockopt(sock, "TRANSPORT_PARAM", **transport_params)

@@ -114,16 +114,17 @@ def test_gtlsclient_downloads_from_quicctl_server(quic_module, clean_path, topo,
 
 
 class GtlsServer:
-    """ngtcp2's HTTP/3 server serving ``root`` in the server namespace."""
+    """ngtcp2's HTTP/3 server serving ``root`` in the server namespace (``extra``: more
+    options)."""
 
-    def __init__(self, topo, root: Path, port: int, tmp_path: Path):
+    def __init__(self, topo, root: Path, port: int, tmp_path: Path, extra: list[str] = ()):
         self.topo = topo
         self.port = port
         self.text = ""
         self.out = open(tmp_path / "gtlsserver.log", "w+")  # noqa: SIM115 - closed in close()
         self.proc = topo.popen(
             topo.server,
-            [_tool("gtlsserver"), "-q", "-d", str(root), "*", str(port),
+            [_tool("gtlsserver"), "-q", "-d", str(root), *extra, "*", str(port),
              str(KEYS / "pkey.key"), str(KEYS / "cert.crt")],
             stdout=self.out, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -747,21 +747,17 @@ static int quic_frame_retire_conn_id(struct quic_frame_rx *rx)
 }
 
 /*
- * RFC 9000 Section 19.17: PATH_CHALLENGE is echoed in PATH_RESPONSE.  Only
- * the latest one is answered (Section 8.2.2 allows one response per
- * challenge, not one for each): its Data waits in the path, and the
- * response is written into the next 1-RTT packet the window allows, like
- * an ACK, so that a flood of challenges costs no memory.
+ * RFC 9000 Section 19.17: PATH_CHALLENGE is echoed in PATH_RESPONSE, on the
+ * path it came on (quic_path_challenge_recv()).
  */
 static int quic_frame_path_challenge(struct quic_frame_rx *rx)
 {
-	struct quic_path *path = &quic_sk(rx->sk)->path;
 	const u8 *data;
 
 	if (!quic_rx_bytes(rx, &data, QUIC_PATH_CHALLENGE_LEN))
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
-	memcpy(path->response, data, QUIC_PATH_CHALLENGE_LEN);
-	path->response_pending = 1;
+	quic_path_challenge_recv(rx->sk, rx->pkt->skb, rx->pkt->dgram_len,
+				 data);
 	return 0;
 }
 
@@ -830,6 +826,8 @@ static int quic_frame_handshake_done(struct quic_frame_rx *rx)
 		qs->handshake_confirmed = 1;
 		/* RFC 9001 Section 4.9.2 */
 		quic_space_discard(rx->sk, QUIC_SPACE_HANDSHAKE);
+		/* RFC 9000 Section 9.6.1: the server's preferred address */
+		quic_path_pref_start(rx->sk);
 	}
 	return 0;
 }

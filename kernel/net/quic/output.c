@@ -652,6 +652,71 @@ static void quic_out_pl_probe(struct sock *sk)
 	quic_out_send(sk, &d);
 }
 
+/* Smallest datagram worth sending on another path: header, frames, tag. */
+#define QUIC_PATH_FRAMES_MIN	(1 + QUIC_CONN_ID_MAX_LEN + 4 + \
+				 2 * (1 + QUIC_PATH_CHALLENGE_LEN) + \
+				 QUIC_CRYPTO_TAG_LEN)
+
+/**
+ * quic_output_path_frames - path validation frames on another path
+ * @sk: the socket, locked
+ * @a: the path: UDP socket, addresses and Destination Connection ID
+ * @response: Data of a PATH_RESPONSE to send, or NULL
+ * @challenge: Data of a PATH_CHALLENGE to send, or NULL
+ * @room: the most the datagram may hold (the anti-amplification limit)
+ *
+ * RFC 9000 Sections 8.2 and 9: one 1-RTT packet, padded to 1200 bytes
+ * unless @room allows less (Sections 8.2.1 and 8.2.2), sent from @a's
+ * local address to its peer address.  It is not recorded for loss
+ * recovery: a lost challenge is sent again by the path timer, a lost
+ * response is answered by the peer's next challenge, and neither counts
+ * against the window of the path in use.
+ *
+ * Return: the datagram's length, 0 if nothing was sent.
+ */
+u32 quic_output_path_frames(struct sock *sk, const struct quic_path_alt *a,
+			    const u8 *response, const u8 *challenge, u32 room)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[QUIC_SPACE_APP];
+	struct quic_crypto *c = &qs->crypto[QUIC_CRYPTO_APP];
+	u32 len = min_t(u32, room, QUIC_MIN_INITIAL_SIZE), pn_offset;
+	struct sk_buff *skb;
+	u8 *start, *p, pn_len;
+	s64 pn = s->next_pn;
+
+	if (!a->udp || !quic_crypto_send_ready(c) || s->discarded ||
+	    len < QUIC_PATH_FRAMES_MIN)
+		return 0;
+	skb = quic_out_skb(sk, len);
+	if (!skb)
+		return 0;
+	start = skb_put(skb, len);
+	pn_len = quic_pn_encode_len(pn, s->largest_acked);
+	p = start;
+	*p++ = QUIC_HDR_FIXED | (pn_len - 1);
+	p = quic_put_data(p, a->dcid.data, a->dcid.len);
+	pn_offset = p - start;
+	p = quic_put_pn(p, pn, pn_len);
+	if (response)
+		p += quic_frame_path_put(p, QUIC_PATH_FRAMES_MIN,
+					 QUIC_FRAME_PATH_RESPONSE, response);
+	if (challenge)
+		p += quic_frame_path_put(p, QUIC_PATH_FRAMES_MIN,
+					 QUIC_FRAME_PATH_CHALLENGE, challenge);
+	memset(p, QUIC_FRAME_PADDING, start + len - QUIC_CRYPTO_TAG_LEN - p);
+	trace_quic_packet_sent(sk, start, pn_offset, len, QUIC_SPACE_APP, pn);
+	if (quic_crypto_encrypt(c, start, len, pn_offset, pn)) {
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_ENCDROP);
+		kfree_skb(skb);
+		return 0;
+	}
+	s->next_pn++;
+	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_ENCFASTPATHS);
+	quic_path_send_to(a->udp->sock->sk, skb, &a->local, &a->peer);
+	return len;
+}
+
 /**
  * quic_output_flush - send what is queued, as far as limits allow
  * @sk: the socket, locked
@@ -663,6 +728,7 @@ void quic_output_flush(struct sock *sk)
 
 	if (!quic_is_connected(sk))
 		return;
+	quic_path_alt_flush(sk);
 	/* The probe first: a bulk transfer leaves no room after its data. */
 	quic_out_pl_probe(sk);
 	for (i = 0; i < QUIC_FLUSH_MAX; i++)

@@ -10,8 +10,11 @@
 #include <linux/types.h>
 
 struct sock;
+struct quic_path_alt;
 
 void quic_output_flush(struct sock *sk);
+u32 quic_output_path_frames(struct sock *sk, const struct quic_path_alt *a,
+			    const u8 *response, const u8 *challenge, u32 room);
 void quic_output_probe(struct sock *sk, u8 space);
 void quic_output_close(struct sock *sk, u8 space, bool app);
 

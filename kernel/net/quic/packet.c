@@ -386,10 +386,12 @@ static int quic_packet_frames(struct sock *sk, struct quic_pkt *pkt, u8 *p,
 	if (quic_is_closed(sk))
 		return 0;
 	quic_pnspace_record(s, pkt->pn, quic_now());
-	/* RFC 9000 Section 9.3: where the peer's newest packet came from. */
-	if (pkt->type == QUIC_PKT_SHORT && pkt->non_probing &&
-	    pkt->pn > largest && pkt->skb)
-		quic_path_peer_check(sk, pkt->skb, pkt->len);
+	/* RFC 9000 Sections 9.3 and 9.6: the path it came on, and whether
+	 * it is the peer's newest non-probing packet.
+	 */
+	if (pkt->type == QUIC_PKT_SHORT && pkt->skb)
+		quic_path_peer_check(sk, pkt->skb, pkt->dgram_len,
+				     pkt->non_probing && pkt->pn > largest);
 	quic_packet_ack_schedule(sk, pkt, largest);
 	qs->idle_sent = 0;
 	quic_timer_idle_reset(sk);
@@ -615,6 +617,7 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 	}
 	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVFASTPATHS);
 	pkt.skb = skb;
+	pkt.dgram_len = end - start;
 	if (pkt.type == QUIC_PKT_VERSION_NEG) {
 		quic_packet_vn(sk, p, &pkt);
 		return -EINVAL;
@@ -650,14 +653,11 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 static void quic_packet_dgram(struct sock *sk, struct sk_buff *skb, u32 start,
 			      u32 end)
 {
-	union quic_addr from;
 	u32 off = start;
 	int len;
 
-	if (!QUIC_RCV_CB(skb)->buffered && !quic_sk(sk)->path.validated) {
-		quic_rcv_peer(skb, &from);
-		quic_path_on_recv(sk, &from, end - start);
-	}
+	if (!QUIC_RCV_CB(skb)->buffered)
+		quic_path_on_recv(sk, skb, end - start);
 	while (off < end && quic_is_connected(sk)) {
 		len = quic_packet_one(sk, skb, start, off, end);
 		if (len == -ENOKEY) {

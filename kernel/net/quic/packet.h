@@ -50,6 +50,7 @@ enum quic_pkt_type {
  * @ack_eliciting: a frame other than ACK, PADDING, CONNECTION_CLOSE seen
  * @non_probing: a frame other than PATH_*, NEW_CONNECTION_ID, PADDING
  * @frame: type of the frame being processed (for CONNECTION_CLOSE)
+ * @dgram_len: length of the datagram it came in
  */
 struct quic_pkt {
 	const u8 *dcid;
@@ -67,6 +68,7 @@ struct quic_pkt {
 	u8 ack_eliciting:1;
 	u8 non_probing:1;
 	u8 frame;
+	u32 dgram_len;
 	struct sk_buff *skb;	/* the datagram(s) it came in, or NULL */
 };
 

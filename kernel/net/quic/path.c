@@ -271,14 +271,25 @@ u32 quic_path_room(struct sock *sk)
  * Only datagrams from the path's peer count: routed by Destination ID,
  * datagrams from any address reach the connection, and one who spoofed a
  * victim's address in the first Initial must not raise the budget toward
- * the victim by sending from its own.
+ * the victim by sending from its own.  The same holds for the preferred
+ * address's path while a server validates it (quic_sock.alt).
  */
-void quic_path_on_recv(struct sock *sk, const union quic_addr *from, u32 bytes)
+void quic_path_on_recv(struct sock *sk, const struct sk_buff *skb, u32 bytes)
 {
 	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_alt *a = &qs->alt;
+	union quic_addr from, to;
 
-	if (!qs->path.validated && quic_addr_equal(from, &qs->peer))
+	if (qs->path.validated && !(a->active && a->limited))
+		return;
+	quic_rcv_peer(skb, &from);
+	if (!qs->path.validated && quic_addr_equal(&from, &qs->peer))
 		qs->path.bytes_recv += bytes;
+	if (a->active && a->limited && quic_addr_equal(&from, &a->peer)) {
+		quic_rcv_local(skb, &to);
+		if (quic_addr_equal(&to, &a->local))
+			a->bytes_recv += bytes;
+	}
 }
 
 /* A 9000-byte jumbo frame's UDP payload over IPv4: the largest probed. */
@@ -476,8 +487,10 @@ void quic_pl_blackhole(struct sock *sk)
  * attacker who copies a packet with a spoofed source address moves nothing
  * for long.  Once validated, a new IP address gets a fresh congestion
  * controller and RTT estimate; a new port alone, a NAT rebinding, keeps
- * them (Section 9.4).  A client ignores a server that moves (Section 9:
- * servers do not migrate; a preferred address is not supported).
+ * them (Section 9.4).  A packet with probing frames only (Section 9.1)
+ * moves nothing; a PATH_CHALLENGE is answered on the path it came on,
+ * from the address it was sent to (Section 8.2.2), within three times
+ * the datagram that carried it.
  *
  * A client moves itself with CONNECTION_MIGRATION (Section 9.2): its packets
  * leave from the new local address at once, to a destination connection ID
@@ -487,6 +500,18 @@ void quic_pl_blackhole(struct sock *sk)
  * MIGRATION event); no answer within three PTOs, and the old address is
  * used again.  The server follows by its own rules above, and reports the
  * move to its application in turn.
+ *
+ * A server's preferred address (Section 9.6) is bound when it is set, while
+ * the connection is established.  Once the handshake is confirmed, the
+ * client probes it with a PATH_CHALLENGE from its address in use, to the
+ * connection ID of sequence number 1 the transport parameter carried; the
+ * answer moves it there (MIGRATION event, local_migration 0), no answer
+ * within three PTOs leaves it where it is.  The server answers the probe
+ * from the preferred address and probes the path back to the client in
+ * turn (Section 9.6.2); it moves (MIGRATION event, local_migration 1) once
+ * that path is validated and the client's newest non-probing packet came
+ * to the preferred address, and keeps sending from the old address until
+ * then.  A client ignores a server that moves otherwise (Section 9).
  */
 
 /* RFC 9000 Section 8.2.4: three times the larger of the two PTOs. */
@@ -511,9 +536,174 @@ static void quic_path_switch(struct sock *sk, const union quic_addr *to)
 static bool quic_addr_same_host(const union quic_addr *a,
 				const union quic_addr *b)
 {
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
 	if (a->sa.sa_family == AF_INET6)
 		return ipv6_addr_equal(&a->v6.sin6_addr, &b->v6.sin6_addr);
 	return a->v4.sin_addr.s_addr == b->v4.sin_addr.s_addr;
+}
+
+static bool quic_addr_any(const union quic_addr *a)
+{
+	if (a->sa.sa_family == AF_INET6)
+		return ipv6_addr_any(&a->v6.sin6_addr);
+	return !a->v4.sin_addr.s_addr;
+}
+
+/* @us, bound to the wildcard or to @local itself, can send from @local. */
+static bool quic_udp_sends_from(const struct quic_udp_sock *us,
+				const union quic_addr *local)
+{
+	if (quic_addr_equal(&us->addr, local))
+		return true;
+	if (!quic_addr_any(&us->addr) ||
+	    quic_addr_port(&us->addr) != quic_addr_port(local))
+		return false;
+	return us->addr.sa.sa_family == local->sa.sa_family ||
+	       (us->addr.sa.sa_family == AF_INET6 && !us->v6only);
+}
+
+/* A UDP socket the socket holds that sends from @local, NULL if none. */
+static struct quic_udp_sock *quic_path_udp_for(struct quic_sock *qs,
+					       const union quic_addr *local)
+{
+	struct quic_udp_sock *held[] = {
+		qs->udp, qs->pref_udp, qs->move.prev_udp,
+	};
+	int i;
+
+	if (quic_addr_equal(local, &qs->local))
+		return qs->udp;
+	for (i = 0; i < ARRAY_SIZE(held); i++)
+		if (held[i] && quic_udp_sends_from(held[i], local))
+			return held[i];
+	return NULL;
+}
+
+/**
+ * quic_path_challenge_recv - a PATH_CHALLENGE arrived
+ * @sk: the socket, locked
+ * @skb: the datagram it came in
+ * @len: the datagram's length
+ * @data: its Data
+ *
+ * RFC 9000 Section 8.2.2: the PATH_RESPONSE goes on the path the challenge
+ * came on, from the address it was sent to.  On the path in use it waits
+ * in quic_sock.path for the next packet; on another one, in quic_sock.resp
+ * for a datagram of its own, at most three times @len (Section 8.1).
+ * Only the latest challenge is answered (one response per challenge is
+ * allowed, not one for each), so that a flood of them costs no memory.
+ */
+void quic_path_challenge_recv(struct sock *sk, const struct sk_buff *skb,
+			      u32 len, const u8 *data)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_alt *r = &qs->resp;
+	union quic_addr from, to;
+	struct quic_udp_sock *us;
+
+	quic_rcv_peer(skb, &from);
+	quic_rcv_local(skb, &to);
+	if (quic_addr_equal(&from, &qs->peer) &&
+	    quic_addr_equal(&to, &qs->local)) {
+		memcpy(qs->path.response, data, QUIC_PATH_CHALLENGE_LEN);
+		qs->path.response_pending = 1;
+		return;
+	}
+	us = quic_path_udp_for(qs, &to);
+	if (!us || !qs->dest.active)
+		return;
+	r->local = to;
+	r->peer = from;
+	r->udp = us;
+	r->dcid = qs->dest.active->key.id;
+	r->bytes_recv = len;
+	r->bytes_sent = 0;
+	r->limited = 1;
+	memcpy(r->data, data, QUIC_PATH_CHALLENGE_LEN);
+	r->pending = 1;
+}
+
+/* A datagram on @a's path; true if it was sent. */
+static bool quic_path_alt_send(struct sock *sk, struct quic_path_alt *a,
+			       const u8 *response, const u8 *challenge)
+{
+	u32 room = QUIC_PATH_MIN_MTU, n;
+	u64 limit;
+
+	if (a->limited) {
+		limit = a->bytes_recv * QUIC_AMPLIFICATION;
+		if (limit <= a->bytes_sent)
+			return false;
+		room = min_t(u64, room, limit - a->bytes_sent);
+	}
+	n = quic_output_path_frames(sk, a, response, challenge, room);
+	a->bytes_sent += n;
+	return n;
+}
+
+static bool quic_path_alt_same(const struct quic_path_alt *a,
+			       const struct quic_path_alt *b)
+{
+	return quic_addr_equal(&a->local, &b->local) &&
+	       quic_addr_equal(&a->peer, &b->peer);
+}
+
+/**
+ * quic_path_alt_flush - send the path frames owed on other paths
+ * @sk: the socket, locked
+ *
+ * The challenge on the path being validated (quic_sock.alt), and the
+ * response to a challenge that came on another path than the one in use
+ * (quic_sock.resp), in one datagram when both go on the same path.  A
+ * response the anti-amplification limit holds back is dropped: the peer
+ * challenges again.
+ */
+void quic_path_alt_flush(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_alt *r = &qs->resp, *a = &qs->alt;
+	bool both;
+
+	if (a->active && a->pending) {
+		both = r->pending && quic_path_alt_same(a, r);
+		if (quic_path_alt_send(sk, a, both ? r->data : NULL, a->data)) {
+			a->pending = 0;
+			if (both)
+				r->pending = 0;
+			trace_quic_path(sk, QUIC_TRACE_PATH_CHALLENGE, &a->peer);
+		}
+	}
+	if (r->pending) {
+		quic_path_alt_send(sk, r, r->data, NULL);
+		r->pending = 0;
+	}
+}
+
+/* Start validating the path from @local to @peer, not yet used. */
+static void quic_path_alt_start(struct sock *sk, struct quic_udp_sock *us,
+				const union quic_addr *local,
+				const union quic_addr *peer,
+				const struct quic_conn_id_entry *dcid,
+				bool limited)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_alt *a = &qs->alt;
+
+	memset(a, 0, sizeof(*a));
+	a->udp = us;
+	a->local = *local;
+	a->peer = *peer;
+	a->dcid = dcid->key.id;
+	a->dcid_seq = dcid->seq;
+	a->limited = limited;
+	get_random_bytes(a->data, sizeof(a->data));
+	a->pending = 1;
+	a->active = 1;
+	a->deadline = quic_now() + quic_path_validation_time(sk);
+	quic_timer_reset(sk, QUIC_TIMER_PATH, quic_cong_pto(&qs->cong, true));
+	pr_debug("%s: sk %p probes %pISpc -> %pISpc\n", __func__, sk, local,
+		 peer);
 }
 
 static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
@@ -521,15 +711,22 @@ static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_path_move *m = &qs->move;
+	struct quic_path_alt *r = &qs->resp;
 
 	if (!m->active)
 		m->prev = qs->peer;
-	m->port_only = from->sa.sa_family == m->prev.sa.sa_family &&
-		       quic_addr_same_host(from, &m->prev);
+	m->port_only = quic_addr_same_host(from, &m->prev);
 	quic_path_switch(sk, from);
 	qs->path.validated = 0;
 	qs->path.bytes_recv = len;
 	qs->path.bytes_sent = 0;
+	/* The answer to a challenge that came with the move: on this path */
+	if (r->pending && quic_addr_equal(&r->peer, from) &&
+	    quic_addr_equal(&r->local, &qs->local)) {
+		memcpy(qs->path.response, r->data, QUIC_PATH_CHALLENGE_LEN);
+		qs->path.response_pending = 1;
+		r->pending = 0;
+	}
 	get_random_bytes(m->challenge, sizeof(m->challenge));
 	m->challenge_pending = 1;
 	m->active = 1;
@@ -544,17 +741,13 @@ static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
  * Our local move starts or ends: the UDP socket and address in use and the
  * other pair swap places; the one left behind is released later.
  */
-static void quic_path_local_swap(struct sock *sk)
+static void quic_path_local_swap(struct sock *sk, struct quic_udp_sock **us,
+				 union quic_addr *local)
 {
 	struct quic_sock *qs = quic_sk(sk);
-	struct quic_path_move *m = &qs->move;
-	struct quic_udp_sock *us = qs->udp;
-	union quic_addr local = qs->local;
 
-	qs->udp = m->prev_udp;
-	qs->local = m->prev_local;
-	m->prev_udp = us;
-	m->prev_local = local;
+	swap(qs->udp, *us);
+	swap(qs->local, *local);
 	inet_sk(sk)->inet_sport = quic_addr_port(&qs->local);
 	inet_sk(sk)->inet_num = ntohs(inet_sk(sk)->inet_sport);
 	sk_dst_reset(sk);
@@ -568,7 +761,7 @@ static void quic_path_move_back(struct sock *sk)
 	struct quic_path_move *m = &qs->move;
 
 	if (m->local) {
-		quic_path_local_swap(sk);
+		quic_path_local_swap(sk, &m->prev_udp, &m->prev_local);
 		trace_quic_path(sk, QUIC_TRACE_PATH_BACK, &qs->local);
 	} else {
 		trace_quic_path(sk, QUIC_TRACE_PATH_BACK, &m->prev);
@@ -581,22 +774,119 @@ static void quic_path_move_back(struct sock *sk)
 	quic_timer_stop(sk, QUIC_TIMER_PATH);
 }
 
+/*
+ * A path is validated and in use: the IDs used on the old one are not used
+ * again (Section 9.5), and a new IP address starts the congestion
+ * controller, RTT estimate and datagram size afresh (Section 9.4).
+ */
+static void quic_path_validated(struct sock *sk, bool port_only, bool retire,
+				u8 local)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	qs->path.validated = 1;
+	if (!port_only) {
+		quic_pl_blackhole(sk);	/* the datagram size is searched again */
+		quic_cong_reset(&qs->cong, qs->config.initial_smoothed_rtt);
+	}
+	if (retire &&
+	    !quic_conn_id_dest_retire_prior(&qs->dest, qs->dest.active->seq))
+		quic_frame_retire_pending(sk);
+	quic_event_queue(sk, QUIC_EVENT_CONNECTION_MIGRATION, &local, 1);
+}
+
+/*
+ * RFC 9000 Section 9.6: to the preferred address's path, validated.  A
+ * server sends from the preferred address from now on (the old UDP socket
+ * and address stay in quic_sock.pref_udp and .pref until the end); a client
+ * sends to it, to the connection ID the transport parameter gave.
+ */
+static void quic_path_pref_switch(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_alt *a = &qs->alt;
+	struct quic_conn_id_entry *e = quic_conn_id_find(&qs->dest, a->dcid_seq);
+	bool port_only = quic_addr_same_host(&a->peer, &qs->peer) &&
+			 quic_addr_same_host(&a->local, &qs->local);
+	bool retire = false;
+
+	if (qs->is_serv)
+		quic_path_local_swap(sk, &qs->pref_udp, &qs->pref);
+	quic_path_switch(sk, &a->peer);
+	qs->pref_done = 1;
+	a->active = 0;
+	qs->move.active = 0;		/* a peer move it supersedes */
+	qs->move.challenge_pending = 0;
+	quic_timer_stop(sk, QUIC_TIMER_PATH);
+	if (e && e != qs->dest.active) {
+		qs->dest.active = e;
+		retire = true;
+	}
+	trace_quic_path(sk, QUIC_TRACE_PATH_VALIDATED,
+			qs->is_serv ? &qs->local : &qs->peer);
+	pr_debug("%s: sk %p to %pISpc -> %pISpc\n", __func__, sk, &qs->local,
+		 &qs->peer);
+	quic_path_validated(sk, port_only, retire, qs->is_serv);
+}
+
+/* Section 9.5: a destination ID not used yet, for a new path. */
+static struct quic_conn_id_entry *quic_path_fresh_dcid(struct quic_sock *qs)
+{
+	struct quic_conn_id_entry *e;
+
+	quic_conn_id_for_each(e, &qs->dest)
+		if (e->seq > qs->dest.active->seq)
+			return e;
+	return NULL;
+}
+
+/* Server: a packet came to the preferred address (Section 9.6.2). */
+static void quic_path_pref_rcv(struct sock *sk, const union quic_addr *from,
+			       u32 len, bool newest)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_alt *a = &qs->alt;
+	struct quic_conn_id_entry *dcid;
+
+	if (!qs->handshake_confirmed || !quic_is_established(sk))
+		return;
+	if (!a->active || !quic_addr_equal(from, &a->peer)) {
+		dcid = quic_path_fresh_dcid(qs) ?: qs->dest.active;
+		quic_path_alt_start(sk, qs->pref_udp, &qs->pref, from, dcid,
+				    true);
+		a->bytes_recv = len;
+	}
+	if (newest)
+		a->nonprobing = 1;
+	if (a->validated && a->nonprobing)
+		quic_path_pref_switch(sk);
+}
+
 /**
- * quic_path_peer_check - the peer's newest non-probing packet arrived
+ * quic_path_peer_check - where a 1-RTT packet of the peer came from
  * @sk: the socket, locked
  * @skb: the datagram it came in
  * @len: the datagram's length
+ * @newest: it is the peer's highest-numbered packet so far, and holds a
+ *	non-probing frame (RFC 9000 Section 9.1)
  *
- * Called for each 1-RTT packet with the highest number so far that holds
- * a non-probing frame, once its frames are processed.
+ * Called for each 1-RTT packet, once its frames are processed.
  */
-void quic_path_peer_check(struct sock *sk, const struct sk_buff *skb, u32 len)
+void quic_path_peer_check(struct sock *sk, const struct sk_buff *skb, u32 len,
+			  bool newest)
 {
 	struct quic_sock *qs = quic_sk(sk);
-	union quic_addr from;
+	union quic_addr from, to;
 
 	quic_rcv_peer(skb, &from);
-	if (likely(quic_addr_equal(&from, &qs->peer)))
+	if (qs->is_serv && qs->pref_udp && !qs->pref_done) {
+		quic_rcv_local(skb, &to);
+		if (quic_addr_equal(&to, &qs->pref)) {
+			quic_path_pref_rcv(sk, &from, len, newest);
+			return;
+		}
+	}
+	if (!newest || likely(quic_addr_equal(&from, &qs->peer)))
 		return;
 	if (!qs->is_serv || !qs->handshake_confirmed ||
 	    !quic_is_established(sk) || qs->move.local ||
@@ -631,15 +921,25 @@ u32 quic_path_challenge_build(struct sock *sk, u8 *p, u32 room)
  * @sk: the socket, locked
  * @data: its Data
  *
- * RFC 9000 Section 8.2.3: the answer to our challenge validates the new
- * address, whatever path it came on.  Anything else is ignored.
+ * RFC 9000 Section 8.2.3: the answer to our challenge validates the path
+ * it was sent on, whatever path the answer came on.  Anything else is
+ * ignored.
  */
 void quic_path_response_recv(struct sock *sk, const u8 *data)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_path_move *m = &qs->move;
+	struct quic_path_alt *a = &qs->alt;
 	u8 local = m->local;
 
+	if (a->active &&
+	    !crypto_memneq(data, a->data, QUIC_PATH_CHALLENGE_LEN)) {
+		a->validated = 1;
+		a->pending = 0;
+		if (!qs->is_serv || a->nonprobing)
+			quic_path_pref_switch(sk);
+		return;
+	}
 	if (!m->active ||
 	    crypto_memneq(data, m->challenge, QUIC_PATH_CHALLENGE_LEN))
 		return;
@@ -647,20 +947,11 @@ void quic_path_response_recv(struct sock *sk, const u8 *data)
 	m->local = 0;
 	m->challenge_pending = 0;
 	quic_timer_stop(sk, QUIC_TIMER_PATH);
-	qs->path.validated = 1;
 	trace_quic_path(sk, QUIC_TRACE_PATH_VALIDATED,
 			local ? &qs->local : &qs->peer);
-	if (!m->port_only) {
-		quic_pl_blackhole(sk);	/* the datagram size is searched again */
-		quic_cong_reset(&qs->cong, qs->config.initial_smoothed_rtt);
-	}
-	/* Section 9.5: the IDs used on the old path are not used again. */
-	if (local &&
-	    !quic_conn_id_dest_retire_prior(&qs->dest, qs->dest.active->seq))
-		quic_frame_retire_pending(sk);
 	pr_debug("%s: sk %p %s address %pISpc validated\n", __func__, sk,
 		 local ? "local" : "peer", local ? &qs->local : &qs->peer);
-	quic_event_queue(sk, QUIC_EVENT_CONNECTION_MIGRATION, &local, 1);
+	quic_path_validated(sk, m->port_only, local, local);
 }
 
 /**
@@ -668,36 +959,54 @@ void quic_path_response_recv(struct sock *sk, const u8 *data)
  * @sk: the socket, locked
  *
  * Another PATH_CHALLENGE, one PTO after the last, until the validation
- * time is over; then back to the last validated address.
+ * time is over; then back to the last validated address, or, for a path
+ * probed before use, nothing changes.
  */
 void quic_path_move_timeout(struct sock *sk)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_path_move *m = &qs->move;
+	struct quic_path_alt *a = &qs->alt;
+	u64 now = quic_now();
 
-	if (!m->active)
-		return;
-	if (quic_now() >= m->deadline) {
+	if (m->active && now >= m->deadline) {
 		pr_debug("%s: sk %p %pISpc not validated, back to %pISpc\n",
 			 __func__, sk, &qs->peer, &m->prev);
 		quic_path_move_back(sk);
-		quic_output_flush(sk);
-		return;
+	} else if (m->active) {
+		m->challenge_pending = 1;
 	}
-	m->challenge_pending = 1;
+	if (a->active && now >= a->deadline) {
+		pr_debug("%s: sk %p %pISpc not validated\n", __func__, sk,
+			 &a->peer);
+		trace_quic_path(sk, QUIC_TRACE_PATH_BACK, &qs->peer);
+		a->active = 0;
+		a->pending = 0;
+		if (!qs->is_serv)
+			qs->pref_done = 1;	/* the client tries once */
+	} else if (a->active) {
+		a->pending = 1;
+	}
 	quic_output_flush(sk);
-	quic_timer_reset(sk, QUIC_TIMER_PATH, quic_cong_pto(&qs->cong, true));
+	if (m->active || a->active)
+		quic_timer_reset(sk, QUIC_TIMER_PATH,
+				 quic_cong_pto(&qs->cong, true));
 }
 
-/* Section 9.5: a destination ID not used yet, for a new path. */
-static struct quic_conn_id_entry *quic_path_fresh_dcid(struct quic_sock *qs)
+/* Release what an earlier local move of a client kept. */
+static void quic_path_prev_put(struct sock *sk)
 {
-	struct quic_conn_id_entry *e;
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_path_move *m = &qs->move;
 
-	quic_conn_id_for_each(e, &qs->dest)
-		if (e->seq > qs->dest.active->seq)
-			return e;
-	return NULL;
+	if (!m->prev_udp)
+		return;
+	if (qs->resp.udp == m->prev_udp) {
+		qs->resp.udp = NULL;
+		qs->resp.pending = 0;
+	}
+	quic_udp_sock_put(sock_net(sk), m->prev_udp);
+	m->prev_udp = NULL;
 }
 
 /**
@@ -712,8 +1021,9 @@ static struct quic_conn_id_entry *quic_path_fresh_dcid(struct quic_sock *qs)
  *
  * Return: 0; -EINVAL if the move is not allowed (a server, the handshake
  * not confirmed, the peer's disable_active_migration, another family, the
- * current address, or no route from it); -EAGAIN while a move is being
- * validated or the peer has given no spare connection ID; a bind error.
+ * current address, or no route from it); -EAGAIN while a move or the
+ * probe of the server's preferred address is under way, or the peer has
+ * given no spare connection ID; a bind error.
  */
 int quic_path_migrate(struct sock *sk, const union quic_addr *a)
 {
@@ -729,7 +1039,7 @@ int quic_path_migrate(struct sock *sk, const union quic_addr *a)
 	    a->sa.sa_family != qs->local.sa.sa_family ||
 	    quic_addr_equal(a, &qs->local))
 		return -EINVAL;
-	if (m->active)
+	if (m->active || qs->alt.active)
 		return -EAGAIN;
 	dcid = quic_path_fresh_dcid(qs);
 	if (!dcid)
@@ -738,13 +1048,13 @@ int quic_path_migrate(struct sock *sk, const union quic_addr *a)
 				v6only, &us);
 	if (err)
 		return err;
-	quic_path_free(sk);	/* what an earlier move left behind */
+	quic_path_prev_put(sk);	/* what an earlier move left behind */
 	m->prev_udp = us;
 	m->prev_local = us->addr;
-	quic_path_local_swap(sk);
+	quic_path_local_swap(sk, &m->prev_udp, &m->prev_local);
 	err = quic_path_route(sk);
 	if (err) {
-		quic_path_local_swap(sk);
+		quic_path_local_swap(sk, &m->prev_udp, &m->prev_local);
 		quic_udp_sock_put(sock_net(sk), m->prev_udp);
 		m->prev_udp = NULL;
 		return -EINVAL;
@@ -765,15 +1075,160 @@ int quic_path_migrate(struct sock *sk, const union quic_addr *a)
 }
 
 /**
- * quic_path_free - release what a local move kept
- * @sk: the socket, at its end or before another move (process context)
+ * quic_path_pref_set - record a server's preferred address
+ * @sk: the socket, locked, a server while ESTABLISHING
+ * @a: the address (a specific one, with a port), of either family
+ *
+ * CONNECTION_MIGRATION while ESTABLISHING (RFC 9000 Section 9.6, ABI
+ * reference Section 5.2 step 5): the address is bound at once, so that a
+ * bind error reaches the caller, and gets the connection ID of sequence
+ * number 1 that the preferred_address transport parameter carries.  A
+ * second call replaces the address and keeps the ID.  Process context.  On
+ * an error nothing changed.
+ *
+ * Return: 0; -EINVAL for the current local address or when the client
+ * sent disable_active_migration; a bind error; -ENOMEM.
+ */
+int quic_path_pref_set(struct sock *sk, const union quic_addr *a)
+{
+	bool v6only = a->sa.sa_family == AF_INET6 && sk->sk_ipv6only;
+	int ifindex = READ_ONCE(sk->sk_bound_dev_if);
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_conn_id_entry *e;
+	struct quic_udp_sock *us;
+	int err;
+
+	if (!qs->is_serv || qs->remote_tp.disable_active_migration ||
+	    quic_addr_equal(a, &qs->local))
+		return -EINVAL;
+	if (a->sa.sa_family == AF_INET6 && a->v6.sin6_scope_id)
+		ifindex = a->v6.sin6_scope_id;
+	err = quic_udp_sock_get(sock_net(sk), a, ifindex, v6only, &us);
+	if (err)
+		return err;
+	e = quic_conn_id_find(&qs->source, 1);
+	if (!e) {
+		e = quic_conn_id_source_add(&qs->source, NULL, GFP_KERNEL);
+		if (IS_ERR_OR_NULL(e) || e->seq != 1) {
+			quic_udp_sock_put(sock_net(sk), us);
+			return e && IS_ERR(e) ? PTR_ERR(e) : -EINVAL;
+		}
+		/* Sent in the transport parameter: the peer may retire it. */
+		quic_conn_id_source_sent(&qs->source, e->seq);
+	}
+	if (qs->pref_udp)
+		quic_udp_sock_put(sock_net(sk), qs->pref_udp);
+	qs->pref_udp = us;
+	qs->pref = *a;
+	pr_debug("%s: sk %p preferred address %pISpc\n", __func__, sk, a);
+	return 0;
+}
+
+/**
+ * quic_path_pref_build - the preferred_address transport parameter
+ * @sk: the socket, locked
+ * @pa: filled in: the address in the entry of its family (the other one
+ *	all zero), the connection ID of sequence number 1 and its token
+ *
+ * Return: true if a server has a preferred address to advertise.
+ */
+bool quic_path_pref_build(struct sock *sk, struct quic_tp_pref_addr *pa)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_conn_id_entry *e;
+
+	if (!qs->is_serv || !qs->pref_udp || qs->pref_done)
+		return false;
+	e = quic_conn_id_find(&qs->source, 1);
+	if (!e)
+		return false;
+	memset(pa, 0, sizeof(*pa));
+	if (qs->pref.sa.sa_family == AF_INET6) {
+		pa->v6.sin6_addr = qs->pref.v6.sin6_addr;
+		pa->v6.sin6_port = qs->pref.v6.sin6_port;
+	} else {
+		pa->v4.sin_addr = qs->pref.v4.sin_addr;
+		pa->v4.sin_port = qs->pref.v4.sin_port;
+	}
+	pa->cid = e->key.id;
+	memcpy(pa->token, e->token, QUIC_CONN_ID_TOKEN_LEN);
+	return true;
+}
+
+/**
+ * quic_path_pref_recv - a server's preferred_address, on the client
+ * @sk: the socket, locked, a client while ESTABLISHING
+ * @pa: the transport parameter
+ *
+ * Its connection ID becomes sequence number 1 of the destination set, with
+ * its stateless reset token; the entry of the family in use, unless all
+ * zero (absent) or the address in use, is probed once the handshake is
+ * confirmed (quic_path_pref_start()).  An entry of the other family is not
+ * used: the client would need another local address family.
+ *
+ * Return: 0, or -EINVAL if the ID cannot be taken (TRANSPORT_PARAMETER_ERROR).
+ */
+int quic_path_pref_recv(struct sock *sk, const struct quic_tp_pref_addr *pa)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	union quic_addr a;
+
+	if (quic_conn_id_dest_add(&qs->dest, 1, 0, &pa->cid, pa->token,
+				  GFP_KERNEL))
+		return -EINVAL;
+	memset(&a, 0, sizeof(a));
+	if (qs->peer.sa.sa_family == AF_INET6) {
+		if (!ipv6_addr_any(&pa->v6.sin6_addr) && pa->v6.sin6_port) {
+			a.v6.sin6_family = AF_INET6;
+			a.v6.sin6_addr = pa->v6.sin6_addr;
+			a.v6.sin6_port = pa->v6.sin6_port;
+		}
+	} else if (pa->v4.sin_addr.s_addr && pa->v4.sin_port) {
+		a.v4.sin_family = AF_INET;
+		a.v4.sin_addr = pa->v4.sin_addr;
+		a.v4.sin_port = pa->v4.sin_port;
+	}
+	if (a.sa.sa_family && !quic_addr_equal(&a, &qs->peer))
+		qs->pref = a;
+	return 0;
+}
+
+/**
+ * quic_path_pref_start - a client's handshake is confirmed
+ * @sk: the socket, locked
+ *
+ * RFC 9000 Section 9.6.1: probe the server's preferred address, if it gave
+ * one we use, from the address in use, to its connection ID.
+ */
+void quic_path_pref_start(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_conn_id_entry *e;
+
+	if (qs->is_serv || !qs->pref.sa.sa_family || qs->pref_done ||
+	    qs->move.active || qs->alt.active)
+		return;
+	e = quic_conn_id_find(&qs->dest, 1);
+	if (!e)
+		return;
+	quic_path_alt_start(sk, qs->udp, &qs->local, &qs->pref, e, false);
+}
+
+/**
+ * quic_path_free - release the UDP sockets a move or a preferred address
+ *	kept
+ * @sk: the socket, at its end (process context)
  */
 void quic_path_free(struct sock *sk)
 {
-	struct quic_path_move *m = &quic_sk(sk)->move;
+	struct quic_sock *qs = quic_sk(sk);
 
-	if (m->prev_udp) {
-		quic_udp_sock_put(sock_net(sk), m->prev_udp);
-		m->prev_udp = NULL;
+	quic_path_prev_put(sk);
+	qs->resp.udp = NULL;
+	qs->alt.udp = NULL;
+	qs->alt.active = 0;
+	if (qs->pref_udp) {
+		quic_udp_sock_put(sock_net(sk), qs->pref_udp);
+		qs->pref_udp = NULL;
 	}
 }

@@ -83,18 +83,27 @@ void quic_path_send_to(struct sock *usk, struct sk_buff *skb,
 bool quic_path_gso(struct sock *sk);
 int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size);
 u32 quic_path_room(struct sock *sk);
-void quic_path_on_recv(struct sock *sk, const union quic_addr *from,
+void quic_path_on_recv(struct sock *sk, const struct sk_buff *skb,
 		       u32 bytes);
 u16 quic_pl_want(struct sock *sk, u64 now);
 void quic_pl_sent(struct sock *sk, s64 pn, u16 size);
 void quic_pl_acked(struct sock *sk, s64 pn);
 bool quic_pl_lost(struct sock *sk, s64 pn);
 void quic_pl_blackhole(struct sock *sk);
-void quic_path_peer_check(struct sock *sk, const struct sk_buff *skb, u32 len);
+void quic_path_peer_check(struct sock *sk, const struct sk_buff *skb, u32 len,
+			  bool newest);
+void quic_path_challenge_recv(struct sock *sk, const struct sk_buff *skb,
+			      u32 len, const u8 *data);
+void quic_path_alt_flush(struct sock *sk);
 u32 quic_path_challenge_build(struct sock *sk, u8 *p, u32 room);
 void quic_path_response_recv(struct sock *sk, const u8 *data);
 void quic_path_move_timeout(struct sock *sk);
 int quic_path_migrate(struct sock *sk, const union quic_addr *a);
+int quic_path_pref_set(struct sock *sk, const union quic_addr *a);
+struct quic_tp_pref_addr;
+bool quic_path_pref_build(struct sock *sk, struct quic_tp_pref_addr *pa);
+int quic_path_pref_recv(struct sock *sk, const struct quic_tp_pref_addr *pa);
+void quic_path_pref_start(struct sock *sk);
 void quic_path_free(struct sock *sk);
 
 #endif /* __NET_QUIC_PATH_H */

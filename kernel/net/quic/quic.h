@@ -136,6 +136,41 @@ struct quic_path_move {
 	u8 local:1;
 };
 
+/**
+ * struct quic_path_alt - a path other than the one in use (RFC 9000 8.2, 9)
+ * @local: our address on it
+ * @peer: the peer's address on it
+ * @udp: the UDP socket sent from, one the socket holds (@udp, @pref_udp
+ *	or @move.prev_udp of struct quic_sock); NULL: none
+ * @dcid: the Destination Connection ID used on it
+ * @dcid_seq: its sequence number
+ * @bytes_recv: bytes received on it (anti-amplification, Section 8.1)
+ * @bytes_sent: bytes sent on it
+ * @deadline: when its validation has failed (quic_now(), us)
+ * @data: Data of the PATH_CHALLENGE sent or to answer
+ * @pending: a frame with @data is to be sent on it
+ * @active: the path is being validated (quic_sock.alt)
+ * @validated: our PATH_CHALLENGE on it was answered
+ * @nonprobing: server: the peer's newest non-probing packet came on it
+ * @limited: the anti-amplification limit applies to it
+ */
+struct quic_path_alt {
+	union quic_addr local;
+	union quic_addr peer;
+	struct quic_udp_sock *udp;
+	struct quic_conn_id dcid;
+	u32 dcid_seq;
+	u64 bytes_recv;
+	u64 bytes_sent;
+	u64 deadline;
+	u8 data[QUIC_PATH_CHALLENGE_LEN];
+	u8 pending:1;
+	u8 active:1;
+	u8 validated:1;
+	u8 nonprobing:1;
+	u8 limited:1;
+};
+
 /* A kmalloc'ed byte string owned by a socket. */
 struct quic_data {
 	u8 *data;
@@ -237,6 +272,17 @@ struct quic_sock {
 	struct quic_cong cong;
 	struct quic_path path;
 	struct quic_path_move move;
+	/* A PATH_RESPONSE owed on a path other than the one in use. */
+	struct quic_path_alt resp;
+	/* The preferred address's path, validated before it is used. */
+	struct quic_path_alt alt;
+	/* Server: the preferred address set (Section 9.6), and once the
+	 * connection moved there, the address it left.  Client: the one
+	 * the server offered, of the family in use; family 0: none.
+	 */
+	union quic_addr pref;
+	struct quic_udp_sock *pref_udp;	/* server: bound to @pref */
+	u8 pref_done:1;			/* the move to @pref happened */
 	struct timer_list timers[QUIC_TIMER_MAX];
 	unsigned long deferred;		/* QUIC_DEFER_* bits for release_cb */
 	struct work_struct work;	/* process-context work: quic_conn_defer() */

@@ -45,15 +45,6 @@
 #define QUIC_MAX_PLPMTUD_INTERVAL	(U32_MAX / 30)
 #define QUIC_MIN_KEEPALIVE_INTERVAL	1500000
 
-/*
- * The few options not implemented yet (CONNECTION_MIGRATION, a server's
- * default ticket key).
- */
-static int quic_conn_unsupported(void)
-{
-	return -EOPNOTSUPP;
-}
-
 /* Owned byte strings (ALPN, token, ticket). */
 static int quic_data_get(const struct quic_data *d, void *buf, unsigned int len)
 {
@@ -305,7 +296,7 @@ static int __quic_set_migration(struct sock *sk, void *kopt, unsigned int len)
 		return -EINVAL;
 	if (quic_is_established(sk))
 		return quic_path_migrate(sk, &a);
-	return quic_conn_unsupported();
+	return quic_path_pref_set(sk, &a);
 }
 
 /*
@@ -881,6 +872,8 @@ static int __quic_set_transport_param_ext(struct sock *sk, void *kopt,
 	if (!x)
 		return -ENOMEM;
 	err = quic_tp_parse(kopt, len, &ctx, &p, x);
+	if (!err && !qs->is_serv && x->has_pref_addr)
+		err = quic_path_pref_recv(sk, &x->pref_addr);
 	if (!err) {
 		qs->remote_tp = p;
 		err = quic_tp_version(sk, x->version);
@@ -908,9 +901,12 @@ static int __quic_get_transport_param_ext(struct sock *sk, void *kopt,
 		.is_serv = qs->is_serv,
 		.peer_version_info = qs->peer_version_info,
 	};
+	struct quic_tp_pref_addr pa;
 
 	if (!quic_is_establishing(sk) || !e)
 		return -EINVAL;
+	if (quic_path_pref_build(sk, &pa))
+		ctx.pref_addr = &pa;
 	return quic_tp_build(&qs->local_tp, &ctx, kopt, len);
 }
 
