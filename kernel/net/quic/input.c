@@ -783,6 +783,7 @@ void quic_loss_timeout(struct sock *sk)
 	}
 	if (qs->cong.pto_count < U8_MAX)
 		qs->cong.pto_count++;
+	quic_ecn_pto(sk);
 	if (space == QUIC_SPACE_APP && qs->cong.pto_count >= QUIC_PL_BLACKHOLE_PTOS)
 		quic_pl_blackhole(sk);
 	quic_output_probe(sk, space);
@@ -810,6 +811,8 @@ void quic_space_discard(struct sock *sk, u8 space)
 	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
 		list_del(&pkt->list);
 		quic_cong_on_discard(&qs->cong, pkt->size);
+		if (pkt->ecn)	/* never acknowledged: no sign the marks pass */
+			quic_ecn_lost(sk);
 		quic_frame_list_free(sk, &pkt->frames);
 		quic_sent_pkt_free(pkt);
 	}
@@ -842,6 +845,8 @@ void quic_space_restart(struct sock *sk, u8 space)
 	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
 		list_del(&pkt->list);
 		quic_cong_on_discard(&qs->cong, pkt->size);
+		if (pkt->ecn)	/* never acknowledged: no sign the marks pass */
+			quic_ecn_lost(sk);
 		list_splice_tail_init(&pkt->frames, &again);
 		quic_sent_pkt_free(pkt);
 	}

@@ -156,11 +156,29 @@ void quic_ecn_sent(struct sock *sk, bool ack_eliciting)
 }
 
 /**
+ * quic_ecn_pto - a probe timeout while ECN is tested
+ * @sk: the socket
+ *
+ * RFC 9000 Section 13.4.2 marks the first ten packets, or those of three
+ * PTOs: here testing ends at the first PTO, so that the probes leave
+ * unmarked and get through a path that drops ECT packets, at the cost of
+ * one PTO.
+ */
+void quic_ecn_pto(struct sock *sk)
+{
+	struct quic_path *path = &quic_sk(sk)->path;
+
+	if (path->ecn_state == QUIC_ECN_TESTING && path->ecn_probes)
+		path->ecn_state = QUIC_ECN_UNKNOWN;
+}
+
+/**
  * quic_ecn_lost - a packet sent marked was declared lost
  * @sk: the socket
  *
- * RFC 9000 Section 13.4.2: when every marked packet of the test is lost,
- * the path may drop ECT packets: ECN is off on it.
+ * RFC 9000 Section 13.4.2: when every marked packet of the test is lost
+ * (or dropped unacknowledged with its keys), the path may drop ECT
+ * packets: ECN is off on it.
  */
 void quic_ecn_lost(struct sock *sk)
 {
@@ -169,7 +187,9 @@ void quic_ecn_lost(struct sock *sk)
 	if (path->ecn_state != QUIC_ECN_TESTING &&
 	    path->ecn_state != QUIC_ECN_UNKNOWN)
 		return;
-	if (++path->ecn_lost >= path->ecn_probes &&
+	if (path->ecn_lost < U8_MAX)
+		path->ecn_lost++;
+	if (path->ecn_lost >= path->ecn_probes &&
 	    path->ecn_state == QUIC_ECN_UNKNOWN)
 		quic_ecn_fail(sk);
 }

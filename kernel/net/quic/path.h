@@ -25,10 +25,11 @@ struct sk_buff;
 
 /*
  * ECN on the path (RFC 9000 Section 13.4.2 and Appendix A.4): the first
- * QUIC_ECN_TESTING_PKTS ack-eliciting packets go out with ECT(0); then
- * none until an ACK shows the marks arrived (CAPABLE, every packet
- * marked again), or all of them were lost, or an ACK's counts do not add
- * up (FAILED, no more marks on this path).  A new path starts at TESTING.
+ * QUIC_ECN_TESTING_PKTS ack-eliciting packets go out with ECT(0) (fewer
+ * if a PTO fires first); then none until an ACK shows the marks arrived
+ * (CAPABLE, every packet marked again), or all of them were lost, or an
+ * ACK's counts do not add up (FAILED, no more marks on this path).  A new
+ * path starts at TESTING.
  */
 enum quic_ecn_state {
 	QUIC_ECN_TESTING,
@@ -120,6 +121,7 @@ int quic_path_migrate(struct sock *sk, const union quic_addr *a);
 void quic_path_free(struct sock *sk);
 bool quic_ecn_marking(const struct sock *sk);
 void quic_ecn_sent(struct sock *sk, bool ack_eliciting);
+void quic_ecn_pto(struct sock *sk);
 void quic_ecn_lost(struct sock *sk);
 void quic_ecn_fail(struct sock *sk);
 void quic_ecn_capable(struct sock *sk);
