@@ -183,6 +183,33 @@ def test_bleached_path_disables_ecn(quic_module, clean_path, topo, ecn_tables, c
     assert total > 10 * TESTING_MAX, total
 
 
+def test_path_dropping_ect_packets(quic_module, clean_path, topo, ecn_tables, capsys):
+    """A path that drops every ECT(0) datagram from the server (a broken middlebox): the marked
+    packets of the server's test are lost, its first PTO ends the test, the unmarked probes get
+    through, the marked packets are declared lost and ECN is off on the path (QuicEcnFailed);
+    the transfer completes intact."""
+    _ect_counters(topo, topo.server)
+    nft(
+        topo,
+        topo.client,
+        "add table inet quicecn\nadd counter inet quicecn dropped\n"
+        "add chain inet quicecn in { type filter hook prerouting priority -300; }\n"
+        "add rule inet quicecn in meta l4proto udp ip ecn ect0 counter name dropped drop\n",
+    )
+    before = snmp(ns=topo.server)
+    _, samples = _transfer(topo, "reno", SIZE // 4)
+    after = snmp(ns=topo.server)
+    _check_samples(samples, "reno")
+    ect0, total = _ect_sent(topo, topo.server)
+    dropped = nft_counter(topo, topo.client, "inet", "quicecn", "dropped")
+    with capsys.disabled():
+        print(f"\n  ECT dropped: the server sent {ect0} of {total} datagrams with ECT(0), "
+              f"{dropped} dropped")  # fmt: skip
+    assert dropped > 0, "the path dropped no marked datagram"
+    assert _delta(before, after, "QuicEcnFailed") >= 1, "the server's ECN validation never failed"
+    assert ect0 <= TESTING_MAX, f"{ect0} of {total} datagrams marked on a path that drops them"
+
+
 def _aioquic_server(topo, root):
     from quicctl import userspace
     from quicctl.netns import enter
@@ -233,3 +260,39 @@ def test_aioquic_without_ecn_counts(quic_module, clean_path, topo, ecn_tables, t
     ect0, total = _ect_sent(topo, topo.server)
     assert 0 < ect0 <= TESTING_MAX, f"our server marked {ect0} of {total} datagrams"
     assert total > 10 * TESTING_MAX, total
+
+
+def test_ngtcp2_echoes_our_marks(quic_module, clean_path, topo, ecn_tables, tmp_path, capsys):
+    """ngtcp2 (Debian's gtlsserver) does ECN: our client's marked datagrams are counted in its
+    ACK_ECN frames, so validation passes and our client keeps marking every datagram; ngtcp2
+    marks its own, which our client counts in its ACK_ECN (ngtcp2 keeps marking too)."""
+    from test_h3 import GtlsServer
+
+    from quicctl.demo import _quicctl
+    from quicctl.hq import make_file
+
+    root = tmp_path / "www"
+    root.mkdir()
+    digest = make_file(root / "big", SIZE // 2, seed=9)
+    _ect_counters(topo, topo.client)
+    _ect_counters(topo, topo.server)
+    before = snmp(ns=topo.client)
+    port = 4480
+    server = GtlsServer(topo, root, port, tmp_path)
+    try:
+        r = topo.run(topo.client,
+                     [_quicctl(), "client", topo.server_v4, str(port), "--alpn", "h3",
+                      "--cafile", str(KEYS / "ca.crt"), "--server-name", SERVER_NAME, "/big"],
+                     capture_output=True, text=True, timeout=600)  # fmt: skip
+    finally:
+        server.close()
+    detail = f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\ngtlsserver:\n{server.log()}"
+    assert r.returncode == 0 and digest in r.stdout, detail
+    ours, ours_total = _ect_sent(topo, topo.client)
+    theirs, theirs_total = _ect_sent(topo, topo.server)
+    with capsys.disabled():
+        print(f"\n  with ngtcp2: our client marked {ours} of {ours_total} datagrams, "
+              f"gtlsserver {theirs} of {theirs_total}")  # fmt: skip
+    assert _delta(before, snmp(ns=topo.client), "QuicEcnFailed") == 0, detail
+    assert ours >= 0.9 * ours_total, f"our client marked only {ours} of {ours_total} datagrams"
+    assert theirs >= 0.9 * theirs_total, f"ngtcp2 marked {theirs} of {theirs_total} datagrams"
