@@ -158,29 +158,42 @@ def test_ce_marks_instead_of_drops(quic_module, clean_path, topo, ecn_tables, al
     )
 
 
-def test_bleached_path_disables_ecn(quic_module, clean_path, topo, ecn_tables, capsys):
-    """A path that clears the ECN field (nftables sets not-ECT where the server's datagrams
-    arrive): the client's ACKs acknowledge marked packets without counts, the server's
-    validation fails (QuicEcnFailed) and it stops marking; the transfer completes."""
+def _broken_path(topo, algo: str, size: int, rule: str) -> dict[str, int]:
+    """A transfer from the server while nftables applies ``rule`` (counted as ``hit``) to the
+    UDP datagrams arriving in the client's namespace; what the server marked and its
+    QuicEcnFailed."""
     _ect_counters(topo, topo.server)
     nft(
         topo,
         topo.client,
-        "add table inet quicecn\n"
+        "add table inet quicecn\nadd counter inet quicecn hit\n"
         "add chain inet quicecn in { type filter hook prerouting priority -300; }\n"
-        "add rule inet quicecn in meta l4proto udp ip ecn set not-ect\n"
-        "add rule inet quicecn in meta l4proto udp ip6 ecn set not-ect\n",
+        f"add rule inet quicecn in meta l4proto udp counter name hit {rule}\n",
     )
     before = snmp(ns=topo.server)
-    _, samples = _transfer(topo, "cubic", SIZE // 2)
+    _, samples = _transfer(topo, algo, size)
     after = snmp(ns=topo.server)
-    _check_samples(samples, "cubic")
+    _check_samples(samples, algo)
     ect0, total = _ect_sent(topo, topo.server)
+    return {
+        "ect0": ect0,
+        "total": total,
+        "hit": nft_counter(topo, topo.client, "inet", "quicecn", "hit"),
+        "failed": _delta(before, after, "QuicEcnFailed"),
+    }
+
+
+def test_bleached_path_disables_ecn(quic_module, clean_path, topo, ecn_tables, capsys):
+    """A path that clears the ECN field (nftables sets not-ECT where the server's datagrams
+    arrive): the client's ACKs acknowledge marked packets without counts, the server's
+    validation fails (QuicEcnFailed) and it stops marking; the transfer completes."""
+    r = _broken_path(topo, "cubic", SIZE // 2, "ip ecn set not-ect")
     with capsys.disabled():
-        print(f"\n  bleached path: the server sent {ect0} of {total} datagrams with ECT(0)")
-    assert _delta(before, after, "QuicEcnFailed") >= 1, "the server's ECN validation never failed"
-    assert 0 < ect0 <= TESTING_MAX, f"{ect0} of {total} datagrams marked on a bleached path"
-    assert total > 10 * TESTING_MAX, total
+        print(f"\n  bleached path: the server sent {r['ect0']} of {r['total']} datagrams with "
+              "ECT(0)")  # fmt: skip
+    assert r["failed"] >= 1, "the server's ECN validation never failed"
+    assert 0 < r["ect0"] <= TESTING_MAX, f"{r} datagrams marked on a bleached path"
+    assert r["total"] > 10 * TESTING_MAX, r
 
 
 def test_path_dropping_ect_packets(quic_module, clean_path, topo, ecn_tables, capsys):
@@ -188,26 +201,13 @@ def test_path_dropping_ect_packets(quic_module, clean_path, topo, ecn_tables, ca
     packets of the server's test are lost, its first PTO ends the test, the unmarked probes get
     through, the marked packets are declared lost and ECN is off on the path (QuicEcnFailed);
     the transfer completes intact."""
-    _ect_counters(topo, topo.server)
-    nft(
-        topo,
-        topo.client,
-        "add table inet quicecn\nadd counter inet quicecn dropped\n"
-        "add chain inet quicecn in { type filter hook prerouting priority -300; }\n"
-        "add rule inet quicecn in meta l4proto udp ip ecn ect0 counter name dropped drop\n",
-    )
-    before = snmp(ns=topo.server)
-    _, samples = _transfer(topo, "reno", SIZE // 4)
-    after = snmp(ns=topo.server)
-    _check_samples(samples, "reno")
-    ect0, total = _ect_sent(topo, topo.server)
-    dropped = nft_counter(topo, topo.client, "inet", "quicecn", "dropped")
+    r = _broken_path(topo, "reno", SIZE // 4, "ip ecn ect0 drop")
     with capsys.disabled():
-        print(f"\n  ECT dropped: the server sent {ect0} of {total} datagrams with ECT(0), "
-              f"{dropped} dropped")  # fmt: skip
-    assert dropped > 0, "the path dropped no marked datagram"
-    assert _delta(before, after, "QuicEcnFailed") >= 1, "the server's ECN validation never failed"
-    assert ect0 <= TESTING_MAX, f"{ect0} of {total} datagrams marked on a path that drops them"
+        print(f"\n  ECT dropped: the server sent {r['ect0']} of {r['total']} datagrams with "
+              "ECT(0)")  # fmt: skip
+    assert r["ect0"] > 0, "nothing marked: the path was not tested"
+    assert r["failed"] >= 1, "the server's ECN validation never failed"
+    assert r["ect0"] <= TESTING_MAX, f"{r}: marked datagrams on a path that drops them"
 
 
 def _aioquic_server(topo, root):
