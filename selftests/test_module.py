@@ -22,6 +22,7 @@ SNMP_NAMES = [
     "QuicPktInvHdrDrop", "QuicPktInvNumDrop", "QuicPktInvFrmDrop",
     "QuicPktRcvDrop", "QuicPktDecDrop", "QuicPktEncDrop",
     "QuicFrmRcvBufDrop", "QuicFrmRetrans", "QuicFrmOutCloses", "QuicFrmInCloses",
+    "QuicPktRcvEcnCe", "QuicEcnCongEvents", "QuicEcnFailed",
 ]  # fmt: skip
 
 

@@ -533,6 +533,63 @@ void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now, u32 lost)
 EXPORT_SYMBOL_IF_KUNIT(quic_cong_event);
 
 /**
+ * quic_cong_ecn_event - the peer reported more CE marks (RFC 9002 7.1)
+ * @c: the state
+ * @sent_time: send time of the largest packet the ACK acknowledges
+ * @now: current time
+ *
+ * Appendix B.7: OnCongestionEvent() with no packet lost, at most once per
+ * recovery period (as for a loss, quic_cong_event()).  Nothing is to be
+ * undone later: no packet declared lost can turn out to have arrived.
+ *
+ * Return: true if the window was reduced (a new recovery period began).
+ */
+bool quic_cong_ecn_event(struct quic_cong *c, u64 sent_time, u64 now)
+{
+	u32 episode = c->episode;
+
+	quic_cong_event(c, sent_time, now, 0);
+	return c->episode != episode;
+}
+EXPORT_SYMBOL_IF_KUNIT(quic_cong_ecn_event);
+
+/**
+ * quic_ecn_check - do the ECN counts of an ACK frame pass validation
+ * @prev: the counts of the last ACK frame that passed (QUIC_ECN_*)
+ * @cur: the counts of this one
+ * @acked: packets sent with ECT(0) that this ACK newly acknowledges
+ * @sent: packets sent with ECT(0) in the space so far
+ *
+ * RFC 9000 Section 13.4.2.1: validation fails when a count goes down,
+ * when the ECT(0) and CE counts together grew by less than the ECT(0)
+ * packets newly acknowledged (the marks were cleared on the path), when
+ * they exceed what was ever sent marked, or when ECT(1) is reported
+ * although only ECT(0) was sent (the marks were changed).  Only ACK frames
+ * that raise the largest acknowledged packet number are checked (the
+ * caller), so a reordered older ACK never fails it.
+ *
+ * Return: true if the counts are consistent.
+ */
+bool quic_ecn_check(const u64 *prev, const u64 *cur, u64 acked, u64 sent)
+{
+	u64 inc;
+	int i;
+
+	for (i = 0; i < QUIC_ECN_COUNTS; i++)
+		if (cur[i] < prev[i])
+			return false;
+	if (cur[QUIC_ECN_ECT1])
+		return false;
+	/* Varints are below 2^62: the sums do not overflow. */
+	inc = cur[QUIC_ECN_ECT0] - prev[QUIC_ECN_ECT0] +
+	      cur[QUIC_ECN_CE] - prev[QUIC_ECN_CE];
+	if (inc < acked)
+		return false;
+	return cur[QUIC_ECN_ECT0] + cur[QUIC_ECN_CE] <= sent;
+}
+EXPORT_SYMBOL_IF_KUNIT(quic_ecn_check);
+
+/**
  * quic_cong_spurious - a packet declared lost was acknowledged after all
  * @c: the state
  * @episode: the congestion event it was declared lost in

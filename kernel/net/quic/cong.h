@@ -176,6 +176,7 @@ static inline void quic_cong_on_probe_lost(struct quic_cong *c, u32 bytes)
 }
 
 void quic_cong_event(struct quic_cong *c, u64 sent_time, u64 now, u32 lost);
+bool quic_cong_ecn_event(struct quic_cong *c, u64 sent_time, u64 now);
 bool quic_cong_spurious(struct quic_cong *c, u32 episode, u32 reorder,
 			bool by_time);
 bool quic_cong_persistent(const struct quic_cong *c, u64 first_time,
@@ -187,6 +188,16 @@ u64 quic_cong_pace_rate(const struct quic_cong *c);
 u32 quic_cong_pace_wait(struct quic_cong *c, u32 bytes, u64 now,
 			u32 tick);
 const char *quic_cong_name(u8 algo);
+
+/* ECN counts of ACK_ECN frames (RFC 9000 Section 19.3.2), in wire order. */
+enum {
+	QUIC_ECN_ECT0,
+	QUIC_ECN_ECT1,
+	QUIC_ECN_CE,
+	QUIC_ECN_COUNTS
+};
+
+bool quic_ecn_check(const u64 *prev, const u64 *cur, u64 acked, u64 sent);
 
 #if IS_ENABLED(CONFIG_KUNIT)
 /* Visible to the KUnit tests only (static otherwise). */

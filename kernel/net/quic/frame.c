@@ -179,7 +179,9 @@ struct quic_frame *quic_frame_stream_new(s64 id, u64 off, u32 len, bool fin,
 
 /*
  * RFC 9000 Section 19.3: an ACK frame of the ranges received in @space,
- * as many as fit in @room.  Return: bytes written, 0 if none fit.
+ * as many as fit in @room; ACK_ECN with the counts of Section 13.4.1 once
+ * any packet of the space arrived with an ECN mark.  Return: bytes
+ * written, 0 if none fit.
  */
 u32 quic_frame_ack_build(struct sock *sk, u8 space, u8 *p, u32 room)
 {
@@ -187,6 +189,7 @@ u32 quic_frame_ack_build(struct sock *sk, u8 space, u8 *p, u32 room)
 	struct quic_pnspace *s = &qs->space[space];
 	const struct quic_pn_range *r = s->ranges;
 	u8 *start = p, *end = p + room, *count_p;
+	u32 ecn_len = 0;
 	u64 delay = 0;
 	int i, n = 0;
 
@@ -195,9 +198,17 @@ u32 quic_frame_ack_build(struct sock *sk, u8 space, u8 *p, u32 room)
 	if (space == QUIC_SPACE_APP)
 		delay = (quic_now() - s->max_pn_time) >>
 			qs->local_tp.ack_delay_exponent;
-	if (room < 1)
+	for (i = 0; i < QUIC_ECN_COUNTS; i++)
+		if (s->ecn_recv[i])
+			ecn_len = 1;
+	if (ecn_len)
+		ecn_len = quic_varint_len(s->ecn_recv[QUIC_ECN_ECT0]) +
+			  quic_varint_len(s->ecn_recv[QUIC_ECN_ECT1]) +
+			  quic_varint_len(s->ecn_recv[QUIC_ECN_CE]);
+	if (room < 1 + ecn_len)
 		return 0;
-	*p++ = QUIC_FRAME_ACK;
+	end -= ecn_len;		/* the counts go after the ranges */
+	*p++ = ecn_len ? QUIC_FRAME_ACK_ECN : QUIC_FRAME_ACK;
 	p = quic_varint_put(p, end, r[0].end);
 	p = quic_varint_put(p, end, delay);
 	count_p = p;
@@ -215,6 +226,11 @@ u32 quic_frame_ack_build(struct sock *sk, u8 space, u8 *p, u32 room)
 		n++;
 	}
 	*count_p = n;		/* n < 64: one byte */
+	if (ecn_len) {
+		end += ecn_len;
+		for (i = 0; i < QUIC_ECN_COUNTS; i++)
+			p = quic_varint_put(p, end, s->ecn_recv[i]);
+	}
 	/* RFC 9001 Section 6.2: the peer's key phase is acknowledged. */
 	if (space == QUIC_SPACE_APP && qs->key_phase_unacked &&
 	    r[0].end >= qs->key_phase_pn)
@@ -287,14 +303,13 @@ static int quic_frame_ping(struct quic_frame_rx *rx)
 	return 0;
 }
 
-/* RFC 9000 Section 19.3.2: ECN counts are read and ignored for now. */
-static bool quic_frame_ack_ecn(struct quic_frame_rx *rx)
+/* RFC 9000 Section 19.3.2: ECT(0), ECT(1) and CE counts. */
+static bool quic_frame_ack_ecn(struct quic_frame_rx *rx, u64 *ecn)
 {
-	u64 v;
 	int i;
 
-	for (i = 0; i < 3; i++)
-		if (!quic_rx_var(rx, &v))
+	for (i = 0; i < QUIC_ECN_COUNTS; i++)
+		if (!quic_rx_var(rx, &ecn[i]))
 			return false;
 	return true;
 }
@@ -308,6 +323,7 @@ static int quic_frame_ack(struct quic_frame_rx *rx)
 	struct quic_pn_range ranges[QUIC_ACK_RANGES_MAX];
 	u64 largest, delay, count, first, gap, len, smallest, i;
 	struct quic_pnspace *s = &quic_sk(rx->sk)->space[rx->pkt->space];
+	u64 ecn[QUIC_ECN_COUNTS];
 	int n = 1;
 	u32 hash;
 
@@ -330,7 +346,7 @@ static int quic_frame_ack(struct quic_frame_rx *rx)
 			n++;
 		}
 	}
-	if (rx->type == QUIC_FRAME_ACK_ECN && !quic_frame_ack_ecn(rx))
+	if (rx->type == QUIC_FRAME_ACK_ECN && !quic_frame_ack_ecn(rx, ecn))
 		return QUIC_TRANSPORT_ERROR_FRAME_ENCODING;
 	/* RFC 9000 Section 13.1: acknowledging a packet never sent. */
 	if (ranges[0].end >= s->next_pn)
@@ -344,7 +360,7 @@ static int quic_frame_ack(struct quic_frame_rx *rx)
 	if (hash == s->ack_hash)
 		return 0;
 	quic_ack_process(rx->sk, rx->pkt->space, ranges[0].end, delay,
-			 ranges, n);
+			 ranges, n, rx->type == QUIC_FRAME_ACK_ECN ? ecn : NULL);
 	s->ack_hash = hash;
 	return 0;
 }

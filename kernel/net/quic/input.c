@@ -14,6 +14,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/udp.h>
+#include <net/inet_ecn.h>
 #include <net/ipv6.h>
 
 #include "quic.h"
@@ -33,20 +34,23 @@ static void quic_input_addrs(struct sk_buff *skb)
 	__be16 sport = uh->source, dport = uh->dest;
 	struct in6_addr saddr = {}, daddr = {};
 	int iif = 0;
-	u8 family;
+	u8 family, ecn;
 
 	BUILD_BUG_ON(sizeof(struct quic_rcv_cb) > sizeof(skb->cb));
 	if (ip_hdr(skb)->version == 4) {
 		family = AF_INET;
 		saddr.s6_addr32[0] = ip_hdr(skb)->saddr;
 		daddr.s6_addr32[0] = ip_hdr(skb)->daddr;
+		ecn = ip_hdr(skb)->tos;
 	} else {
 		family = AF_INET6;
 		iif = inet6_iif(skb);
 		saddr = ipv6_hdr(skb)->saddr;
 		daddr = ipv6_hdr(skb)->daddr;
+		ecn = ipv6_get_dsfield(ipv6_hdr(skb));
 	}
 	memset(cb, 0, sizeof(*cb));
+	cb->ecn = ecn & INET_ECN_MASK;
 	cb->saddr = saddr;
 	cb->daddr = daddr;
 	cb->iif = iif;
@@ -493,6 +497,8 @@ static void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 					       by_pn ? QUIC_TRACE_LOST_PN :
 						       QUIC_TRACE_LOST_TIME);
 			quic_cong_on_lost(&qs->cong, pkt->size);
+			if (pkt->ecn)
+				quic_ecn_lost(sk);
 			last = pkt->time;
 			if (!run_first || pkt->ack_gap)
 				run_first = pkt->time;
@@ -523,6 +529,39 @@ static void quic_loss_detect(struct sock *sk, u8 space, u64 now)
 	quic_pnspace_lost_trim(s, QUIC_LOST_MAX);
 }
 
+/*
+ * RFC 9000 Section 13.4.2 and RFC 9002 Appendix B.7: the ECN counts of an
+ * ACK frame that raised the largest acknowledged packet number and newly
+ * acknowledged @ect packets sent with ECT(0) (@ecn NULL: a plain ACK).
+ * Counts that do not add up turn ECN off on the path; counts that do
+ * make it capable, and more CE marks than before are a congestion event
+ * for the packet acknowledged last, sent at @sent_time.
+ */
+static void quic_ecn_ack(struct sock *sk, struct quic_pnspace *s,
+			 const u64 *ecn, u32 ect, u64 sent_time, u64 now)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	bool ce;
+
+	if (qs->path.ecn_state == QUIC_ECN_FAILED)
+		return;
+	if (!ecn) {
+		if (ect)	/* the marks, or the peer's counts, went missing */
+			quic_ecn_fail(sk);
+		return;
+	}
+	if (!quic_ecn_check(s->ecn_peer, ecn, ect, s->ecn_sent)) {
+		quic_ecn_fail(sk);
+		return;
+	}
+	ce = ecn[QUIC_ECN_CE] > s->ecn_peer[QUIC_ECN_CE];
+	memcpy(s->ecn_peer, ecn, sizeof(s->ecn_peer));
+	if (ect)
+		quic_ecn_capable(sk);
+	if (ce && quic_cong_ecn_event(&qs->cong, sent_time, now))
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_ECN_CONGEVENTS);
+}
+
 /**
  * quic_ack_process - an ACK frame (RFC 9002 Appendix A.7)
  * @sk: the socket
@@ -531,25 +570,31 @@ static void quic_loss_detect(struct sock *sk, u8 space, u64 now)
  * @delay: ACK Delay field, still scaled by the peer's exponent
  * @ranges: acknowledged ranges, highest first
  * @n: number of @ranges
+ * @ecn: the ECN counts of an ACK_ECN frame (QUIC_ECN_*), or NULL
  *
  * In the order of Appendix A.7: the newly acknowledged packets leave the
  * sent list, the RTT is sampled when the largest of them is the Largest
- * Acknowledged (Section 5.1), losses are detected, and only then does the
+ * Acknowledged (Section 5.1), the ECN counts are checked and may signal
+ * congestion (Appendix B.7), losses are detected, and only then does the
  * congestion controller see the acknowledged packets, so that those sent
  * before a recovery period that starts now do not grow the window.
  */
 void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
-		      const struct quic_pn_range *ranges, int n)
+		      const struct quic_pn_range *ranges, int n,
+		      const u64 *ecn)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_pnspace *s = &qs->space[space];
-	struct quic_sent_pkt *pkt, *tmp;
+	bool rtt = false, prev_acked = false, newer = false;
 	u64 now = quic_now(), sent_time = 0;
-	bool rtt = false, prev_acked = false;
+	struct quic_sent_pkt *pkt, *tmp;
+	u32 ect = 0;
 	LIST_HEAD(acked);
 
-	if ((s64)largest > s->largest_acked)
+	if ((s64)largest > s->largest_acked) {
 		s->largest_acked = largest;
+		newer = true;
+	}
 	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
 		if (pkt->pn > (s64)largest || !quic_ranges_has(ranges, n, pkt->pn)) {
 			/* Section 7.6.2: no persistent congestion across it. */
@@ -562,10 +607,10 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 		}
 		list_move_tail(&pkt->list, &acked);
 		prev_acked = true;
-		if (pkt->pn == (s64)largest) {
+		ect += pkt->ecn;
+		sent_time = pkt->time;	/* the largest acknowledged at the end */
+		if (pkt->pn == (s64)largest)
 			rtt = true;
-			sent_time = pkt->time;
-		}
 	}
 	quic_loss_spurious(sk, s, ranges, n);
 	trace_quic_ack_received(sk, space, largest, delay, &acked);
@@ -580,6 +625,11 @@ void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
 				     (u32)min_t(u64, delay, U32_MAX),
 				     qs->handshake_confirmed, now);
 	}
+	/* RFC 9000 Section 13.4.2.1: only an ACK that raises the largest
+	 * acknowledged is checked, so that reordered ACKs never fail ECN.
+	 */
+	if (newer)
+		quic_ecn_ack(sk, s, ecn, ect, sent_time, now);
 	quic_loss_detect(sk, space, now);
 	list_for_each_entry_safe(pkt, tmp, &acked, list) {
 		list_del(&pkt->list);
@@ -733,6 +783,7 @@ void quic_loss_timeout(struct sock *sk)
 	}
 	if (qs->cong.pto_count < U8_MAX)
 		qs->cong.pto_count++;
+	quic_ecn_pto(sk);
 	if (space == QUIC_SPACE_APP && qs->cong.pto_count >= QUIC_PL_BLACKHOLE_PTOS)
 		quic_pl_blackhole(sk);
 	quic_output_probe(sk, space);
@@ -760,6 +811,8 @@ void quic_space_discard(struct sock *sk, u8 space)
 	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
 		list_del(&pkt->list);
 		quic_cong_on_discard(&qs->cong, pkt->size);
+		if (pkt->ecn)	/* never acknowledged: no sign the marks pass */
+			quic_ecn_lost(sk);
 		quic_frame_list_free(sk, &pkt->frames);
 		quic_sent_pkt_free(pkt);
 	}
@@ -792,6 +845,8 @@ void quic_space_restart(struct sock *sk, u8 space)
 	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
 		list_del(&pkt->list);
 		quic_cong_on_discard(&qs->cong, pkt->size);
+		if (pkt->ecn)	/* never acknowledged: no sign the marks pass */
+			quic_ecn_lost(sk);
 		list_splice_tail_init(&pkt->frames, &again);
 		quic_sent_pkt_free(pkt);
 	}

@@ -21,7 +21,8 @@ int quic_input_encap_rcv(struct quic_udp_sock *us, struct sock *usk,
 int quic_backlog_rcv(struct sock *sk, struct sk_buff *skb);
 
 void quic_ack_process(struct sock *sk, u8 space, u64 largest, u64 delay,
-		      const struct quic_pn_range *ranges, int n);
+		      const struct quic_pn_range *ranges, int n,
+		      const u64 *ecn);
 void quic_loss_timeout(struct sock *sk);
 void quic_loss_set_timer(struct sock *sk);
 void quic_input_deliver(struct sock *sk, struct sk_buff *skb, bool nested);

@@ -31,6 +31,9 @@ enum quic_mib_field {
 	QUIC_MIB_FRM_RETRANS,		/* frames retransmitted */
 	QUIC_MIB_FRM_OUTCLOSES,		/* CONNECTION_CLOSE frames sent */
 	QUIC_MIB_FRM_INCLOSES,		/* CONNECTION_CLOSE frames received */
+	QUIC_MIB_PKT_RCVECNCE,		/* packets received marked CE */
+	QUIC_MIB_ECN_CONGEVENTS,	/* window reductions for the peer's CE counts */
+	QUIC_MIB_ECN_FAILED,		/* paths where ECN validation failed */
 	QUIC_MIB_MAX
 };
 

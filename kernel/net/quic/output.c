@@ -13,6 +13,7 @@
 
 #include <linux/ipv6.h>
 #include <linux/udp.h>
+#include <net/inet_ecn.h>
 
 #include "quic.h"
 #include "packet.h"
@@ -63,6 +64,7 @@ struct quic_dgram {
 	u8 close_app:1;
 	u8 discard_initial:1;
 	u8 path_frame:1;
+	u8 ecn:1;
 	u8 close_space;
 };
 
@@ -448,7 +450,12 @@ static int quic_out_finish(struct sock *sk, struct quic_dgram *d)
 		if (op->is_long)
 			quic_put_var2(pkt + op->pn_offset - 2,
 				      op->len - op->pn_offset);
+		if (d->ecn) {
+			s->ecn_sent++;
+			quic_ecn_sent(sk, !!op->sent);
+		}
 		if (op->sent) {
+			op->sent->ecn = d->ecn;
 			op->sent->time = now;
 			op->sent->size = op->len;
 			list_add_tail(&op->sent->list, &s->sent);
@@ -494,7 +501,8 @@ static void quic_out_send(struct sock *sk, struct quic_dgram *d)
 	}
 	net_dbg_ratelimited("quic: sk %p xmit %u bytes in %u datagrams\n",
 			    sk, skb->len, d->segs);
-	quic_path_xmit(sk, skb, d->segs > 1 ? d->room : 0);
+	quic_path_xmit(sk, skb, d->segs > 1 ? d->room : 0,
+		       d->ecn ? INET_ECN_ECT_0 : INET_ECN_NOT_ECT);
 	d->segs = 0;
 }
 
@@ -565,6 +573,12 @@ static int quic_out_dgram(struct sock *sk, struct quic_dgram *d)
 	d->n = 0;
 	d->discard_initial = 0;
 	d->path_frame = 0;
+	/* One IP header for the datagrams of an skb: a change of ECN
+	 * marking (RFC 9000 Section 13.4.2) sends those before.
+	 */
+	if (d->skb && d->ecn != quic_ecn_marking(sk))
+		quic_out_send(sk, d);
+	d->ecn = quic_ecn_marking(sk);
 	err = quic_out_dgram_skb(sk, d);
 	if (err <= 0)
 		return err;

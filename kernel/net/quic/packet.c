@@ -12,6 +12,7 @@
  */
 
 #include <linux/slab.h>
+#include <net/inet_ecn.h>
 
 #include "quic.h"
 #include "packet.h"
@@ -350,6 +351,32 @@ static void quic_packet_old_keys(struct sock *sk, struct quic_pkt *pkt)
 	quic_crypto_discard_old_keys(&qs->crypto[QUIC_CRYPTO_APP]);
 }
 
+/*
+ * RFC 9000 Section 13.4.1: the ECN codepoint of each packet processed is
+ * counted in its space, for our ACK_ECN frames; a CE mark is acknowledged
+ * at once (Section 13.2.1), so that the sender reacts within an RTT.
+ */
+static void quic_packet_ecn(struct sock *sk, struct quic_pkt *pkt)
+{
+	struct quic_pnspace *s = &quic_sk(sk)->space[pkt->space];
+	u8 ecn = pkt->skb ? QUIC_RCV_CB(pkt->skb)->ecn : INET_ECN_NOT_ECT;
+
+	switch (ecn) {
+	case INET_ECN_ECT_0:
+		s->ecn_recv[QUIC_ECN_ECT0]++;
+		break;
+	case INET_ECN_ECT_1:
+		s->ecn_recv[QUIC_ECN_ECT1]++;
+		break;
+	case INET_ECN_CE:
+		s->ecn_recv[QUIC_ECN_CE]++;
+		QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_RCVECNCE);
+		if (s->ack_pending)
+			s->ack_immediate = 1;
+		break;
+	}
+}
+
 /* Frames of a packet that decrypted fine. */
 static int quic_packet_frames(struct sock *sk, struct quic_pkt *pkt, u8 *p,
 			      u8 pn_len)
@@ -393,6 +420,7 @@ static int quic_packet_frames(struct sock *sk, struct quic_pkt *pkt, u8 *p,
 		quic_path_peer_check(sk, pkt->skb, pkt->dgram_len,
 				     pkt->non_probing && pkt->pn > largest);
 	quic_packet_ack_schedule(sk, pkt, largest);
+	quic_packet_ecn(sk, pkt);
 	qs->idle_sent = 0;
 	quic_timer_idle_reset(sk);
 	if (pkt->type == QUIC_PKT_HANDSHAKE)

@@ -89,6 +89,7 @@ struct quic_rcv_cb {
 	u16 seg;	/* a train of datagrams of this size (input.c), or 0 */
 	u8 family;	/* AF_INET or AF_INET6 */
 	u8 buffered:1;	/* kept for keys: already counted on the path */
+	u8 ecn:2;	/* ECN codepoint of the IP header (RFC 3168) */
 };
 
 #define QUIC_RCV_CB(skb)	((struct quic_rcv_cb *)&((skb)->cb[0]))

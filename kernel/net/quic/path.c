@@ -126,15 +126,123 @@ bool quic_path_gso(struct sock *sk)
 }
 
 /**
+ * quic_ecn_marking - do datagrams leave with ECT(0) now
+ * @sk: the socket
+ *
+ * Return: true while ECN is tested or known to work on the path.
+ */
+bool quic_ecn_marking(const struct sock *sk)
+{
+	u8 state = quic_sk(sk)->path.ecn_state;
+
+	return state == QUIC_ECN_TESTING || state == QUIC_ECN_CAPABLE;
+}
+
+/**
+ * quic_ecn_sent - a packet left marked ECT(0)
+ * @sk: the socket
+ * @ack_eliciting: it was, and is tracked until acknowledged or lost
+ *
+ * RFC 9000 Appendix A.4: testing ends after QUIC_ECN_TESTING_PKTS; until
+ * an acknowledgment says how they arrived, nothing more is marked.
+ */
+void quic_ecn_sent(struct sock *sk, bool ack_eliciting)
+{
+	struct quic_path *path = &quic_sk(sk)->path;
+
+	if (ack_eliciting && path->ecn_state == QUIC_ECN_TESTING &&
+	    ++path->ecn_probes >= QUIC_ECN_TESTING_PKTS)
+		path->ecn_state = QUIC_ECN_UNKNOWN;
+}
+
+/**
+ * quic_ecn_pto - a probe timeout while ECN is tested
+ * @sk: the socket
+ *
+ * RFC 9000 Section 13.4.2 marks the first ten packets, or those of three
+ * PTOs: here testing ends at the first PTO, so that the probes leave
+ * unmarked and get through a path that drops ECT packets, at the cost of
+ * one PTO.
+ */
+void quic_ecn_pto(struct sock *sk)
+{
+	struct quic_path *path = &quic_sk(sk)->path;
+
+	if (path->ecn_state == QUIC_ECN_TESTING && path->ecn_probes)
+		path->ecn_state = QUIC_ECN_UNKNOWN;
+}
+
+/**
+ * quic_ecn_lost - a packet sent marked was declared lost
+ * @sk: the socket
+ *
+ * RFC 9000 Section 13.4.2: when every marked packet of the test is lost
+ * (or dropped unacknowledged with its keys), the path may drop ECT
+ * packets: ECN is off on it.
+ */
+void quic_ecn_lost(struct sock *sk)
+{
+	struct quic_path *path = &quic_sk(sk)->path;
+
+	if (path->ecn_state != QUIC_ECN_TESTING &&
+	    path->ecn_state != QUIC_ECN_UNKNOWN)
+		return;
+	if (path->ecn_lost < U8_MAX)
+		path->ecn_lost++;
+	if (path->ecn_lost >= path->ecn_probes &&
+	    path->ecn_state == QUIC_ECN_UNKNOWN)
+		quic_ecn_fail(sk);
+}
+
+/**
+ * quic_ecn_fail - ECN validation failed: no more marks on this path
+ * @sk: the socket
+ */
+void quic_ecn_fail(struct sock *sk)
+{
+	struct quic_path *path = &quic_sk(sk)->path;
+
+	if (path->ecn_state == QUIC_ECN_FAILED)
+		return;
+	path->ecn_state = QUIC_ECN_FAILED;
+	QUIC_INC_STATS(sock_net(sk), QUIC_MIB_ECN_FAILED);
+	pr_debug("%s: sk %p ECN validation failed for %pISpc\n", __func__,
+		 sk, &quic_sk(sk)->peer);
+}
+
+/**
+ * quic_ecn_capable - an acknowledgment showed marked packets arrive marked
+ * @sk: the socket
+ */
+void quic_ecn_capable(struct sock *sk)
+{
+	struct quic_path *path = &quic_sk(sk)->path;
+
+	if (path->ecn_state == QUIC_ECN_TESTING ||
+	    path->ecn_state == QUIC_ECN_UNKNOWN)
+		path->ecn_state = QUIC_ECN_CAPABLE;
+}
+
+/* A new path: ECN is tested on it again (RFC 9000 Section 13.4.2). */
+static void quic_ecn_reset(struct quic_path *path)
+{
+	path->ecn_state = QUIC_ECN_TESTING;
+	path->ecn_probes = 0;
+	path->ecn_lost = 0;
+}
+
+/**
  * quic_path_xmit - send datagrams to the peer
  * @sk: the socket
  * @skb: skb->data at the UDP payload; consumed
  * @gso_size: 0 for one datagram; else @skb holds datagrams of @gso_size
  *	bytes, the last one possibly shorter, sent with UDP GSO
+ * @ecn: the ECN codepoint of the IP header (RFC 3168), INET_ECN_ECT_0 or
+ *	INET_ECN_NOT_ECT
  *
  * Return: 0, or -EHOSTUNREACH without a route.
  */
-int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size)
+int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size, u8 ecn)
 {
 	struct quic_sock *qs = quic_sk(sk);
 	struct sock *usk = qs->udp->sock->sk;
@@ -164,14 +272,14 @@ int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size)
 	if (qs->peer.sa.sa_family == AF_INET6)
 		udp_tunnel6_xmit_skb(dst, usk, skb, NULL,
 				     &qs->local.v6.sin6_addr,
-				     &qs->peer.v6.sin6_addr, 0,
+				     &qs->peer.v6.sin6_addr, ecn,
 				     ip6_dst_hoplimit(dst), 0,
 				     qs->local.v6.sin6_port,
 				     qs->peer.v6.sin6_port, false);
 	else
 		udp_tunnel_xmit_skb(container_of(dst, struct rtable, dst), usk,
 				    skb, qs->local.v4.sin_addr.s_addr,
-				    qs->peer.v4.sin_addr.s_addr, 0,
+				    qs->peer.v4.sin_addr.s_addr, ecn,
 				    ip4_dst_hoplimit(dst), htons(IP_DF),
 				    qs->local.v4.sin_port, qs->peer.v4.sin_port,
 				    false, false);
@@ -717,6 +825,7 @@ static void quic_path_move_start(struct sock *sk, const union quic_addr *from,
 		m->prev = qs->peer;
 	m->port_only = quic_addr_same_host(from, &m->prev);
 	quic_path_switch(sk, from);
+	quic_ecn_reset(&qs->path);
 	qs->path.validated = 0;
 	qs->path.bytes_recv = len;
 	qs->path.bytes_sent = 0;
@@ -767,6 +876,7 @@ static void quic_path_move_back(struct sock *sk)
 		trace_quic_path(sk, QUIC_TRACE_PATH_BACK, &m->prev);
 		quic_path_switch(sk, &m->prev);
 	}
+	quic_ecn_reset(&qs->path);
 	qs->path.validated = 1;
 	m->active = 0;
 	m->local = 0;
@@ -1060,6 +1170,7 @@ int quic_path_migrate(struct sock *sk, const union quic_addr *a)
 		return -EINVAL;
 	}
 	qs->dest.active = dcid;
+	quic_ecn_reset(&qs->path);
 	m->port_only = quic_addr_same_host(&qs->local, &m->prev_local);
 	get_random_bytes(m->challenge, sizeof(m->challenge));
 	m->challenge_pending = 1;

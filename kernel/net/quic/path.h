@@ -23,6 +23,23 @@ struct sk_buff;
 /* The search ends when the bounds are this close (bytes). */
 #define QUIC_PL_STEP		16
 
+/*
+ * ECN on the path (RFC 9000 Section 13.4.2 and Appendix A.4): the first
+ * QUIC_ECN_TESTING_PKTS ack-eliciting packets go out with ECT(0) (fewer
+ * if a PTO fires first); then none until an ACK shows the marks arrived
+ * (CAPABLE, every packet marked again), or all of them were lost, or an
+ * ACK's counts do not add up (FAILED, no more marks on this path).  A new
+ * path starts at TESTING.
+ */
+enum quic_ecn_state {
+	QUIC_ECN_TESTING,
+	QUIC_ECN_UNKNOWN,
+	QUIC_ECN_CAPABLE,
+	QUIC_ECN_FAILED,
+};
+
+#define QUIC_ECN_TESTING_PKTS	10
+
 /* RFC 8899 Section 5.2, the states this implementation keeps. */
 enum quic_pl_state {
 	QUIC_PL_OFF,		/* plpmtud_probe_interval 0, or not started */
@@ -60,6 +77,9 @@ struct quic_pl {
  * @mss: largest UDP payload we send
  * @pl: PMTU discovery, which raises @mss above QUIC_PATH_MIN_MTU
  * @response: Data of the last PATH_CHALLENGE received, to echo
+ * @ecn_state: enum quic_ecn_state
+ * @ecn_probes: ack-eliciting packets sent marked while TESTING
+ * @ecn_lost: of those, declared lost
  * @validated: the peer address is validated
  * @response_pending: @response is to be sent in a PATH_RESPONSE frame
  */
@@ -70,6 +90,9 @@ struct quic_path {
 	u32 mss;
 	struct quic_pl pl;
 	u8 response[QUIC_PATH_CHALLENGE_LEN];
+	u8 ecn_state;
+	u8 ecn_probes;
+	u8 ecn_lost;
 	u8 validated:1;
 	u8 response_pending:1;
 };
@@ -81,7 +104,7 @@ struct sk_buff *quic_path_skb_alloc(u32 len);
 void quic_path_send_to(struct sock *usk, struct sk_buff *skb,
 		       const union quic_addr *local, const union quic_addr *peer);
 bool quic_path_gso(struct sock *sk);
-int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size);
+int quic_path_xmit(struct sock *sk, struct sk_buff *skb, u32 gso_size, u8 ecn);
 u32 quic_path_room(struct sock *sk);
 void quic_path_on_recv(struct sock *sk, const struct sk_buff *skb,
 		       u32 bytes);
@@ -105,5 +128,11 @@ bool quic_path_pref_build(struct sock *sk, struct quic_tp_pref_addr *pa);
 int quic_path_pref_recv(struct sock *sk, const struct quic_tp_pref_addr *pa);
 void quic_path_pref_start(struct sock *sk);
 void quic_path_free(struct sock *sk);
+bool quic_ecn_marking(const struct sock *sk);
+void quic_ecn_sent(struct sock *sk, bool ack_eliciting);
+void quic_ecn_pto(struct sock *sk);
+void quic_ecn_lost(struct sock *sk);
+void quic_ecn_fail(struct sock *sk);
+void quic_ecn_capable(struct sock *sk);
 
 #endif /* __NET_QUIC_PATH_H */

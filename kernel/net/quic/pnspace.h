@@ -46,6 +46,7 @@ struct quic_pn_range {
  * @ack_gap: an ack-eliciting packet sent between this one and the one
  *	before it in @list was acknowledged (RFC 9002 Section 7.6.2)
  * @by_time: on the lost list, declared lost by the time threshold alone
+ * @ecn: it left with ECT(0) (RFC 9000 Section 13.4.2)
  */
 struct quic_sent_pkt {
 	struct list_head list;
@@ -57,6 +58,7 @@ struct quic_sent_pkt {
 	u8 reorder;
 	u8 ack_gap:1;
 	u8 by_time:1;
+	u8 ecn:1;
 };
 
 /**
@@ -87,6 +89,11 @@ struct quic_sent_pkt {
  *	(RFC 9002 Section 6.2.4)
  * @discarded: keys were discarded (RFC 9001 Section 4.9): nothing more
  *	is sent or accepted in this space
+ * @ecn_recv: packets processed that arrived ECT(0), ECT(1), CE (the
+ *	counts of our ACK_ECN frames, RFC 9000 Section 13.4.1)
+ * @ecn_peer: the counts of the peer's last ACK_ECN frame that passed
+ *	validation
+ * @ecn_sent: packets sent with ECT(0)
  */
 struct quic_pnspace {
 	struct quic_pn_range ranges[QUIC_ACK_RANGES_MAX];
@@ -112,6 +119,10 @@ struct quic_pnspace {
 	u64 crypto_send;
 	u64 crypto_recv;
 	struct quic_ooo crypto_ooo;
+
+	u64 ecn_recv[3];
+	u64 ecn_peer[3];
+	u64 ecn_sent;
 };
 
 void quic_pnspace_init(struct quic_pnspace *space);

@@ -46,6 +46,9 @@ static const char * const quic_mib_names[] = {
 	"QuicFrmRetrans",
 	"QuicFrmOutCloses",
 	"QuicFrmInCloses",
+	"QuicPktRcvEcnCe",
+	"QuicEcnCongEvents",
+	"QuicEcnFailed",
 };
 
 static int quic_snmp_seq_show(struct seq_file *seq, void *v)

@@ -6,7 +6,9 @@
  * region, the 1.5 x cwnd cap), HyStart++ rounds (RFC 9406), persistent
  * congestion (RFC 9002 Section 7.6), pacing (Section 7.7), Proportional
  * Rate Reduction (RFC 6937), and reordering: adapted loss thresholds and
- * the undo of spurious congestion events (RFC 9438 Section 4.9).
+ * the undo of spurious congestion events (RFC 9438 Section 4.9), and ECN:
+ * the validation of ACK_ECN counts (RFC 9000 Section 13.4.2.1) and CE
+ * marks as congestion events (RFC 9002 Section 7.1, Appendix B.7).
  *
  * Expected values are worked out by hand from the RFC formulas in the
  * comments, in microseconds and bytes; the window arithmetic is in bytes,
@@ -620,6 +622,64 @@ static void quic_test_undo_cubic(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, c.ssthresh, 70000);
 }
 
+/* RFC 9000 Section 13.4.2.1: ECN counts that pass and those that fail. */
+static void quic_test_ecn_check(struct kunit *test)
+{
+	static const u64 zero[QUIC_ECN_COUNTS];
+	const u64 prev[QUIC_ECN_COUNTS] = { 5, 0, 1 };
+
+	/* Every marked packet arrived ECT(0), or some CE instead. */
+	KUNIT_EXPECT_TRUE(test, quic_ecn_check(zero, (u64[]){ 5, 0, 0 }, 5, 10));
+	KUNIT_EXPECT_TRUE(test, quic_ecn_check(zero, (u64[]){ 3, 0, 2 }, 5, 10));
+	/* More than acknowledged now: ACK-only packets are counted too. */
+	KUNIT_EXPECT_TRUE(test, quic_ecn_check(zero, (u64[]){ 8, 0, 0 }, 5, 10));
+	/* Cleared on the path: no counts for the marked packets. */
+	KUNIT_EXPECT_FALSE(test, quic_ecn_check(zero, zero, 3, 10));
+	KUNIT_EXPECT_FALSE(test, quic_ecn_check(zero, (u64[]){ 4, 0, 0 }, 5, 10));
+	KUNIT_EXPECT_FALSE(test, quic_ecn_check(prev, (u64[]){ 6, 0, 1 }, 2, 10));
+	/* A count went down. */
+	KUNIT_EXPECT_FALSE(test, quic_ecn_check(prev, (u64[]){ 4, 0, 3 }, 0, 10));
+	KUNIT_EXPECT_FALSE(test, quic_ecn_check(prev, (u64[]){ 7, 0, 0 }, 0, 10));
+	/* ECT(1) reported, though only ECT(0) was sent. */
+	KUNIT_EXPECT_FALSE(test, quic_ecn_check(zero, (u64[]){ 5, 1, 0 }, 5, 10));
+	/* More marked packets reported than were ever sent marked. */
+	KUNIT_EXPECT_FALSE(test, quic_ecn_check(zero, (u64[]){ 10, 0, 1 }, 1, 10));
+	KUNIT_EXPECT_TRUE(test, quic_ecn_check(zero, (u64[]){ 9, 0, 1 }, 1, 10));
+	/* Unchanged counts with nothing marked newly acknowledged pass. */
+	KUNIT_EXPECT_TRUE(test, quic_ecn_check(prev, prev, 0, 10));
+}
+
+/* RFC 9002 Section 7.1 and Appendix B.7: CE as a congestion event. */
+static void quic_test_ecn_event(struct kunit *test)
+{
+	struct quic_cong c;
+
+	quic_test_init(&c, QUIC_CONG_RENO);
+	c.cwnd = 100000;
+	KUNIT_EXPECT_TRUE(test, quic_cong_ecn_event(&c, T0, T0 + 10));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 50000);
+	KUNIT_EXPECT_EQ(test, c.ssthresh, 50000);
+	KUNIT_EXPECT_EQ(test, c.lost_pkts, 0);
+	KUNIT_EXPECT_TRUE(test, c.hs.done);
+	/* Once per recovery period: a packet sent before it began. */
+	KUNIT_EXPECT_FALSE(test, quic_cong_ecn_event(&c, T0 + 5, T0 + 20));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 50000);
+	/* Nothing to undo: no packet of it was declared lost. */
+	KUNIT_EXPECT_FALSE(test, quic_cong_spurious(&c, c.episode, 3, false));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 50000);
+	/* A packet sent after it began: a new one. */
+	KUNIT_EXPECT_TRUE(test, quic_cong_ecn_event(&c, T0 + 11, T0 + 30));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 25000);
+
+	/* CUBIC: beta_cubic, W_max remembered. */
+	quic_test_init(&c, QUIC_CONG_CUBIC);
+	c.cwnd = 100000;
+	KUNIT_EXPECT_TRUE(test, quic_cong_ecn_event(&c, T0, T0 + 10));
+	KUNIT_EXPECT_EQ(test, c.cwnd, 70000);
+	KUNIT_EXPECT_EQ(test, c.cubic.w_max, 100000);
+	KUNIT_EXPECT_EQ(test, c.lost_pkts, 0);
+}
+
 static struct kunit_case quic_cong_test_cases[] = {
 	KUNIT_CASE(quic_test_rtt_estimator),
 	KUNIT_CASE(quic_test_rtt_ack_delay_cap),
@@ -638,6 +698,8 @@ static struct kunit_case quic_cong_test_cases[] = {
 	KUNIT_CASE(quic_test_reorder_thresholds),
 	KUNIT_CASE(quic_test_undo_reno),
 	KUNIT_CASE(quic_test_undo_cubic),
+	KUNIT_CASE(quic_test_ecn_check),
+	KUNIT_CASE(quic_test_ecn_event),
 	{}
 };
 
