@@ -19,7 +19,7 @@ from conftest import run
 
 from quicctl.bench import PERIOD, datapath
 
-TRANSPORTS = {"quic", "tcp", "ktls", "aioquic", "ngtcp2"}
+TRANSPORTS = {"quic", "quic-plain", "tcp", "ktls", "aioquic", "ngtcp2"}
 
 
 def _cli(args: list[str]):
@@ -174,7 +174,8 @@ def test_bench_all_transports_json(quic_module, tmp_path: Path):
     assert seen == want and len(doc["results"]) == len(want)
     assert set(doc["handshakes_per_s"]) == TRANSPORTS
     assert all(isinstance(v, float) and v > 0 for v in doc["handshakes_per_s"].values())
-    assert set(doc["rr_us"]) == {"quic", "tcp", "ktls", "aioquic"}
+    assert set(doc["rr_us"]) == {"quic", "quic-plain", "tcp", "ktls", "aioquic"}
     assert all(isinstance(v, float) and v > 0 for v in doc["rr_us"].values())
     # The table went to stdout.
     assert "bulk transfer" in r.stdout and "ktls" in r.stdout, r.stdout
+    assert "quic-plain" in r.stdout, r.stdout

@@ -26,15 +26,15 @@ UDP_MAX = MTU - 20 - 8  # the largest UDP payload of one IPv4 datagram
 
 
 class Capture:
-    """tcpdump of the UDP packets on ``ns``'s veth end into a pcap (headers only: the lengths
-    are what counts); ``lengths()`` after ``stop()``."""
+    """tcpdump of the UDP packets on ``ns``'s veth end into a pcap (``snap`` bytes of each;
+    headers only by default: the lengths are what counts); ``lengths()`` after ``stop()``."""
 
-    def __init__(self, topo, ns: str, pcap: Path):
+    def __init__(self, topo, ns: str, pcap: Path, snap: int = 96):
         require("tcpdump")
         self.pcap = pcap
         self.proc = topo.popen(
             ns,
-            ["tcpdump", "-n", "-i", topo.dev(ns), "-s", "96", "-B", "16384", "-w", str(pcap),
+            ["tcpdump", "-n", "-i", topo.dev(ns), "-s", str(snap), "-B", "16384", "-w", str(pcap),
              "udp"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -969,6 +969,47 @@ int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_decrypt);
 
 /**
+ * quic_crypto_open_plain() - read a 1-RTT packet sent without protection
+ * @c: crypto state of the 1-RTT level
+ * @pkt: the packet, header in clear
+ * @len: its length, the unused tag included
+ * @pn_offset: offset of the Packet Number field
+ * @largest_pn: largest packet number processed in the space, -1 if none
+ * @info: filled as quic_crypto_decrypt() fills it
+ *
+ * draft-banks-quic-disable-encryption: when both ends offered the
+ * disable_1rtt_encryption transport parameter, 1-RTT packets carry neither
+ * header protection nor an encrypted payload.  Their last
+ * QUIC_CRYPTO_TAG_LEN bytes are kept (zero, never checked), so that the
+ * packet layout does not change.  The receive keys must still be installed:
+ * before that the handshake is not over and the packet waits.  Never
+ * sleeps.
+ *
+ * Return: 0, -ENOKEY without receive keys, -EINVAL for a short packet.
+ */
+int quic_crypto_open_plain(struct quic_crypto *c, const u8 *pkt, u32 len,
+			   u32 pn_offset, s64 largest_pn,
+			   struct quic_crypto_rx_info *info)
+{
+	u32 i, pn = 0;
+	int err;
+
+	err = quic_rx_check(c, len, pn_offset, largest_pn);
+	if (err)
+		return err;
+	info->pn_len = (pkt[0] & 0x03) + 1;
+	info->key_event = QUIC_CRYPTO_KEY_NONE;
+	if (len < pn_offset + info->pn_len + QUIC_CRYPTO_TAG_LEN)
+		return -EINVAL;
+	for (i = 0; i < info->pn_len; i++)
+		pn = (pn << 8) | pkt[pn_offset + i];
+	info->pn = quic_pn_decode(largest_pn, pn, info->pn_len * 8);
+	if (info->pn < 0 || info->pn > QUIC_PN_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+/**
  * quic_crypto_key_update_prepare() - derive the next 1-RTT key generation
  * @c: crypto state of the 1-RTT level
  *

@@ -178,6 +178,9 @@ int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 			u32 pn_offset, s64 largest_pn,
 			struct quic_crypto_rx_info *info);
 
+int quic_crypto_open_plain(struct quic_crypto *c, const u8 *pkt, u32 len,
+			   u32 pn_offset, s64 largest_pn,
+			   struct quic_crypto_rx_info *info);
 int quic_crypto_key_update(struct quic_crypto *c);
 int quic_crypto_key_update_prepare(struct quic_crypto *c);
 void quic_crypto_discard_old_keys(struct quic_crypto *c);
