@@ -34,8 +34,8 @@ class Capture:
         self.pcap = pcap
         self.proc = topo.popen(
             ns,
-            ["tcpdump", "-n", "-i", topo.dev(ns), "-s", str(snap), "-B", "16384", "-w", str(pcap),
-             "udp"],
+            ["tcpdump", "-n", "-U", "-i", topo.dev(ns), "-s", str(snap), "-B", "16384", "-w",
+             str(pcap), "udp"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -51,7 +51,7 @@ class Capture:
     def stop(self) -> None:
         time.sleep(0.5)  # the last packets reach the capture
         self.proc.terminate()
-        self.proc.communicate(timeout=60)
+        self.said = self.proc.communicate(timeout=60)[1]  # tcpdump's packet counts
 
     def lengths(self) -> list[int]:
         r = subprocess.run(["tcpdump", "-n", "-r", str(self.pcap)], capture_output=True,

@@ -27,9 +27,9 @@ PAYLOAD = MARKER * 3000  # about 100 KB, over many packets
 PLAIN = {"disable_1rtt_encryption": 1}
 
 
-def _echo(topo, tmp_path: Path, server_tp, client_tp) -> tuple[bytes, dict, dict]:
+def _echo(topo, tmp_path: Path, server_tp, client_tp) -> tuple[bytes, dict, str]:
     """PAYLOAD to the echo server and back; (the capture, the client's view of the peer's
-    transport parameters, the client's counters that moved)."""
+    transport parameters, what tcpdump said)."""
     server = EchoServer(topo, "0.0.0.0", transport_params=server_tp)
     cap = Capture(topo, topo.server, tmp_path / "veth.pcap", snap=65535)
     before = snmp(ns=topo.client)
@@ -52,17 +52,17 @@ def _echo(topo, tmp_path: Path, server_tp, client_tp) -> tuple[bytes, dict, dict
     moved = {k: v - before[k] for k, v in after.items() if v != before[k]}
     for what in ("QuicPktDecDrop", "QuicPktInvHdrDrop"):
         assert not moved.get(what), f"client: {what}: {moved}"
-    return cap.pcap.read_bytes(), peer, moved
+    return cap.pcap.read_bytes(), peer, cap.said.strip()
 
 
 def test_both_offer_1rtt_goes_clear(quic_module, clean_path, topo, tmp_path):
     """Both ends offer it: the echo is intact and the marker crosses the wire in clear, both
     ways (at least the payload's worth of markers each way)."""
-    wire, peer, _ = _echo(topo, tmp_path, PLAIN, PLAIN)
+    wire, peer, said = _echo(topo, tmp_path, PLAIN, PLAIN)
     assert peer["disable_1rtt_encryption"] == 1, peer
     seen = wire.count(MARKER)
     # Each direction carries 3000 markers; a marker cut by a packet boundary is not counted.
-    assert seen > 2 * 3000 * 0.8, f"only {seen} markers in clear on the wire"
+    assert seen > 2 * 3000 * 0.8, f"only {seen} markers in clear on the wire: {said}"
     # The handshake stays protected: the server's certificate is not readable on the wire.
     der = base64.b64decode("".join((KEYS / "cert.crt").read_text().splitlines()[1:-1]))
     assert der[100:140] not in wire, "the Handshake packets went in clear"
@@ -73,8 +73,8 @@ def test_one_side_only_stays_encrypted(quic_module, clean_path, topo, tmp_path, 
     """Only one end offers it: everything is encrypted (no marker on the wire) and works."""
     server_tp = PLAIN if who == "server" else None
     client_tp = PLAIN if who == "client" else None
-    wire, peer, _ = _echo(topo, tmp_path, server_tp, client_tp)
+    wire, peer, said = _echo(topo, tmp_path, server_tp, client_tp)
     assert peer["disable_1rtt_encryption"] == (1 if who == "server" else 0), peer
-    assert len(wire) > len(PAYLOAD), f"the capture holds only {len(wire)} bytes"
+    assert len(wire) > len(PAYLOAD), f"the capture holds only {len(wire)} bytes: {said}"
     assert MARKER not in wire, "1-RTT went in clear though only one end offered it"
     assert MARKER[:12] not in wire
