@@ -191,6 +191,9 @@ int quic_crypto_retry_verify(u32 version, const u8 *odcid, u8 odcid_len,
 			     const u8 *pkt, u32 len);
 int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 			      const u8 *pkt, u32 len, u32 pn_offset);
+int quic_crypto_initial_open(u32 version, const u8 *dcid, u8 dcid_len,
+			     const u8 *pkt, u32 len, u32 pn_offset, u8 *out,
+			     u32 *out_len);
 int quic_crypto_initial_seal(u32 version, const u8 *dcid, u8 dcid_len, u8 *pkt,
 			     u32 len, u32 pn_offset);
 void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac);
