@@ -5,10 +5,10 @@ ClientHello asks for (the kernel reads the ALPN extension from the client's Init
 Three listeners share a port: "a", "b,b2", and one with no ALPN set (its TLS library offers
 "c"), the fallback.  Kernel clients and aioquic clients reach the right one (accept() on each,
 the ALPN getsockopt of the accepted socket, data echoed with the listener's name), also with a
-ClientHello spread over two Initial packets (aioquic's quantum-readiness transport parameter,
-1200 bytes).  With no fallback listener, a client whose protocols no listener offers is closed
-with CRYPTO_ERROR 0x178 (no_application_protocol).  Hand-made Initials with malformed
-ClientHellos are dropped and counted, and leave no memory behind.
+ClientHello spread over two Initial packets (a 1500-byte session ticket in aioquic's
+pre_shared_key extension).  With no fallback listener, a client whose protocols no listener
+offers is closed with CRYPTO_ERROR 0x178 (no_application_protocol).  Hand-made Initials with
+malformed ClientHellos are dropped and counted, and leave no memory behind.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 import time
 
 import pytest
-from conftest import kernel_connect, snmp
+from conftest import SERVER_NAME, kernel_connect, snmp
 from test_listener import _rmem
 from test_wire import _client_initial, _varint
 
@@ -137,13 +137,33 @@ def _aioquic_client(topo, port: int, alpn: str, **config_kw) -> bytes:
         p.close()
 
 
+def _big_ticket():
+    """A session ticket of 1500 random bytes: its pre_shared_key extension makes aioquic's
+    ClientHello longer than one Initial packet (the server, which never issued it, ignores
+    it and does a full handshake)."""
+    import datetime
+
+    from aioquic.tls import CipherSuite, SessionTicket, utcnow
+
+    now = utcnow()
+    return SessionTicket(
+        age_add=0,
+        cipher_suite=CipherSuite.AES_128_GCM_SHA256,
+        not_valid_after=now + datetime.timedelta(hours=1),
+        not_valid_before=now - datetime.timedelta(minutes=1),
+        resumption_secret=os.urandom(32),
+        server_name=SERVER_NAME,
+        ticket=os.urandom(1500),
+    )
+
+
 @pytest.mark.parametrize("big", [False, True], ids=["one-initial", "two-initials"])
 def test_aioquic_clients_reach_their_listener(listeners, topo, big):
-    """aioquic clients too; ``two-initials``: a 1200-byte transport parameter makes the
+    """aioquic clients too; ``two-initials``: a 1500-byte session ticket makes the
     ClientHello span two Initial packets, which the kernel puts together before choosing."""
     a, b, c = listeners
     before = snmp(ns=topo.server)
-    kw = {"quantum_readiness_test": True} if big else {}
+    kw = {"session_ticket": _big_ticket()} if big else {}
     assert _aioquic_client(topo, a.port, "b", **kw) == b"B: hello b"
     assert _aioquic_client(topo, a.port, "a", **kw) == b"A: hello a"
     assert _aioquic_client(topo, a.port, "c", **kw) == b"C: hello c"
@@ -327,3 +347,40 @@ def test_raw_hold_is_bounded(raw_pair):
     _nothing_accepted((a, b))
     a.close()  # the port's first listener goes: what it was charged for goes with it
     assert _rmem(b)[0] == 0
+
+
+def test_raw_reuseport_group_shares_its_clients(quic_module):
+    """Two SO_REUSEPORT listeners with "a" and one with "b" on one port: 64 ClientHellos
+    asking for "a" spread over the "a" group (by a hash of each client's Destination ID, so
+    every Initial of a client goes to the same one), none to "b"."""
+    socks = []
+    for alpn in ("a", "a", "b"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 261)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        abi.setsockopt(s, "ALPN", alpn)
+        s.bind(("127.0.0.1", socks[0].getsockname()[1] if socks else 0))
+        s.listen(128)
+        socks.append(s)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        here = socks[0].getsockname()
+        for _ in range(64):
+            ch = _client_hello(_alpn_ext(b"a"))
+            udp.sendto(_client_initial(os.urandom(8), os.urandom(8), _crypto(0, ch)), here)
+        time.sleep(1)
+        got = []
+        for s in socks:
+            s.setblocking(False)
+            n = 0
+            try:
+                while True:
+                    s.accept()[0].close()
+                    n += 1
+            except BlockingIOError:
+                pass
+            got.append(n)
+        assert got[0] + got[1] == 64 and got[0] and got[1] and not got[2], got
+    finally:
+        udp.close()
+        for s in socks:
+            s.close()

@@ -49,7 +49,15 @@ class Capture:
         assert "listening" in said, f"tcpdump did not start: {said}"
 
     def stop(self) -> None:
-        time.sleep(0.5)  # the last packets reach the capture
+        # The last packets reach the capture: tcpdump (-U) writes each as it takes it, so
+        # the file stops growing once it has caught up (it lags on a loaded machine).
+        size, deadline = -1, time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.pcap.stat().st_size if self.pcap.exists() else 0
+            if now == size:
+                break
+            size = now
         self.proc.terminate()
         self.said = self.proc.communicate(timeout=60)[1]  # tcpdump's packet counts
 

@@ -514,7 +514,7 @@ static struct sock *quic_demux_hello(struct quic_udp_sock *us,
 	    quic_pkt_parse_long(skb->data, skb->len, &pkt) ||
 	    !quic_version_ok(pkt.version) || pkt.type != QUIC_PKT_INITIAL ||
 	    pkt.dcid_len < QUIC_MIN_ODCID_LEN)
-		return quic_udp_listener(us);	/* drops it, or answers VN */
+		goto first;	/* the first listener drops it, or answers VN */
 	quic_rcv_peer(skb, &peer);
 
 	spin_lock_bh(&t->lock);
@@ -592,6 +592,13 @@ out:
 	if (!sk && skb)
 		kfree_skb(skb);
 	return sk;
+first:
+	sk = quic_udp_listener(us);
+	if (!sk) {
+		QUIC_INC_STATS(sock_net(us->sock->sk), QUIC_MIB_PKT_RCVDROP);
+		kfree_skb(skb);
+	}
+	return sk;
 }
 
 /**
@@ -611,14 +618,17 @@ struct sock *quic_demux_input(struct quic_udp_sock *us, struct sk_buff *skb,
 {
 	u32 hash = quic_demux_hash(dcid, dcid_len);
 	struct quic_sock *first;
+	struct sock *sk = NULL;
 
 	if (quic_demux_needed(us, &first))
 		return quic_demux_hello(us, skb, hash);
 	if (first)
-		return quic_demux_pick(us, &first->alpn, hash);
-	kfree_skb(skb);
-	QUIC_INC_STATS(sock_net(us->sock->sk), QUIC_MIB_PKT_RCVDROP);
-	return NULL;
+		sk = quic_demux_pick(us, &first->alpn, hash);
+	if (!sk) {
+		QUIC_INC_STATS(sock_net(us->sock->sk), QUIC_MIB_PKT_RCVDROP);
+		kfree_skb(skb);
+	}
+	return sk;
 }
 
 /**
