@@ -30,7 +30,14 @@ class EchoServer:
     """Accepts connections; echoes each stream back (same stream, FIN when the peer's FIN
     arrives), so hashes can be compared in both directions."""
 
-    def __init__(self, topo, host: str, ciphers=None, config: dict[str, int] | None = None):
+    def __init__(
+        self,
+        topo,
+        host: str,
+        ciphers=None,
+        config: dict[str, int] | None = None,
+        transport_params: dict[str, int] | None = None,
+    ):
         from quicctl import QuicServer
         from quicctl.netns import enter
 
@@ -49,6 +56,7 @@ class EchoServer:
                         keyfile=str(KEYS / "pkey.key"),
                         ciphers=ciphers,
                         config=config,
+                        transport_params=transport_params,
                     )
                 self.port = self.srv.getsockname()[1]
                 self.ready.set()

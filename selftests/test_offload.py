@@ -26,16 +26,16 @@ UDP_MAX = MTU - 20 - 8  # the largest UDP payload of one IPv4 datagram
 
 
 class Capture:
-    """tcpdump of the UDP packets on ``ns``'s veth end into a pcap (headers only: the lengths
-    are what counts); ``lengths()`` after ``stop()``."""
+    """tcpdump of the UDP packets on ``ns``'s veth end into a pcap (``snap`` bytes of each;
+    headers only by default: the lengths are what counts); ``lengths()`` after ``stop()``."""
 
-    def __init__(self, topo, ns: str, pcap: Path):
+    def __init__(self, topo, ns: str, pcap: Path, snap: int = 96):
         require("tcpdump")
         self.pcap = pcap
         self.proc = topo.popen(
             ns,
-            ["tcpdump", "-n", "-i", topo.dev(ns), "-s", "96", "-B", "16384", "-w", str(pcap),
-             "udp"],
+            ["tcpdump", "-n", "-U", "-i", topo.dev(ns), "-s", str(snap), "-B", "16384", "-w",
+             str(pcap), "udp"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -49,9 +49,17 @@ class Capture:
         assert "listening" in said, f"tcpdump did not start: {said}"
 
     def stop(self) -> None:
-        time.sleep(0.5)  # the last packets reach the capture
+        # The last packets reach the capture: tcpdump (-U) writes each as it takes it, so
+        # the file stops growing once it has caught up (it lags on a loaded machine).
+        size, deadline = -1, time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.pcap.stat().st_size if self.pcap.exists() else 0
+            if now == size:
+                break
+            size = now
         self.proc.terminate()
-        self.proc.communicate(timeout=60)
+        self.said = self.proc.communicate(timeout=60)[1]  # tcpdump's packet counts
 
     def lengths(self) -> list[int]:
         r = subprocess.run(["tcpdump", "-n", "-r", str(self.pcap)], capture_output=True,

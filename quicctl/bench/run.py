@@ -38,10 +38,19 @@ from quicctl.demo import _stop, _wait_listening
 from quicctl.errors import QuicctlError
 from quicctl.paths import KEYS
 
-TRANSPORTS = ("quic", "tcp", "ktls", "aioquic", "ngtcp2")
-KERNEL = ("quic", "tcp", "ktls")
+# quic-plain: kernel QUIC with disable_1rtt_encryption offered by both ends (1-RTT in clear)
+TRANSPORTS = ("quic", "quic-plain", "tcp", "ktls", "aioquic", "ngtcp2")
+KERNEL = ("quic", "quic-plain", "tcp", "ktls")
+QUIC = ("quic", "quic-plain")
 SIZES = (1 << 10, 16 << 10, 64 << 10)
-PORTS = {"quic": 4433, "tcp": 5201, "ktls": 5202, "aioquic": 4434, "ngtcp2": 4435}
+PORTS = {
+    "quic": 4433,
+    "quic-plain": 4436,
+    "tcp": 5201,
+    "ktls": 5202,
+    "aioquic": 4434,
+    "ngtcp2": 4435,
+}
 RR_SIZE = 64
 NGTCP2_CIPHERS = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM"
 # QUIC_SOCKOPT_CONFIG congestion_control_algo (include/uapi/linux/quic.h)
@@ -94,17 +103,20 @@ class _Kernel:
         self.config = {"congestion_control_algo": QUIC_CC[cc]} if cc else {}
         if opts.plpmtud_us:
             self.config["plpmtud_probe_interval"] = opts.plpmtud_us
+        # quic-plain: both ends offer disable_1rtt_encryption (draft-banks), so 1-RTT goes clear
+        self.tp = {"disable_1rtt_encryption": 1} if transport == "quic-plain" else None
         with netns.enter(topo.server):
-            if transport == "quic":
+            if transport in QUIC:
                 from quicctl.connection import QuicServer
 
                 self.listener = QuicServer(
                     "0.0.0.0",
-                    PORTS["quic"],
+                    PORTS[transport],
                     alpn=ALPN,
                     certfile=str(KEYS / "cert.crt"),
                     keyfile=str(KEYS / "pkey.key"),
                     config={"plpmtud_probe_interval": opts.plpmtud_us} if opts.plpmtud_us else None,
+                    transport_params=self.tp,
                 )
             else:
                 self.listener = socket.create_server(("0.0.0.0", PORTS[transport]), backlog=128)
@@ -119,7 +131,7 @@ class _Kernel:
         from quicctl import netns
 
         transport, lst = self.transport, self.listener
-        if transport == "quic":
+        if transport in QUIC:
             from quicctl.connection import connect
 
             box: dict = {}
@@ -136,17 +148,18 @@ class _Kernel:
                 with netns.enter(self.topo.client):
                     cli = connect(
                         self.topo.server_v4,
-                        PORTS["quic"],
+                        PORTS[transport],
                         alpn=ALPN,
                         cafile=str(KEYS / "ca.crt"),
                         server_name=SERVER_NAME,
                         config=self.config,
+                        transport_params=self.tp,
                     )
             finally:
                 t.join()
             if "error" in box:
                 cli.close()
-                raise QuicctlError(f"quic: the server's handshake failed: {box['error']}")
+                raise QuicctlError(f"{transport}: the server's handshake failed: {box['error']}")
             srv = box["conn"]
             # The client opens stream 0; write() without a cmsg then goes to this active stream
             # on both ends (ABI reference Section 4.2).
@@ -489,7 +502,7 @@ def bottleneck(topo, opts: Options, prog: Path, progress: Progress = lambda m: N
     assert rate
     out: list[dict] = []
     runs = [(tr, cc) for tr in opts.transports if tr in KERNEL
-            for cc in (QUIC_CC if tr == "quic" else (None,))]  # fmt: skip
+            for cc in (QUIC_CC if tr in QUIC else (None,))]  # fmt: skip
     if not runs:
         raise QuicctlError(NO_KERNEL)
     with _shaped(topo, rate, rtt):

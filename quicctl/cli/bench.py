@@ -128,13 +128,15 @@ kernel's tls module there, and measures between two network namespaces:
 \b
 - bulk: one connection, --bytes moved at each --sizes write size; Gbit/s over the sender's
   window (first write to the receiver's ack) and CPU seconds per GB (/proc/stat, all CPUs:
-  both ends run on the same machine). quic, tcp and ktls: Python does the handshake, a C
-  program (quicctl/bench/datapath.c) the write()/read() loops. ktls is TLS 1.3
-  AES-128-GCM through the kernel's tls module. aioquic: one process per namespace, one
-  send_stream_data() per write; --aioquic-bytes (it is orders of magnitude slower). ngtcp2:
-  gtlsserver/gtlsclient fetch --bytes over HTTP/3; ngtcp2 picks its own write sizes, so it
-  has one entry with write_size 0, and the time and CPU of its fastest 1-byte fetch (process
-  start and handshake) are taken off the bulk fetch's (unless longer).
+  both ends run on the same machine). quic, quic-plain, tcp and ktls: Python does the
+  handshake, a C program (quicctl/bench/datapath.c) the write()/read() loops. ktls is TLS
+  1.3 AES-128-GCM through the kernel's tls module. quic-plain is kernel QUIC with
+  disable_1rtt_encryption offered by both ends: 1-RTT packets go unprotected (the
+  transport's own cost). aioquic: one process per namespace, one send_stream_data() per
+  write; --aioquic-bytes (it is orders of magnitude slower). ngtcp2: gtlsserver/gtlsclient
+  fetch --bytes over HTTP/3; ngtcp2 picks its own write sizes, so it has one entry with
+  write_size 0, and the time and CPU of its fastest 1-byte fetch (process start and
+  handshake) are taken off the bulk fetch's (unless longer).
 - handshakes/s: --handshakes sequential connections, each opened and closed. quic: kernel
   QUIC + TLS 1.3 (gnutls, in Python, both ends in one process). tcp: TCP connect/accept.
   ktls: TCP + TLS 1.3 handshake (OpenSSL) + kTLS install. aioquic: its client process
@@ -143,11 +145,12 @@ kernel's tls module there, and measures between two network namespaces:
 - quic_plpmtud_us: the plpmtud_probe_interval kernel QUIC ran with (--plpmtud; 0: 1200-byte
   datagrams).
 - rr_us: median round trip of a 64-byte request and its 64-byte echo on one connection
-  (quic, tcp, ktls: --rr-count round trips in C; aioquic: a fifth of them in Python).
+  (quic, quic-plain, tcp, ktls: --rr-count round trips in C; aioquic: a fifth of them in Python).
 
 With --bottleneck RATE, only this runs instead: the client's side of the veth sends through tc
 tbf at RATE (one bandwidth-delay product of queue), netem delays the ACKs by --rtt, and each
-selected kernel transport (quic once with NewReno and once with CUBIC, tcp, ktls) moves
+selected kernel transport (quic and quic-plain once with NewReno and once with CUBIC, tcp,
+ktls) moves
 --bottleneck-bytes in 64 KB writes; the table gives the goodput (slow start included) and its
 share of the link, the JSON a "bottleneck" object.
 """
@@ -161,7 +164,7 @@ share of the link, the JSON a "bottleneck" object.
     type=Size(),
     default="64M",
     show_default=True,
-    help="Bytes per transfer for quic, tcp, ktls and ngtcp2.",
+    help="Bytes per transfer for quic, quic-plain, tcp, ktls and ngtcp2.",
 )
 @click.option(
     "--aioquic-bytes",
@@ -179,7 +182,7 @@ share of the link, the JSON a "bottleneck" object.
 )
 @click.option(
     "--transports",
-    default="quic,tcp,ktls,aioquic,ngtcp2",
+    default="quic,quic-plain,tcp,ktls,aioquic,ngtcp2",
     show_default=True,
     callback=_transports,
     help="Comma-separated transports to measure.",

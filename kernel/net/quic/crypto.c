@@ -969,6 +969,47 @@ int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 EXPORT_SYMBOL_IF_KUNIT(quic_crypto_decrypt);
 
 /**
+ * quic_crypto_open_plain() - read a 1-RTT packet sent without protection
+ * @c: crypto state of the 1-RTT level
+ * @pkt: the packet, header in clear
+ * @len: its length, the unused tag included
+ * @pn_offset: offset of the Packet Number field
+ * @largest_pn: largest packet number processed in the space, -1 if none
+ * @info: filled as quic_crypto_decrypt() fills it
+ *
+ * draft-banks-quic-disable-encryption: when both ends offered the
+ * disable_1rtt_encryption transport parameter, 1-RTT packets carry neither
+ * header protection nor an encrypted payload.  Their last
+ * QUIC_CRYPTO_TAG_LEN bytes are kept (zero, never checked), so that the
+ * packet layout does not change.  The receive keys must still be installed:
+ * before that the handshake is not over and the packet waits.  Never
+ * sleeps.
+ *
+ * Return: 0, -ENOKEY without receive keys, -EINVAL for a short packet.
+ */
+int quic_crypto_open_plain(struct quic_crypto *c, const u8 *pkt, u32 len,
+			   u32 pn_offset, s64 largest_pn,
+			   struct quic_crypto_rx_info *info)
+{
+	u32 i, pn = 0;
+	int err;
+
+	err = quic_rx_check(c, len, pn_offset, largest_pn);
+	if (err)
+		return err;
+	info->pn_len = (pkt[0] & 0x03) + 1;
+	info->key_event = QUIC_CRYPTO_KEY_NONE;
+	if (len < pn_offset + info->pn_len + QUIC_CRYPTO_TAG_LEN)
+		return -EINVAL;
+	for (i = 0; i < info->pn_len; i++)
+		pn = (pn << 8) | pkt[pn_offset + i];
+	info->pn = quic_pn_decode(largest_pn, pn, info->pn_len * 8);
+	if (info->pn < 0 || info->pn > QUIC_PN_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+/**
  * quic_crypto_key_update_prepare() - derive the next 1-RTT key generation
  * @c: crypto state of the 1-RTT level
  *
@@ -1476,12 +1517,50 @@ static void quic_lib_initial_keys(const struct quic_version_info *v,
 int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 			      const u8 *pkt, u32 len, u32 pn_offset)
 {
+	return quic_crypto_initial_open(version, dcid, dcid_len, pkt, len,
+					pn_offset, NULL, NULL);
+}
+EXPORT_SYMBOL_IF_KUNIT(quic_crypto_initial_check);
+
+/* GCM's counter blocks: J0 with its last 32 bits set to @ctr. */
+static void quic_gcm_ctr(u8 *blk, const u8 *iv, u32 ctr)
+{
+	memcpy(blk, iv, QUIC_CRYPTO_IV_LEN);
+	blk[12] = ctr >> 24;
+	blk[13] = ctr >> 16;
+	blk[14] = ctr >> 8;
+	blk[15] = ctr;
+}
+
+/**
+ * quic_crypto_initial_open() - a client Initial's payload, in clear
+ * @version: QUIC version of the packet (1 or 2)
+ * @dcid: its Destination Connection ID
+ * @dcid_len: the ID's length, 0..20
+ * @pkt: the packet, from its first byte to the end of its tag
+ * @len: its length
+ * @pn_offset: offset of the Packet Number field
+ * @out: where the payload goes once the tag is checked (NULL: check only);
+ *	room for @len bytes is enough
+ * @out_len: the payload's length
+ *
+ * As quic_crypto_initial_check(), then the payload decrypted into @out
+ * (AES-128-CTR from inc32(J0)); @pkt is not written.  For a listener that
+ * reads a ClientHello before any connection exists (ALPN demultiplexing).
+ * Any context.
+ *
+ * Return: as quic_crypto_initial_check().
+ */
+int quic_crypto_initial_open(u32 version, const u8 *dcid, u8 dcid_len,
+			     const u8 *pkt, u32 len, u32 pn_offset, u8 *out,
+			     u32 *out_len)
+{
 	const struct quic_version_info *v = quic_version_get(version);
 	u8 mask[AES_BLOCK_SIZE], blk[AES_BLOCK_SIZE], first, pnb[4];
 	u8 key[16], iv[QUIC_CRYPTO_IV_LEN], hp[16];
+	u32 i, n, pn_len, plen, clen, ctr;
 	struct crypto_aes_ctx *aes;
 	struct quic_ghash g = {};
-	u32 i, pn_len, plen;
 	s64 pn = 0;
 	int err = -EBADMSG;
 
@@ -1533,24 +1612,24 @@ int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 	quic_put_be64(g.y[0], blk);
 	quic_put_be64(g.y[1], blk + 8);
 	crypto_xor(blk, mask, sizeof(blk));
-	if (!crypto_memneq(blk, pkt + len - QUIC_CRYPTO_TAG_LEN,
-			   QUIC_CRYPTO_TAG_LEN))
-		err = 0;
+	if (crypto_memneq(blk, pkt + len - QUIC_CRYPTO_TAG_LEN,
+			  QUIC_CRYPTO_TAG_LEN))
+		goto out;
+	err = 0;
+	if (!out)
+		goto out;
+	clen = len - plen - QUIC_CRYPTO_TAG_LEN;
+	for (i = 0, ctr = 2; i < clen; i += n, ctr++) {
+		quic_gcm_ctr(blk, iv, ctr);
+		aes_encrypt(aes, mask, blk);
+		n = min_t(u32, clen - i, AES_BLOCK_SIZE);
+		crypto_xor_cpy(out + i, pkt + plen + i, mask, n);
+	}
+	*out_len = clen;
 out:
 	memzero_explicit(key, sizeof(key));
 	kfree_sensitive(aes);
 	return err;
-}
-EXPORT_SYMBOL_IF_KUNIT(quic_crypto_initial_check);
-
-/* GCM's counter blocks: J0 with its last 32 bits set to @ctr. */
-static void quic_gcm_ctr(u8 *blk, const u8 *iv, u32 ctr)
-{
-	memcpy(blk, iv, QUIC_CRYPTO_IV_LEN);
-	blk[12] = ctr >> 24;
-	blk[13] = ctr >> 16;
-	blk[14] = ctr >> 8;
-	blk[15] = ctr;
 }
 
 /**

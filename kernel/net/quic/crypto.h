@@ -178,6 +178,9 @@ int quic_crypto_decrypt(struct quic_crypto *c, u8 *pkt, u32 len,
 			u32 pn_offset, s64 largest_pn,
 			struct quic_crypto_rx_info *info);
 
+int quic_crypto_open_plain(struct quic_crypto *c, const u8 *pkt, u32 len,
+			   u32 pn_offset, s64 largest_pn,
+			   struct quic_crypto_rx_info *info);
 int quic_crypto_key_update(struct quic_crypto *c);
 int quic_crypto_key_update_prepare(struct quic_crypto *c);
 void quic_crypto_discard_old_keys(struct quic_crypto *c);
@@ -188,6 +191,9 @@ int quic_crypto_retry_verify(u32 version, const u8 *odcid, u8 odcid_len,
 			     const u8 *pkt, u32 len);
 int quic_crypto_initial_check(u32 version, const u8 *dcid, u8 dcid_len,
 			      const u8 *pkt, u32 len, u32 pn_offset);
+int quic_crypto_initial_open(u32 version, const u8 *dcid, u8 dcid_len,
+			     const u8 *pkt, u32 len, u32 pn_offset, u8 *out,
+			     u32 *out_len);
 int quic_crypto_initial_seal(u32 version, const u8 *dcid, u8 dcid_len, u8 *pkt,
 			     u32 len, u32 pn_offset);
 void quic_crypto_token_mac(const u8 *data, u32 len, u8 *mac);

@@ -276,8 +276,12 @@ static int quic_input_one(struct quic_udp_sock *us, struct sock *usk,
 	}
 	if (quic_input_dcid(skb, &dcid, &len, &initial))
 		sk = quic_cid_lookup(net, dcid, len);
-	if (!sk && initial)
-		sk = quic_udp_listener(us);
+	if (!sk && initial) {
+		/* a new client: its listener, maybe by ALPN (demux.c) */
+		sk = quic_demux_input(us, skb, dcid, len);
+		if (!sk)
+			return 0;
+	}
 	if (!sk && !(skb->data[0] & QUIC_HDR_LONG) &&
 	    quic_input_unknown_short(usk, skb))
 		return 0;

@@ -466,6 +466,13 @@ static int quic_out_finish(struct sock *sk, struct quic_dgram *d)
 		}
 		trace_quic_packet_sent(sk, pkt, op->pn_offset, op->len,
 				       op->space, op->pn);
+		if (!op->is_long && qs->plain_1rtt) {
+			/* 1-RTT in clear: no header protection, tag zeroed */
+			memset(pkt + op->len - QUIC_CRYPTO_TAG_LEN, 0,
+			       QUIC_CRYPTO_TAG_LEN);
+			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_ENCFASTPATHS);
+			continue;
+		}
 		err = quic_crypto_encrypt(&qs->crypto[op->space], pkt, op->len,
 					  op->pn_offset, op->pn);
 		if (err) {

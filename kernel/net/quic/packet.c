@@ -462,9 +462,15 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 		return -EINVAL;
 	}
 	quic_packet_old_keys(sk, pkt);
-	err = quic_crypto_decrypt(&qs->crypto[pkt->space], p, pkt->len,
-				  pkt->pn_offset, quic_pnspace_largest_recv(s),
-				  &info);
+	if (pkt->type == QUIC_PKT_SHORT && qs->plain_1rtt)
+		err = quic_crypto_open_plain(&qs->crypto[pkt->space], p,
+					     pkt->len, pkt->pn_offset,
+					     quic_pnspace_largest_recv(s),
+					     &info);
+	else
+		err = quic_crypto_decrypt(&qs->crypto[pkt->space], p, pkt->len,
+					  pkt->pn_offset,
+					  quic_pnspace_largest_recv(s), &info);
 	if (err == -ENOKEY)
 		return err;
 	if (err) {

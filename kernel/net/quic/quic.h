@@ -34,6 +34,7 @@
 #include "path.h"
 #include "timer.h"
 #include "trace.h"
+#include "demux.h"
 
 /* protocol.c */
 
@@ -228,6 +229,7 @@ struct quic_request {
 struct quic_sock {
 	struct inet_sock inet;		/* must be first */
 	struct hlist_node node;		/* quic_net.socks, while hashed */
+	struct hlist_node lnode;	/* quic_udp_sock.listeners, listening */
 	struct quic_udp_sock *udp;	/* non-NULL once bound */
 	union quic_addr local;		/* bound address, actual port */
 	union quic_addr peer;
@@ -309,6 +311,7 @@ struct quic_sock {
 	u8 vn_pending:1;		/* client: to start again in @vn_version */
 	u8 version_fixed:1;		/* no version change ahead: @initial_alt goes */
 	u8 key_phase_unacked:1;		/* no ACK of @key_phase_pn sent yet */
+	u8 plain_1rtt:1;		/* both offered disable_1rtt_encryption */
 	u8 ack_delay_exponent;		/* peer's (RFC 9000 Section 18.2) */
 	unsigned int rcv_waiters;	/* recvmsg callers asleep for data */
 };
@@ -413,6 +416,10 @@ void quic_rcv_queue(struct sock *sk, struct sk_buff *skb);
 bool quic_rcv_charge(struct sock *sk, struct sk_buff *skb);
 bool quic_is_connected(const struct sock *sk);
 int quic_listen_rcv(struct sock *sk, struct sk_buff *skb);
+struct quic_pkt;
+void quic_listen_close(struct sock *usk, struct sk_buff *skb,
+		       const struct quic_pkt *pkt, const union quic_addr *peer,
+		       u64 errcode);
 u64 quic_now(void);
 
 /* socket.c helpers that sockopt.c uses too. */
@@ -475,6 +482,8 @@ struct quic_udp_sock {
 	int ifindex;			/* bound device, 0 for any */
 	bool v6only;
 	struct sock __rcu *listener;	/* LISTENING QUIC socket, if any */
+	struct hlist_head listeners;	/* all of them (quic_sock.lnode), RCU */
+	struct quic_demux_table demux;	/* ClientHellos being read (demux.c) */
 };
 
 /* A listener on @us for a new connection, held; NULL if none. */

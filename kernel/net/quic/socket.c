@@ -383,8 +383,12 @@ static void __quic_listen_stop(struct sock *sk)
 	struct quic_net *qn = quic_net(sock_net(sk));
 	struct quic_udp_sock *us = quic_sk(sk)->udp;
 	struct quic_sock *qs2;
+	bool listed;
 
 	mutex_lock(&qn->lock);
+	listed = !hlist_unhashed(&quic_sk(sk)->lnode);
+	if (listed)
+		hlist_del_init_rcu(&quic_sk(sk)->lnode);
 	if (us && rcu_access_pointer(us->listener) == sk) {
 		RCU_INIT_POINTER(us->listener, NULL);
 		hlist_for_each_entry(qs2, &qn->socks, node) {
@@ -397,6 +401,11 @@ static void __quic_listen_stop(struct sock *sk)
 	}
 	mutex_unlock(&qn->lock);
 	quic_requests_purge(sk);
+	if (us)
+		quic_demux_purge(us, sk);
+	/* Softirqs choosing a listener read its ALPN list under RCU only. */
+	if (listed)
+		synchronize_rcu();
 }
 
 #ifdef CONFIG_DEBUG_LOCK_ALLOC
@@ -437,6 +446,7 @@ int quic_init_sock(struct sock *sk)
 
 	quic_sock_set_lockdep_class(sk);
 	INIT_HLIST_NODE(&qs->node);
+	INIT_HLIST_NODE(&qs->lnode);
 	quic_default_local_tp(&qs->local_tp);
 	qs->config.initial_smoothed_rtt = QUIC_DEF_RTT;
 	sk->sk_state = QUIC_SS_CLOSED;
@@ -728,39 +738,6 @@ static int __quic_autobind(struct sock *sk)
 	return __quic_bind(sk, &a);
 }
 
-/* ALPN lists (RFC 7301 Section 3.1): 1-byte length, then the protocol name. */
-
-static bool quic_alpn_has(const struct quic_data *alpn, const u8 *name, u8 len)
-{
-	u32 i = 0;
-
-	while (i < alpn->len) {
-		if (alpn->data[i] == len && !memcmp(&alpn->data[i + 1], name, len))
-			return true;
-		i += alpn->data[i] + 1;
-	}
-	return false;
-}
-
-static bool quic_alpn_overlap(const struct quic_data *a,
-			      const struct quic_data *b)
-{
-	u32 i = 0;
-
-	while (i < a->len) {
-		if (quic_alpn_has(b, &a->data[i + 1], a->data[i]))
-			return true;
-		i += a->data[i] + 1;
-	}
-	return false;
-}
-
-static bool quic_alpn_equal(const struct quic_data *a,
-			    const struct quic_data *b)
-{
-	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
-}
-
 /*
  * ABI reference Section 5.2: listeners on one address and port are told apart
  * by the ALPN of the ClientHello, so their ALPN sets must be disjoint.
@@ -802,9 +779,12 @@ static int __quic_listen_start(struct sock *sk)
 	hlist_add_head(&qs->node, &qn->socks);
 	inet_sk_set_state(sk, QUIC_SS_LISTENING);
 	get_random_bytes(qs->ticket_secret, sizeof(qs->ticket_secret));
-	/* New Initials on this port come here (one listener per port). */
+	/* The port's first listener is charged for ClientHellos being read
+	 * (demux.c); each new client goes to a listener of the list.
+	 */
 	if (!rcu_access_pointer(qs->udp->listener))
 		rcu_assign_pointer(qs->udp->listener, sk);
+	hlist_add_tail_rcu(&qs->lnode, &qs->udp->listeners);
 out:
 	mutex_unlock(&qn->lock);
 	return err;
@@ -1077,26 +1057,35 @@ static void quic_listen_retry(struct sock *sk, struct sk_buff *skb,
 	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, peer);
 }
 
-/*
- * RFC 9000 Section 8.1.3: an Initial with a Retry token that is not valid
- * comes from a client that will take no second Retry; close at once with
- * INVALID_TOKEN rather than let it time out.  A small Initial with just the
- * CONNECTION_CLOSE, protected with the server Initial keys of the packet's
- * Destination Connection ID; nothing is kept.
+/**
+ * quic_listen_close - close a client's attempt before any connection exists
+ * @usk: the UDP socket it came in on
+ * @skb: the client's Initial
+ * @pkt: its parsed header
+ * @peer: the address it came from
+ * @errcode: the transport error code (RFC 9000 Section 20.1)
+ *
+ * A small Initial with just the CONNECTION_CLOSE, protected with the
+ * server Initial keys of the packet's Destination Connection ID; nothing is
+ * kept.  Any context.
  */
-static void quic_listen_invalid_token(struct sock *sk, struct sk_buff *skb,
-				      const struct quic_pkt *pkt,
-				      const union quic_addr *peer)
+void quic_listen_close(struct sock *usk, struct sk_buff *skb,
+		       const struct quic_pkt *pkt, const union quic_addr *peer,
+		       u64 errcode)
 {
-	static const u8 close[] = {
-		QUIC_FRAME_CONNECTION_CLOSE, QUIC_TRANSPORT_ERROR_INVALID_TOKEN,
-		0, 0,	/* frame type, reason length */
-	};
-	u32 len, pn_offset, plen = 1 + sizeof(close) + QUIC_CRYPTO_TAG_LEN;
+	u8 close[1 + 8 + 2], *c = close;
+	u32 len, pn_offset, plen;
 	union quic_addr local;
 	struct sk_buff *nskb;
 	u8 *start, *p;
 
+	*c++ = QUIC_FRAME_CONNECTION_CLOSE;
+	c = quic_varint_put(c, close + sizeof(close), errcode);
+	if (!c)
+		return;
+	*c++ = 0;	/* frame type */
+	*c++ = 0;	/* reason length */
+	plen = 1 + (c - close) + QUIC_CRYPTO_TAG_LEN;
 	len = 7 + pkt->scid_len + pkt->dcid_len + 1 + 2 + plen;
 	nskb = quic_path_skb_alloc(len);
 	if (!nskb)
@@ -1114,14 +1103,28 @@ static void quic_listen_invalid_token(struct sock *sk, struct sk_buff *skb,
 	*p++ = plen & 0xff;
 	pn_offset = p - start;
 	*p++ = 0;			/* packet number 0 */
-	memcpy(p, close, sizeof(close));
+	memcpy(p, close, c - close);
 	if (quic_crypto_initial_seal(pkt->version, pkt->dcid, pkt->dcid_len,
 				     start, len, pn_offset)) {
 		kfree_skb(nskb);
 		return;
 	}
 	quic_rcv_local(skb, &local);
-	quic_path_send_to(quic_sk(sk)->udp->sock->sk, nskb, &local, peer);
+	quic_path_send_to(usk, nskb, &local, peer);
+	QUIC_INC_STATS(sock_net(usk), QUIC_MIB_FRM_OUTCLOSES);
+}
+
+/*
+ * RFC 9000 Section 8.1.3: an Initial with a Retry token that is not valid
+ * comes from a client that will take no second Retry; close at once with
+ * INVALID_TOKEN rather than let it time out.
+ */
+static void quic_listen_invalid_token(struct sock *sk, struct sk_buff *skb,
+				      const struct quic_pkt *pkt,
+				      const union quic_addr *peer)
+{
+	quic_listen_close(quic_sk(sk)->udp->sock->sk, skb, pkt, peer,
+			  QUIC_TRANSPORT_ERROR_INVALID_TOKEN);
 }
 
 static bool quic_version_known(u32 version)

@@ -876,6 +876,9 @@ static int __quic_set_transport_param_ext(struct sock *sk, void *kopt,
 		err = quic_path_pref_recv(sk, &x->pref_addr);
 	if (!err) {
 		qs->remote_tp = p;
+		/* draft-banks-quic-disable-encryption: only when both offer it */
+		qs->plain_1rtt = qs->local_tp.disable_1rtt_encryption &&
+				 p.disable_1rtt_encryption;
 		err = quic_tp_version(sk, x->version);
 	}
 	if (!err)

@@ -222,6 +222,8 @@ static int quic_udp_sock_create(struct net *net, const union quic_addr *a,
 	}
 
 	refcount_set(&us->refcnt, 1);
+	INIT_HLIST_HEAD(&us->listeners);
+	quic_demux_init(&us->demux);
 	us->sock = sock;
 	us->addr = *a;
 	us->ifindex = ifindex;
@@ -319,5 +321,6 @@ void quic_udp_sock_put(struct net *net, struct quic_udp_sock *us)
 
 	pr_debug("%s: udp sock %p for %pISpc\n", __func__, us, &us->addr.sa);
 	udp_tunnel_sock_release(us->sock);
+	quic_demux_purge(us, NULL);
 	kfree(us);
 }
