@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -42,6 +43,25 @@ def test_upstream_program_builds_with_werror():
     assert run([str(BIN)], check=False).returncode == 2
     r = run([str(BIN), "client", "127.0.0.1", "4433", "--early-data"], check=False)
     assert r.returncode == 2, "--early-data without --resume is a usage error"
+
+
+@pytest.mark.host
+def test_upstream_program_uses_only_upstream_names():
+    """Every QUIC name the program uses is in the reference's tables (test_abi's, typed from
+    the reference), and the names it defines itself, as upstream programs do, are not in our
+    header (an identical redefinition would not even warn)."""
+    from test_abi import ALL_CONSTANTS, HEADER, STRUCTS
+
+    text = (SRC / "quic_upstream.c").read_text()
+    own = set(re.findall(r"^#define\s+(\w+)", text, re.M))
+    used = set(re.findall(r"\b(?:MSG_QUIC_|QUIC_|SOL_QUIC|IPPROTO_QUIC|TLS_CIPHER_)\w*", text))
+    used = {n for n in used if not n.endswith("_")}  # "QUIC_CRYPTO_*" in comments
+    types = set(re.findall(r"\b(?:struct|union)\s+quic_\w+", text))
+    assert used - own - set(ALL_CONSTANTS) == set(), "names not in the reference"
+    assert {" ".join(t.split()) for t in types} - set(STRUCTS) == set(), "types not in it"
+    header = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)  # code, not comments
+    assert {"QUIC_MSG_STREAM_FLAGS", "QUIC_MSG_SENDMSG_FLAGS"} <= own
+    assert [n for n in own if re.search(rf"\b{n}\b", header)] == []
 
 
 def _bin() -> str:

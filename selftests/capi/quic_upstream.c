@@ -1194,10 +1194,8 @@ static int run_client(void)
 				    reqlen);
 		say("early_echo ok stream=0 bytes=%zu", s->len);
 		stream_free(s);
-	} else if (opt->early_data) {
-		return -1;
-	} else if (client_request(c, "echo", (__u8 *)request, reqlen)) {
-		return -1;
+	} else if (client_request(c, "echo", (__u8 *)request, reqlen) || opt->early_data) {
+		return -1;	/* with --early-data: the request went after the handshake */
 	}
 	if (opt->session && client_save(c))
 		return -1;
