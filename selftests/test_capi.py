@@ -37,6 +37,8 @@ def test_upstream_program_builds_with_werror():
     QUIC_MSG_STREAM_FLAGS and QUIC_MSG_SENDMSG_FLAGS included), and runs: a usage error exits 2
     and, with no quic.ko on the host, a client says so in one line and exits 1."""
     require("gcc", "make")
+    if not Path("/usr/include/gnutls/gnutls.h").exists():
+        pytest.fail("gnutls headers missing (libgnutls28-dev): run scripts/setup")
     r = run(["make", "-B", "-C", str(SRC), f"O={BIN.parent}"], check=False)
     assert r.returncode == 0, f"make failed:\n{r.stdout}\n{r.stderr}"
     assert "warning" not in r.stderr, r.stderr
@@ -74,10 +76,10 @@ def _bin() -> str:
 class CServer:
     """``quic_upstream server`` in the server namespace; ``.lines`` is what it printed."""
 
-    def __init__(self, topo, alpn: str = ALPN):
+    def __init__(self, topo, alpn: str = ALPN, host: str = "0.0.0.0"):
         self.proc = topo.popen(
             topo.server,
-            [_bin(), "server", "0.0.0.0", "0", "--cert", str(KEYS / "cert.crt"),
+            [_bin(), "server", host, "0", "--cert", str(KEYS / "cert.crt"),
              "--key", str(KEYS / "pkey.key"), "--alpn", alpn],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
@@ -116,23 +118,23 @@ class CServer:
 
 
 @contextlib.contextmanager
-def c_server(topo, alpn: str = ALPN):
-    srv = CServer(topo, alpn)
+def c_server(topo, alpn: str = ALPN, host: str = "0.0.0.0"):
+    srv = CServer(topo, alpn, host)
     try:
         yield srv
     finally:
         srv.close()
 
 
-def client_argv(topo, port: int, *args: str) -> list[str]:
-    return [_bin(), "client", topo.server_v4, str(port), "--cafile", str(KEYS / "ca.crt"),
-            "--server-name", SERVER_NAME, *args]  # fmt: skip
+def client_argv(topo, port: int, *args: str, addr: str = "") -> list[str]:
+    return [_bin(), "client", addr or topo.server_v4, str(port), "--cafile",
+            str(KEYS / "ca.crt"), "--server-name", SERVER_NAME, *args]  # fmt: skip
 
 
-def c_client(topo, port: int, *args: str, server: CServer | None = None) -> list[str]:
+def c_client(topo, port: int, *args: str, server: CServer | None = None, addr: str = ""):
     """Runs ``quic_upstream client``; its lines, after checking it succeeded."""
-    r = topo.run(topo.client, client_argv(topo, port, *args), capture_output=True, text=True,
-                 timeout=TIMEOUT)  # fmt: skip
+    r = topo.run(topo.client, client_argv(topo, port, *args, addr=addr), capture_output=True,
+                 text=True, timeout=TIMEOUT)  # fmt: skip
     detail = f"client {' '.join(args)}:\n{r.stdout}{r.stderr}"
     if server is not None:
         detail += "\nserver:\n" + server.log()
@@ -172,6 +174,16 @@ def test_c_full_handshake_and_resumption(quic_module, clean_path, topo, tmp_path
         assert fields(line(out, "handshake ok"))["resumed"] == "1", out
         line(out, "echo ok")
         assert fields(srv.wait("handshake ok"))["resumed"] == "1"
+        srv.wait("echo ok")
+
+
+def test_c_over_ipv6(quic_module, clean_path, topo):
+    """The same program over IPv6 (sockaddr_in6 everywhere): a handshake and an echo."""
+    with c_server(topo, host="::") as srv:
+        out = c_client(topo, srv.port, server=srv, addr=topo.server_v6)
+        assert fields(line(out, "connect ok"))["peer"] == f"[{topo.server_v6}]:{srv.port}"
+        line(out, "echo ok")
+        assert fields(srv.wait("accept ok"))["peer"].startswith(f"[{topo.client_v6}]:")
         srv.wait("echo ok")
 
 
