@@ -405,7 +405,9 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 		return -EINVAL;
 	}
 	quic_packet_old_keys(sk, pkt);
-	err = quic_crypto_decrypt(&qs->crypto[pkt->space], p, pkt->len,
+	err = quic_crypto_decrypt(&qs->crypto[pkt->type == QUIC_PKT_0RTT ?
+					      QUIC_CRYPTO_EARLY : pkt->space],
+				  p, pkt->len,
 				  pkt->pn_offset, quic_pnspace_largest_recv(s),
 				  &info);
 	if (err == -ENOKEY)
@@ -525,6 +527,22 @@ drop:
 }
 
 /*
+ * RFC 9001 Section 5.6: only a server opens 0-RTT packets, and only until
+ * the 1-RTT keys are here (Section 4.9.3 lets it drop them from then on: the
+ * client sends their data again in 1-RTT packets, quic_space_zrtt_end()).
+ * Before the EARLY receive key they wait like any packet without its keys
+ * (quic_packet_buffer(): bounded, charged to the receive buffer); if TLS
+ * rejected 0-RTT the key never comes and the 1-RTT receive key drops them.
+ */
+static bool quic_packet_zrtt_open(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	return qs->is_serv && !qs->zrtt_done && quic_is_establishing(sk) &&
+	       !quic_crypto_recv_ready(&qs->crypto[QUIC_CRYPTO_APP]);
+}
+
+/*
  * One packet at @off of the datagram [@start, @end) of @skb.  Return: its
  * length (the next packet follows), or a negative error: -ENOKEY (keep the
  * rest for later) or -EINVAL (drop the rest of the datagram).
@@ -555,7 +573,7 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 		quic_packet_retry(sk, p, pkt.len, &pkt);
 		return -EINVAL;	/* a Retry takes its whole datagram */
 	}
-	if (pkt.type == QUIC_PKT_0RTT ||
+	if ((pkt.type == QUIC_PKT_0RTT && !quic_packet_zrtt_open(sk)) ||
 	    pkt.type == QUIC_PKT_UNKNOWN ||
 	    (pkt.type != QUIC_PKT_SHORT && pkt.version != qs->version) ||
 	    (pkt.type == QUIC_PKT_INITIAL && !qs->is_serv && pkt.token_len) ||

@@ -46,6 +46,7 @@ struct quic_pn_range {
  * @ack_gap: an ack-eliciting packet sent between this one and the one
  *	before it in @list was acknowledged (RFC 9002 Section 7.6.2)
  * @by_time: on the lost list, declared lost by the time threshold alone
+ * @zrtt: a client's 0-RTT packet (sent with the EARLY keys)
  */
 struct quic_sent_pkt {
 	struct list_head list;
@@ -57,6 +58,7 @@ struct quic_sent_pkt {
 	u8 reorder;
 	u8 ack_gap:1;
 	u8 by_time:1;
+	u8 zrtt:1;
 };
 
 /**

@@ -253,6 +253,8 @@ struct quic_sock {
 	u8 peer_version_info:1;		/* server: client sent version_information */
 	u8 retry_pending:1;		/* client: Retry taken, Initial to send again */
 	u8 key_phase_unacked:1;		/* no ACK of @key_phase_pn sent yet */
+	u8 zrtt_tp:1;			/* client: remembered peer params set */
+	u8 zrtt_done:1;			/* 0-RTT over, its keys gone */
 	u8 ack_delay_exponent;		/* peer's (RFC 9000 Section 18.2) */
 	unsigned int rcv_waiters;	/* recvmsg callers asleep for data */
 };
