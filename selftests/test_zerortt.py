@@ -14,7 +14,6 @@ error rows."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import shutil
 import socket
 import subprocess
@@ -277,16 +276,13 @@ def test_aioquic_client_zerortt_to_kernel_server(quic_module, clean_path, topo):
 
 def test_zerortt_errors(quic_module, clean_path, topo):
     """Early data without remembered parameters is EINVAL; TRANSPORT_PARAM with remote = 1
-    outside ESTABLISHING is EINVAL and changes nothing; a client whose 0-RTT data used more
-    than the server's new limits allow (0-RTT rejected, the limits lowered) closes with
-    PROTOCOL_VIOLATION (RFC 9000 Section 7.4.1)."""
+    outside ESTABLISHING (before connect(), and once ESTABLISHED) is EINVAL and changes
+    nothing."""
     from quicctl import abi
     from quicctl.connection import _cmsg_stream, quic_socket
-    from quicctl.errors import HandshakeError
     from quicctl.netns import enter
 
     issuer = EchoServer(topo, early_data=True)
-    server = EchoServer(topo, early_data=True, transport_params={"max_streams_bidi": 2})
     try:
         with enter(topo.client):
             s = quic_socket(socket.AF_INET)
@@ -296,7 +292,7 @@ def test_zerortt_errors(quic_module, clean_path, topo):
                 abi.setsockopt(s, "TRANSPORT_PARAM", remote=1, max_streams_bidi=10)
             assert e.value.errno == errno.EINVAL
             assert abi.getsockopt(s, "TRANSPORT_PARAM", remote=1) == before
-            s.connect((topo.server_v4, server.port))
+            s.connect((topo.server_v4, issuer.port))
             flags = abi.MSG_QUIC_STREAM_NEW | abi.MSG_QUIC_STREAM_FIN
             with pytest.raises(OSError) as e:  # no stream limits known
                 s.sendmsg([b"early"], _cmsg_stream(0, flags), socket.MSG_NOSIGNAL)
@@ -308,18 +304,8 @@ def test_zerortt_errors(quic_module, clean_path, topo):
                 abi.setsockopt(conn.sock, "TRANSPORT_PARAM", session.transport_params)
             assert e.value.errno == errno.EINVAL
             assert abi.getsockopt(conn.sock, "TRANSPORT_PARAM", remote=1) == before
-        # Three streams of 0-RTT data; the other server allows two and cannot open the ticket.
-        with pytest.raises(HandshakeError) as e:
-            kernel_connect(
-                topo, topo.server_v4, server.port, alpn=ALPN, session=session,
-                early_data=[b"a", b"b", b"c"], timeout=60,
-            )  # fmt: skip
-        assert e.value.errno == errno.EINVAL, (e.value, server.results)
-        until(lambda: server.results and "error" in server.results[-1], "the server's error")
-        assert "error 0xa" in server.results[-1]["error"], server.results  # PROTOCOL_VIOLATION
     finally:
         issuer.close()
-        server.close()
 
 
 def test_cli_client_session_early_data(quic_module, clean_path, topo, tmp_path):
@@ -384,56 +370,3 @@ def test_kernel_client_zerortt_to_aioquic_server(quic_module, clean_path, topo, 
         assert d.done and d.sha256.hexdigest() == digest
     finally:
         server.close()
-
-
-def test_gtlsclient_zerortt_to_quicctl_server(quic_module, clean_path, topo, tmp_path):
-    """ngtcp2's HTTP/3 client, run twice with --session-file and --tp-file against `quicctl
-    server`: the second run resumes and sends its request in 0-RTT packets, and both save the
-    file intact."""
-    import quicdecode
-    from test_h3 import _tool
-
-    from quicctl.demo import _quicctl, _stop, _wait_listening
-    from quicctl.hq import make_file
-    from quicctl.paths import KEYS
-
-    gtlsclient = _tool("gtlsclient")
-    root = tmp_path / "www"
-    root.mkdir()
-    digest = make_file(root / "one", 32 << 10, seed=7)
-    port, pcap = 4472, tmp_path / "quic.pcap"
-    srv = topo.popen(
-        topo.server,
-        [_quicctl(), "server", "0.0.0.0", str(port), str(KEYS / "pkey.key"),
-         str(KEYS / "cert.crt"), "--root", str(root)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    runs = []
-    try:
-        _wait_listening(srv, "quicctl")
-        for i in range(2):
-            outdir = tmp_path / f"dl{i}"
-            outdir.mkdir()
-            cap = Capture(topo, pcap) if i else None
-            try:
-                r = topo.run(
-                    topo.client,
-                    [gtlsclient, "--exit-on-all-streams-close", "--download", str(outdir),
-                     "--session-file", str(tmp_path / "sess"), "--tp-file", str(tmp_path / "tp"),
-                     "--sni", "server.quic.test", topo.server_v4, str(port),
-                     f"https://{topo.server_v4}:{port}/one"],
-                    capture_output=True, text=True, timeout=600,
-                )  # fmt: skip
-            finally:
-                if cap:
-                    cap.stop()
-            runs.append(r)
-            saved = outdir / "one"
-            assert saved.exists(), f"run {i}: nothing saved\n{r.stderr[-2000:]}"
-            assert hashlib.sha256(saved.read_bytes()).hexdigest() == digest
-    finally:
-        _stop(srv)
-    assert "Early data was rejected" not in runs[1].stdout + runs[1].stderr
-    decoded = quicdecode.decode(pcap, port)
-    flights = [kinds for s, kinds in decoded.datagrams if s == "client" and "0rtt" in kinds]
-    assert flights, "ngtcp2 sent no 0-RTT packets on the second run"
