@@ -36,15 +36,17 @@ class EchoServer:
         self.srv = kernel_listener(topo, "0.0.0.0", alpn=ALPN, **kw)
         self.port = self.srv.getsockname()[1]
         self.results: list[dict] = []
+        self.closed = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self.closed:
             try:
                 sock, _ = self.srv.accept_socket()
             except OSError:
-                return
+                time.sleep(0.05)  # a request that went away, or the listener (closed)
+                continue
             res: dict = {"ok": False, "data": b""}
             self.results.append(res)
             threading.Thread(target=self._serve, args=(sock, res), daemon=True).start()
@@ -74,6 +76,7 @@ class EchoServer:
             conn.close()
 
     def close(self) -> None:
+        self.closed = True
         self.srv.close()
         self.thread.join(10)
 
@@ -277,12 +280,16 @@ def test_aioquic_client_zerortt_to_kernel_server(quic_module, clean_path, topo):
 def test_zerortt_errors(quic_module, clean_path, topo):
     """Early data without remembered parameters is EINVAL; TRANSPORT_PARAM with remote = 1
     outside ESTABLISHING (before connect(), and once ESTABLISHED) is EINVAL and changes
-    nothing."""
+    nothing; a client whose 0-RTT data used more than the server's new limits allow closes
+    with PROTOCOL_VIOLATION (RFC 9000 Section 7.4.1) and its setsockopt TRANSPORT_PARAM_EXT
+    fails with EINVAL."""
     from quicctl import abi
     from quicctl.connection import _cmsg_stream, quic_socket
+    from quicctl.errors import HandshakeError
     from quicctl.netns import enter
 
     issuer = EchoServer(topo, early_data=True)
+    lowered = EchoServer(topo, early_data=True, transport_params={"max_streams_bidi": 2})
     try:
         with enter(topo.client):
             s = quic_socket(socket.AF_INET)
@@ -304,8 +311,19 @@ def test_zerortt_errors(quic_module, clean_path, topo):
                 abi.setsockopt(conn.sock, "TRANSPORT_PARAM", session.transport_params)
             assert e.value.errno == errno.EINVAL
             assert abi.getsockopt(conn.sock, "TRANSPORT_PARAM", remote=1) == before
+        # RFC 9000 Section 7.4.1: three streams of 0-RTT data; another listener (which cannot
+        # open the ticket, so 0-RTT is rejected) allows two: the client closes the connection.
+        with pytest.raises(HandshakeError) as e:
+            kernel_connect(
+                topo, topo.server_v4, lowered.port, alpn=ALPN, session=session,
+                early_data=[b"a", b"b", b"c"], timeout=60,
+            )  # fmt: skip
+        assert e.value.errno == errno.EINVAL, (e.value, lowered.results)
+        until(lambda: lowered.results and "error" in lowered.results[-1], "the server's error")
+        assert "error 0xa" in lowered.results[-1]["error"], lowered.results  # PROTOCOL_VIOLATION
     finally:
         issuer.close()
+        lowered.close()
 
 
 def test_cli_client_session_early_data(quic_module, clean_path, topo, tmp_path):
