@@ -21,6 +21,7 @@ QuicTimeoutError, QuicSocketError (``.errno``); see :mod:`quicctl.errors`.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
 import struct
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from quicctl import abi
+from quicctl import tls as _tls
 from quicctl.errors import (
     NOT_LOADED_ERRNOS,
     AddressError,
@@ -81,6 +83,56 @@ class CloseInfo:
         )  # fmt: skip
 
 
+_TP_STRUCT = "struct quic_transport_param"
+
+
+@dataclass
+class Session:
+    """What a client keeps to resume a connection, and send 0-RTT data on the next one
+    (linux-quic-abi.md 5.3): the TLS session data (from the server's NewSessionTicket), the
+    server's transport parameters (``struct quic_transport_param``, getsockopt TRANSPORT_PARAM
+    with remote = 1) and its address validation token (NEW_TOKEN), if any."""
+
+    tls: bytes
+    transport_params: bytes
+    token: bytes = b""
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {"tls": self.tls.hex(), "transport_params": self.transport_params.hex(),
+             "token": self.token.hex()}
+        ).encode()  # fmt: skip
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Session:
+        try:
+            d = json.loads(data)
+            tp = bytes.fromhex(d["transport_params"])
+            session = cls(bytes.fromhex(d["tls"]), tp, bytes.fromhex(d.get("token", "")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise QuicError(f"not a saved QUIC session ({exc.__class__.__name__}: {exc})") from None
+        if not session.tls or len(tp) != abi.struct_size(_TP_STRUCT):
+            raise QuicError("not a saved QUIC session (TLS data or transport parameters missing)")
+        return session
+
+    def save(self, path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str) -> Session:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise QuicError(f"cannot read the session file {path}: {exc.strerror}") from None
+        try:
+            return cls.from_bytes(data)
+        except QuicError as exc:
+            raise QuicError(f"{path}: {exc}") from None
+
+
 def _family(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -127,7 +179,11 @@ class _Driver:
         self.done: HandshakeDone | None = None
 
     def apply(self, events: Iterable) -> None:
-        events = list(events)
+        # 5.1 steps 5-6: the EARLY send key before the ClientHello, so that the queued early
+        # data leaves in 0-RTT packets coalesced with the Initial (gnutls gives it after).
+        events = sorted(
+            events, key=lambda ev: not (isinstance(ev, Secret) and ev.level == _tls.EARLY)
+        )
         sends = [i for i, ev in enumerate(events) if isinstance(ev, Send)]
         for i, ev in enumerate(events):
             if isinstance(ev, Send):
@@ -208,7 +264,33 @@ class QuicConnection:
         self.alpn = done.alpn
         self.cipher_type = done.cipher_type
         self.resumed = done.resumed
+        self.early_data_accepted = tls.early_data_accepted  # the server took our 0-RTT data
+        self.early_streams: list[int] = []  # client: the streams the early data went on
         self._tls = tls
+
+    def session(self, timeout: float = 5.0) -> Session | None:
+        """Client: the session to resume this connection later (5.3), once the server's
+        NewSessionTicket arrived (waits up to ``timeout``); None if the server sends none."""
+        if self._tls is None or self._tls.server:
+            return None
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._call("cannot read the session ticket"):
+                nst = abi.getsockopt(self.sock, "SESSION_TICKET")
+            if nst or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if not nst:
+            return None
+        self._tls.feed(_tls.APP, nst)
+        self._tls.step()
+        data = self._tls.session_data()
+        if data is None:
+            return None
+        with self._call("cannot read the server's transport parameters"):
+            tp = abi.getsockopt(self.sock, "TRANSPORT_PARAM", remote=1)
+            token = abi.getsockopt(self.sock, "TOKEN", 120)
+        return Session(data, abi.to_bytes(_TP_STRUCT, tp), token)
 
     # -- plumbing -------------------------------------------------------------------------
     def fileno(self) -> int:
@@ -337,8 +419,15 @@ def connect(
     config: dict[str, int] | None = None,
     psk: tuple[str, bytes] | None = None,
     events: Iterable[int] = (),
+    session: Session | None = None,
+    early_data: bytes | list[bytes] | None = None,
 ) -> QuicConnection:
     """Connect to a QUIC server through the kernel and run the TLS handshake.
+
+    ``session``: resume it (from :meth:`QuicConnection.session`).  ``early_data``: with a
+    session, sent on the first bidirectional stream (with FIN) before the handshake, in 0-RTT
+    packets (a list: one stream each); ``.early_streams`` of the result are their streams.
+    A server that rejects 0-RTT gets the data again in 1-RTT packets (the kernel resends it).
 
     ``psk``: (identity, key) of an external pre-shared key, instead of certificates.
     ``transport_params``: fields of ``struct quic_transport_param`` to advertise instead of the
@@ -362,13 +451,29 @@ def connect(
         if bind:
             sock.bind(bind)
         sock.connect(addr)
+        if session is not None:  # 5.3: after connect(), before the ClientHello
+            abi.setsockopt(sock, "TRANSPORT_PARAM", session.transport_params)
+            if session.token:
+                abi.setsockopt(sock, "TOKEN", session.token)
+        for data in [early_data] if isinstance(early_data, bytes) else early_data or []:
+            info = abi.getsockopt(sock, "STREAM_OPEN", stream_id=-1, stream_flags=0)
+            early.append(info["stream_id"])
+            flags = abi.MSG_QUIC_STREAM_FIN
+            sock.sendmsg([data], _cmsg_stream(info["stream_id"], flags), socket.MSG_NOSIGNAL)
         return QuicTls(
             server=False, alpns=alpns, server_name=server_name or host, cafile=cafile,
             certfile=certfile, keyfile=keyfile, insecure=insecure, psk=psk,
-            **_tls_kwargs(ciphers, keylog),
+            session_data=session.tls if session is not None else None,
+            early_data=early_data is not None, **_tls_kwargs(ciphers, keylog),
         )  # fmt: skip
 
-    return _handshake(sock, start, timeout, f"{host} port {port}")
+    if early_data is not None and session is None:
+        sock.close()
+        raise QuicError("early data needs a saved session (0-RTT resumes a connection)")
+    early: list[int] = []
+    conn = _handshake(sock, start, timeout, f"{host} port {port}")
+    conn.early_streams = early
+    return conn
 
 
 def _handshake(
@@ -431,8 +536,21 @@ class QuicServer:
         transport_params: dict[str, int] | None = None,
         config: dict[str, int] | None = None,
         psk: tuple[str, bytes] | None = None,
+        tickets: bool = False,
+        early_data: bool = False,
+        anti_replay: bool | _tls.AntiReplay = True,
     ) -> None:
+        """``tickets``: send NewSessionTickets (sealed with the kernel's SESSION_TICKET key) so
+        that clients can resume.  ``early_data``: tickets allow 0-RTT and 0-RTT data is
+        accepted when TLS accepts it, each ClientHello once (``anti_replay``, see
+        :class:`quicctl.tls.AntiReplay`)."""
         self.alpns = [alpn] if isinstance(alpn, str) else list(alpn)
+        self.tickets = tickets or early_data
+        self.early_data = early_data
+        if isinstance(anti_replay, _tls.AntiReplay):
+            self.anti_replay: _tls.AntiReplay | None = anti_replay
+        else:
+            self.anti_replay = _tls.AntiReplay() if early_data and anti_replay else None
         self.certfile, self.keyfile, self.cafile = certfile, keyfile, cafile
         self.verify_client = verify_client
         self.psk = psk
@@ -496,10 +614,12 @@ class QuicServer:
             return abi.getsockopt(sock, "TRANSPORT_PARAM_EXT")
 
         def start() -> QuicTls:
+            key = abi.getsockopt(sock, "SESSION_TICKET") if self.tickets else None
             return QuicTls(
                 server=True, alpns=self.alpns, certfile=self.certfile, keyfile=self.keyfile,
                 cafile=self.cafile, verify_client=self.verify_client,
-                on_peer_transport_params=peer_params, psk=self.psk, **self._tls_kwargs,
+                on_peer_transport_params=peer_params, psk=self.psk, ticket_key=key,
+                early_data=self.early_data, anti_replay=self.anti_replay, **self._tls_kwargs,
             )  # fmt: skip
 
         return _handshake(sock, start, timeout, "a client")

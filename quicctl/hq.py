@@ -145,23 +145,31 @@ class Download:
         return self.size * 8 / secs / 1e6
 
 
+def request(path: str) -> bytes:
+    """The hq-interop request for ``path``."""
+    return f"GET {path}\r\n".encode()
+
+
 def fetch(
     conn: QuicConnection,
     paths: list[str],
     outdir: Path | None,
     progress: Callable[[Download, int], None] | None = None,
+    sent: dict[str, int] | None = None,
 ) -> list[Download]:
-    """Request every path on its own stream of ``conn`` and read all answers."""
+    """Request every path on its own stream of ``conn`` and read all answers.  ``sent``: the
+    stream of each path whose request already went (as 0-RTT early data)."""
     downloads: dict[int, Download] = {}
     files = {}
     for path in paths:
-        sid = conn.open_stream()
+        sid = sent[path] if sent and path in sent else conn.open_stream()
         out = outdir / (path.strip("/").replace("/", "_") or "index") if outdir else None
         d = Download(path, sid, out)
         downloads[sid] = d
         if out:
             files[sid] = open(out, "wb")  # noqa: SIM115 - closed below
-        conn.send(f"GET {path}\r\n".encode(), sid, fin=True)
+        if not sent or path not in sent:
+            conn.send(request(path), sid, fin=True)
     try:
         left = len(downloads)
         while left:

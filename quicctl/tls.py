@@ -244,6 +244,8 @@ typedef int (*keylog_fn)(gnutls_session_t, const char *, const gnutls_datum_t *)
 typedef int (*ext_recv_fn)(gnutls_session_t, const unsigned char *, size_t);
 typedef int (*ext_send_fn)(gnutls_session_t, gnutls_buffer_t);
 typedef int (*psk_server_fn)(gnutls_session_t, const char *, gnutls_datum_t *);
+typedef struct gnutls_anti_replay_st *gnutls_anti_replay_t;  /* time_t is long (glibc, LP64) */
+typedef int (*db_add_fn)(void *, long, const gnutls_datum_t *, const gnutls_datum_t *);
 
 extern void (*gnutls_free)(void *);
 extern void *(*gnutls_malloc)(size_t);
@@ -304,11 +306,23 @@ int gnutls_session_ext_register(gnutls_session_t, const char *, int, int, ext_re
 int gnutls_buffer_append_data(gnutls_buffer_t, const void *, size_t);
 int gnutls_handshake_write(gnutls_session_t, int, const void *, size_t);
 int gnutls_handshake(gnutls_session_t);
+int gnutls_record_set_max_early_data_size(gnutls_session_t, size_t);
+int gnutls_anti_replay_init(gnutls_anti_replay_t *);
+void gnutls_anti_replay_deinit(gnutls_anti_replay_t);
+void gnutls_anti_replay_set_window(gnutls_anti_replay_t, unsigned int);
+void gnutls_anti_replay_enable(gnutls_session_t, gnutls_anti_replay_t);
+void gnutls_anti_replay_set_add_function(gnutls_anti_replay_t, db_add_fn);
+void gnutls_anti_replay_set_ptr(gnutls_anti_replay_t, void *);
 """
 
 # gnutls.h values used below (enums and macros do not go through the cdef).
 _GNUTLS_SERVER, _GNUTLS_CLIENT, _GNUTLS_NONBLOCK = 1, 2, 1 << 3
 _GNUTLS_NO_END_OF_EARLY_DATA = 1 << 22  # RFC 9001 section 8.3
+_GNUTLS_ENABLE_EARLY_DATA = 1 << 20
+_GNUTLS_SFLAGS_EARLY_DATA = 1 << 10
+_E_DB_ENTRY_EXISTS = -428
+# RFC 9001 section 4.6.1: the max_early_data_size of a QUIC server's tickets.
+_QUIC_MAX_EARLY_DATA = 0xFFFFFFFF
 _GNUTLS_CRD_CERTIFICATE, _GNUTLS_X509_FMT_PEM, _GNUTLS_CRT_X509 = 1, 1, 1
 _GNUTLS_CRD_PSK, _GNUTLS_PSK_KEY_RAW = 4, 0
 _GNUTLS_CERT_REQUIRE, _GNUTLS_NAME_DNS, _GNUTLS_ALPN_MANDATORY = 2, 1, 1
@@ -363,6 +377,7 @@ class _Gnutls:
         self.ext_recv = ffi.callback("ext_recv_fn", _cb_ext_recv)
         self.ext_send = ffi.callback("ext_send_fn", _cb_ext_send)
         self.psk_server = ffi.callback("psk_server_fn", _cb_psk_server)
+        self.db_add = ffi.callback("db_add_fn", _cb_db_add)
 
     def strerror(self, rc: int) -> str:
         ffi, lib = self.ffi, self.lib
@@ -497,6 +512,73 @@ def _cb_psk_server(tls: QuicTls, username: Any, key: Any) -> int:
     return 0
 
 
+# Anti-replay caches, found by their key like sessions (gnutls_anti_replay_set_ptr()).
+_replay_caches: weakref.WeakValueDictionary[int, AntiReplay] = weakref.WeakValueDictionary()
+
+
+def _cb_db_add(ptr: Any, exp_time: int, key: Any, data: Any) -> int:
+    g = _g()
+    cache = _replay_caches.get(int(g.ffi.cast("uintptr_t", ptr)))
+    if cache is None:
+        return _E_INTERNAL_ERROR
+    return cache._add(bytes(g.ffi.buffer(key.data, key.size)), exp_time)
+
+
+class AntiReplay:
+    """A server's 0-RTT replay protection (RFC 8446 section 8): gnutls's anti-replay.
+
+    gnutls accepts early data only from a ClientHello whose ticket age puts it within
+    ``window_ms`` of now, and only once: each one accepted is remembered here (by its PSK binder)
+    until it leaves the window; a second copy has its early data rejected, so the kernel never
+    gets its EARLY key and drops its 0-RTT packets.  One cache serves every connection of a
+    server (pass it to each server :class:`QuicTls`); thread safe.
+    """
+
+    def __init__(self, window_ms: int = 10000) -> None:
+        g = _g()
+        ptr = g.ffi.new("gnutls_anti_replay_t *")
+        rc = g.lib.gnutls_anti_replay_init(ptr)
+        if rc < 0:
+            raise TlsError(f"cannot set up anti-replay: {g.strerror(rc)}", gnutls_error=rc)
+        self._ar = ptr[0]
+        self._key = _next_key()
+        self._seen: dict[bytes, int] = {}
+        self._lock = threading.Lock()
+        self.replays = 0  # ClientHellos whose early data was refused as a replay
+        _replay_caches[self._key] = self
+        g.lib.gnutls_anti_replay_set_window(self._ar, window_ms)
+        g.lib.gnutls_anti_replay_set_add_function(self._ar, g.db_add)
+        g.lib.gnutls_anti_replay_set_ptr(self._ar, g.ffi.cast("void *", self._key))
+
+    def _add(self, key: bytes, exp_time: int) -> int:
+        import time
+
+        now = int(time.time())
+        with self._lock:
+            for k in [k for k, exp in self._seen.items() if exp < now]:
+                del self._seen[k]
+            if key in self._seen:
+                self.replays += 1
+                return _E_DB_ENTRY_EXISTS
+            self._seen[key] = exp_time
+        return 0
+
+    def enable(self, session: Any) -> None:
+        _g().lib.gnutls_anti_replay_enable(session, self._ar)
+
+    def close(self) -> None:
+        if self._ar is not None and _gnutls is not None:
+            _gnutls.lib.gnutls_anti_replay_deinit(self._ar)
+        self._ar = None
+        _replay_caches.pop(self._key, None)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
 # With an external PSK: (EC)DHE with the PSK preferred (forward secrecy), plain PSK accepted.
 _PSK_KX = ":+ECDHE-PSK:+DHE-PSK:+PSK"
 
@@ -549,6 +631,12 @@ class QuicTls:
     return getsockopt TRANSPORT_PARAM_EXT).  ``psk``: (identity, key) of an external
     pre-shared key (RFC 8446 section 4.2.11) used instead of certificates: the client offers it,
     the server accepts that identity only; the certificate arguments are then ignored.
+    ``early_data``: client: offer 0-RTT when resuming a ticket that allows it (the EARLY send
+    secret comes out right after the ClientHello); server: issue tickets that allow 0-RTT
+    (max_early_data_size 0xffffffff, RFC 9001 section 4.6.1) and accept it when TLS does (the
+    EARLY receive secret comes out before the HANDSHAKE ones).  ``anti_replay``: a server's
+    :class:`AntiReplay`, to accept each 0-RTT ClientHello once.  :attr:`early_data_accepted`
+    says, once complete, whether the server took the early data.
     """
 
     def __init__(
@@ -568,8 +656,12 @@ class QuicTls:
         ticket_key: bytes | None = None,
         on_peer_transport_params: Callable[[bytes], bytes | None] | None = None,
         psk: tuple[str, bytes] | None = None,
+        early_data: bool = False,
+        anti_replay: AntiReplay | None = None,
     ) -> None:
         self.server = server
+        self.early_data = early_data
+        self.early_data_accepted = False
         self.role = "server" if server else "client"
         self.peer = "client" if server else "server"
         self.alpns = list(alpns)
@@ -639,6 +731,13 @@ class QuicTls:
                     raise TlsError("session_data is for a client (servers use ticket_key)")
                 rc = lib.gnutls_session_set_data(self._session, session_data, len(session_data))
                 self._check(rc, "cannot use the saved session data")
+            if early_data and server:
+                rc = lib.gnutls_record_set_max_early_data_size(self._session, _QUIC_MAX_EARLY_DATA)
+                self._check(rc, "cannot enable early data")
+            if anti_replay is not None:
+                if not server:
+                    raise TlsError("anti_replay is for a server")
+                anti_replay.enable(self._session)
         except BaseException:
             self.close()
             raise
@@ -654,6 +753,8 @@ class QuicTls:
         ffi, lib = g.ffi, g.lib
         sp = ffi.new("gnutls_session_t *")
         flags = (_GNUTLS_SERVER if self.server else _GNUTLS_CLIENT) | _GNUTLS_NONBLOCK
+        if self.early_data:
+            flags |= _GNUTLS_ENABLE_EARLY_DATA
         self._check(lib.gnutls_init(sp, flags | _GNUTLS_NO_END_OF_EARLY_DATA))
         s = self._session = sp[0]
         self._key = _next_key()
@@ -960,6 +1061,8 @@ class QuicTls:
         self.alpn = ffi.string(ffi.cast("char *", d.data), d.size).decode() if rc == 0 else ""
         self.cipher_type = self._cipher_type(lib.gnutls_cipher_get(self._session))
         self.resumed = bool(lib.gnutls_session_is_resumed(self._session))
+        flags = lib.gnutls_session_get_flags(self._session)
+        self.early_data_accepted = self.early_data and bool(flags & _GNUTLS_SFLAGS_EARLY_DATA)
         self.handshake_complete = True
         self._events.append(HandshakeDone(self.alpn, self.cipher_type, self.resumed))
 

@@ -443,11 +443,20 @@ async def _serve(
     on_listening: Callable[[int], None] | None,
     stop: threading.Event | None,
     retry: bool = False,
+    session_tickets: bool = False,
 ) -> None:
     loop = asyncio.get_running_loop()
+    tickets: dict[bytes, object] = {}  # single use: a ticket is taken out when it is used
+    ticket_kw = (
+        {"session_ticket_handler": lambda t: tickets.__setitem__(t.ticket, t),
+         "session_ticket_fetcher": lambda label: tickets.pop(label, None)}
+        if session_tickets else {}
+    )  # fmt: skip
     try:
         transport, server = await loop.create_datagram_endpoint(
-            lambda: QuicServer(configuration=config, create_protocol=hub.protocol, retry=retry),
+            lambda: QuicServer(
+                configuration=config, create_protocol=hub.protocol, retry=retry, **ticket_kw
+            ),
             local_addr=(host, port),
         )
     except OSError as exc:
@@ -484,6 +493,7 @@ def serve(
     log: Log | None = None,
     versions: list[int] | None = None,
     retry: bool = False,
+    session_tickets: bool = False,
 ) -> None:
     """Serve the files under ``root`` over hq-interop and/or h3 (``alpn``: each connection by
     the one it negotiated) on UDP ``host``:``port`` (0: any port) until ``stop`` is set or
@@ -493,7 +503,8 @@ def serve(
     in NSS key log format to this file (default: $SSLKEYLOGFILE).  ``log`` gets one line per
     failed connection or refused request (default: stderr).  ``versions``, if given, gets the
     QUIC version of each connection once its handshake completes.  ``retry``: validate each
-    client's address with a Retry first (RFC 9000 Section 8.1.2).
+    client's address with a Retry first (RFC 9000 Section 8.1.2).  ``session_tickets``: issue
+    session tickets (kept in memory, each usable once) so that clients can resume, with 0-RTT.
     """
     root = Path(root).resolve()
     if not root.is_dir():
@@ -516,7 +527,7 @@ def serve(
             hub = _Hub(root, log)
             if versions is not None:
                 hub.versions = versions
-            asyncio.run(_serve(host, port, config, hub, on_listening, stop, retry))
+            asyncio.run(_serve(host, port, config, hub, on_listening, stop, retry, session_tickets))
         except KeyboardInterrupt:
             pass
     finally:

@@ -303,3 +303,29 @@ def test_python_client_against_c_server(quic_module, clean_path, topo):
         hs = fields(srv.wait("handshake ok"))
         assert hs["resumed"] == "0", srv.log()
         srv.wait("closed")
+
+
+def test_python_client_zerortt_with_c_server(quic_module, clean_path, topo):
+    """quicctl's Python client takes the C server's ticket (gnutls, the kernel's default key)
+    and resumes with its request in 0-RTT: the C server accepts it and echoes it."""
+    request = b"early request " * 20
+    with c_server(topo) as srv:
+        with kernel_connect(topo, topo.server_v4, srv.port, alpn=ALPN) as conn:
+            sid = conn.open_stream()
+            conn.send(b"first", sid, fin=True)
+            assert conn.recv() == (sid, b"first", True)
+            session = conn.session(timeout=60)
+        assert session is not None, "no NewSessionTicket from the C server"
+        conn = kernel_connect(topo, topo.server_v4, srv.port, alpn=ALPN, session=session,
+                              early_data=request)  # fmt: skip
+        with conn:
+            assert conn.resumed and conn.early_data_accepted
+            got, fin = b"", False
+            while not fin:
+                rsid, data, fin = conn.recv()
+                assert rsid == conn.early_streams[0]
+                got += data
+            assert got == request
+        assert fields(srv.wait("handshake ok"))["resumed"] == "0"
+        hs = fields(srv.wait("handshake ok"))
+        assert hs["resumed"] == "1" and hs["early_data"] == "1", srv.log()

@@ -53,7 +53,10 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
            psk_file, timeout) -> None:  # fmt: skip
     """Serve files under --root over HTTP/3 and hq-interop (by each connection's ALPN).
 
-    KEY and CERT are the server's; with --psk they are not used."""
+    KEY and CERT are the server's; with --psk they are not used.  The kernel server sends
+    session tickets (sealed with the socket's SESSION_TICKET key), so that clients can resume
+    (quicctl client --session) and send requests in 0-RTT packets, each first flight accepted
+    once (gnutls's anti-replay cache)."""
     from quicctl import hq
     from quicctl.connection import QuicServer
     from quicctl.kservice import read_psk_file
@@ -84,8 +87,10 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
 
     # QuicServer's errors name the address and the cause (NotLoadedError: how to load quic.ko).
     config = {"validate_peer_address": 1} if retry else None
+    # Tickets (sealed with the kernel's SESSION_TICKET key) let clients resume, with 0-RTT
+    # accepted once per ClientHello (gnutls's anti-replay).
     srv = QuicServer(addr, port, alpn=alpn, certfile=cert, keyfile=key, config=config,
-                     psk=psk)  # fmt: skip
+                     psk=psk, tickets=psk is None, early_data=psk is None)  # fmt: skip
     host, bound = srv.getsockname()[:2]
     # made before `listening`: it loads the h3 layer, slow to import where Python is slow
     files = hq.HqServer(srv, Path(root), log=lambda m: click.echo(f"quicctl server: {m}", err=True))
@@ -116,13 +121,24 @@ def server(addr, port, key, cert, root, alpn, in_kernel, count, userspace, retry
     is_flag=True,
     help="Fetch with quic_sample.ko, a kernel service (handshakes by the agent).",
 )
+@click.option(
+    "--session", "session_file", type=click.Path(dir_okay=False),
+    help="Resume the session saved in FILE, if there is one, and save this one there.",
+)  # fmt: skip
+@click.option(
+    "--early-data", is_flag=True,
+    help="With --session: send the requests in 0-RTT packets, before the handshake (hq-interop).",
+)  # fmt: skip
 @_psk_option
 @_timeout_option
 def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, userspace,
-           in_kernel, psk_file, timeout) -> None:  # fmt: skip
+           in_kernel, session_file, early_data, psk_file, timeout) -> None:  # fmt: skip
     """Download each PATH on its own stream of one connection; prints SHA-256 and throughput.
 
-    Exits with 1 when any answer is missing, empty (hq-interop) or not HTTP 200 (h3)."""
+    With --session the connection resumes the session saved in FILE (when FILE exists), and
+    the new session (TLS session data, the server's transport parameters, its token) is saved
+    there afterwards.  Exits with 1 when any answer is missing, empty (hq-interop) or not HTTP
+    200 (h3)."""
     from quicctl import hq
     from quicctl.connection import connect
     from quicctl.kservice import read_psk_file
@@ -137,6 +153,13 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
         return
     if psk and userspace:
         raise click.UsageError("--psk: aioquic (--userspace) has no external PSK; drop one")
+    if session_file and (userspace or in_kernel):
+        raise click.UsageError("--session: kernel clients only (drop --userspace, --in-kernel)")
+    if early_data and not session_file:
+        raise click.UsageError("--early-data needs --session FILE (0-RTT resumes a session)")
+    if early_data and alpn != [hq.ALPN]:
+        raise click.UsageError("--early-data: hq-interop only (give --alpn hq-interop)")
+    session = _load_session(session_file)
     out = Path(outdir) if outdir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -151,15 +174,20 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
             # aioquic's h3 layer imports slowly where Python is slow (a TCG guest over 9p):
             # load it before the handshake, not while the new connection sits idle
             from quicctl import h3
+        early = [hq.request(p) for p in paths] if early_data and session else None
         conn = connect(addr, port, alpn=alpn, cafile=cafile, insecure=insecure,
-                       server_name=server_name, psk=psk)  # fmt: skip
+                       server_name=server_name, psk=psk, session=session,
+                       early_data=early)  # fmt: skip
         with conn:
             try:
                 if conn.alpn == hq.H3:
                     results = h3.fetch(conn, list(paths), out, authority=server_name or addr)
                     h3.close(conn)
                 else:
-                    results = hq.fetch(conn, list(paths), out)
+                    sent = dict(zip(paths, conn.early_streams, strict=True)) if early else None
+                    results = hq.fetch(conn, list(paths), out, sent=sent)
+                if session_file:
+                    _save_session(conn, session_file, session is not None)
             except OSError as exc:  # PeerClosedError among them
                 raise QuicctlError(f"{addr} port {port}: {exc}") from exc
     for d in results:
@@ -173,6 +201,31 @@ def client(addr, port, paths, cafile, insecure, alpn, server_name, outdir, users
             continue
         click.echo(f"{d.sha256.hexdigest()}  {d.path}  {d.size} bytes  {d.mbps:.1f} Mbit/s")
     sys.exit(1 if failed else 0)
+
+
+def _load_session(path: str | None):
+    """The session saved in ``path``; None when there is no such file yet."""
+    from quicctl.connection import Session
+
+    if not path or not Path(path).exists():
+        return None
+    return Session.load(path)  # QuicError: one line naming the file
+
+
+def _save_session(conn, path: str, resumed_from: bool) -> None:
+    session = conn.session()
+    what = "resumed" if conn.resumed else "full handshake"
+    if conn.early_streams:
+        what += ", 0-RTT " + ("accepted" if conn.early_data_accepted else "rejected (resent)")
+    if session is None:
+        click.echo(f"quicctl client: {what}; the server sent no session ticket, "
+                   f"{path} not written", err=True)  # fmt: skip
+        return
+    try:
+        session.save(path)
+    except OSError as exc:
+        raise QuicctlError(f"cannot save the session to {path}: {exc.strerror}") from None
+    click.echo(f"quicctl client: {what}; session saved to {path}", err=True)
 
 
 @click.command()

@@ -859,6 +859,43 @@ void quic_space_restart(struct sock *sk, u8 space)
 	qs->cong.pto_count = 0;
 }
 
+/**
+ * quic_space_zrtt_end - 1-RTT keys take over from 0-RTT keys
+ * @sk: the socket, in process context
+ *
+ * RFC 9001 Sections 4.6.2 and 4.9.3, RFC 9002 Section 6.3: once both 1-RTT
+ * keys are installed (and the 1-RTT packets that waited for them, with any
+ * ACK of 0-RTT packets, were processed), a client's 0-RTT packets still
+ * unacknowledged leave the bytes in flight and their frames go again in
+ * 1-RTT packets: a server that rejected 0-RTT never acknowledges them, one
+ * that accepted them takes a repeated STREAM range as a duplicate.  The
+ * 0-RTT keys go at both ends; 0-RTT packets that arrive later are dropped.
+ */
+void quic_space_zrtt_end(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_pnspace *s = &qs->space[QUIC_SPACE_APP];
+	struct quic_sent_pkt *pkt, *tmp;
+	LIST_HEAD(again);
+
+	if (qs->zrtt_done)
+		return;
+	qs->zrtt_done = 1;
+	list_for_each_entry_safe(pkt, tmp, &s->sent, list) {
+		if (!pkt->zrtt)
+			continue;
+		list_del(&pkt->list);
+		quic_cong_on_discard(&qs->cong, pkt->size);
+		if (!list_empty(&pkt->frames))
+			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_FRM_RETRANS);
+		list_splice_tail_init(&pkt->frames, &again);
+		quic_sent_pkt_free(pkt);
+	}
+	list_splice(&again, &s->outq);
+	quic_crypto_destroy(&qs->crypto[QUIC_CRYPTO_EARLY]);
+	quic_loss_set_timer(sk);
+}
+
 static void quic_conn_set_closed(struct sock *sk)
 {
 	int i;

@@ -28,6 +28,7 @@ void quic_loss_set_timer(struct sock *sk);
 void quic_input_deliver(struct sock *sk, struct sk_buff *skb, bool nested);
 void quic_space_discard(struct sock *sk, u8 space);
 void quic_space_restart(struct sock *sk, u8 space);
+void quic_space_zrtt_end(struct sock *sk);
 void quic_conn_error(struct sock *sk, u32 errcode, u8 frame);
 void quic_conn_closed(struct sock *sk, u32 errcode, u8 frame,
 		      const u8 *phrase, u32 len);

@@ -42,6 +42,7 @@ struct quic_out_pkt {
 	u8 space;
 	u8 ack_eliciting:1;
 	u8 is_long:1;
+	u8 zrtt:1;
 };
 
 /*
@@ -74,6 +75,18 @@ static u8 quic_space_pkt_type(u8 space)
 					     QUIC_PKT_HANDSHAKE;
 }
 
+/*
+ * RFC 9001 Section 4.6.1: a client with the EARLY send key and no 1-RTT
+ * one sends Application Data space packets as 0-RTT packets (long header,
+ * EARLY keys, same packet numbers); a server never does (Section 5.6).
+ */
+static bool quic_out_zrtt(struct quic_sock *qs)
+{
+	return !qs->is_serv && !qs->zrtt_done &&
+	       !quic_crypto_send_ready(&qs->crypto[QUIC_CRYPTO_APP]) &&
+	       quic_crypto_send_ready(&qs->crypto[QUIC_CRYPTO_EARLY]);
+}
+
 static const struct quic_conn_id *quic_out_dcid(struct quic_sock *qs)
 {
 	return &qs->dest.active->key.id;
@@ -103,10 +116,10 @@ static u8 *quic_put_pn(u8 *p, s64 pn, u8 pn_len)
 static u8 *quic_out_long_hdr(struct quic_sock *qs, u8 *p, u8 space,
 			     u8 pn_len, struct quic_out_pkt *op)
 {
+	u8 type = op->zrtt ? QUIC_PKT_0RTT : quic_space_pkt_type(space);
 	u8 *start = p;
 
-	*p++ = quic_pkt_first_byte(qs->version, quic_space_pkt_type(space)) |
-	       (pn_len - 1);
+	*p++ = quic_pkt_first_byte(qs->version, type) | (pn_len - 1);
 	p = quic_put_u32(p, qs->version);
 	p = quic_put_cid(p, quic_out_dcid(qs));
 	p = quic_put_cid(p, quic_out_scid(qs));
@@ -137,6 +150,8 @@ static u8 *quic_out_short_hdr(struct quic_sock *qs, u8 *p, u8 pn_len,
 
 static u32 quic_out_hdr_max(struct quic_sock *qs, u8 space)
 {
+	if (space == QUIC_SPACE_APP && quic_out_zrtt(qs))
+		return 7 + 2 * QUIC_CONN_ID_MAX_LEN + 2 + 4;
 	if (space == QUIC_SPACE_APP)
 		return 1 + QUIC_CONN_ID_MAX_LEN + 4;
 	return 7 + 2 * QUIC_CONN_ID_MAX_LEN + 2 + qs->token.len + 2 + 4;
@@ -160,21 +175,23 @@ static void quic_out_frame_add(struct sock *sk, struct quic_frame *f,
 
 /*
  * A frame larger than a 1-RTT packet of the path MSS can hold was queued
- * before the MSS fell back (quic_pl_blackhole()).  A STREAM frame is cut in
- * two, the head sized to @room; a DATAGRAM frame, which is never cut nor
- * resent (RFC 9221 Section 5), is dropped.  Return: true if the front of
- * the queue changed.
+ * before the MSS fell back (quic_pl_blackhole()), or (@any) a STREAM frame
+ * sized for a 1-RTT packet goes in a 0-RTT one, whose long header leaves
+ * less room.  A STREAM frame is cut in two, the head sized to @room; a
+ * DATAGRAM frame, which is never cut nor resent (RFC 9221 Section 5), is
+ * dropped.  Return: true if the front of the queue changed.
  */
-static bool quic_out_cut(struct sock *sk, struct quic_frame *f, u32 room)
+static bool quic_out_cut(struct sock *sk, struct quic_frame *f, u32 room,
+			 bool any)
 {
 	u32 max = quic_sk(sk)->path.mss - QUIC_CRYPTO_TAG_LEN -
 		  (1 + QUIC_CONN_ID_MAX_LEN + 4);
 	u32 hlen = f->len - f->data_len, n;
 	struct quic_frame *head, *rest;
 
-	if (f->len <= max)
+	if (f->len <= max && !any)
 		return false;
-	if (f->type == QUIC_FRAME_PING) {
+	if (f->type == QUIC_FRAME_PING && !any) {
 		list_del(&f->list);
 		quic_frame_free(sk, f);
 		return true;
@@ -206,11 +223,12 @@ static u8 *quic_out_frames(struct sock *sk, struct list_head *q, u8 *p,
 			   u8 *limit, struct quic_sent_pkt *sent, bool *any)
 {
 	struct quic_frame *f;
+	bool cut = sent->zrtt;
 
 	while (!list_empty(q)) {
 		f = list_first_entry(q, struct quic_frame, list);
 		if (f->len > limit - p) {
-			if (quic_out_cut(sk, f, limit - p))
+			if (quic_out_cut(sk, f, limit - p, cut))
 				continue;
 			break;
 		}
@@ -271,7 +289,20 @@ static bool quic_out_wanted(struct sock *sk, struct quic_dgram *d, u8 space,
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_pnspace *s = &qs->space[space];
 
-	if (s->discarded || !quic_crypto_send_ready(&qs->crypto[space]))
+	if (s->discarded)
+		return false;
+	if (space == QUIC_SPACE_APP && quic_out_zrtt(qs)) {
+		/* RFC 9000 Section 12.4: only STREAM frames (and a probe's
+		 * PING) go in 0-RTT packets; the rest waits for 1-RTT keys.
+		 */
+		if (d->close || d->pl_size)
+			return false;
+		*frames = !list_empty(&qs->stream_outq);
+		if (*frames && !s->probe && !quic_out_allowed(sk, d, space))
+			*frames = false;
+		return *frames || s->probe;
+	}
+	if (!quic_crypto_send_ready(&qs->crypto[space]))
 		return false;
 	if (d->close)
 		return space == d->close_space;
@@ -309,6 +340,11 @@ static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
 		op->ack_eliciting = 1;
 		return p;
 	}
+	if (op->zrtt) {
+		p = quic_out_frames(sk, &qs->stream_outq, p, limit, op->sent,
+				    &any);
+		goto probe;
+	}
 	if (ack) {
 		n = quic_frame_ack_build(sk, op->space, p, limit - p);
 		if (n)
@@ -329,6 +365,7 @@ static u8 *quic_out_payload(struct sock *sk, struct quic_dgram *d,
 	if (op->space == QUIC_SPACE_APP && list_empty(&s->outq))
 		p = quic_out_frames(sk, &qs->stream_outq, p, limit, op->sent,
 				    &any);
+probe:
 	if (s->probe) {
 		if (!any && p < limit) {
 			*p++ = QUIC_FRAME_PING;
@@ -362,10 +399,12 @@ static bool quic_out_packet(struct sock *sk, struct quic_dgram *d, u8 space)
 	op->space = space;
 	op->pn = s->next_pn;
 	op->off = skb->len;
+	op->zrtt = space == QUIC_SPACE_APP && quic_out_zrtt(qs);
+	op->sent->zrtt = op->zrtt;
 	pn_len = quic_pn_encode_len(op->pn, s->largest_acked);
 
 	start = skb_tail_pointer(skb);
-	if (space == QUIC_SPACE_APP)
+	if (space == QUIC_SPACE_APP && !op->zrtt)
 		p = quic_out_short_hdr(qs, start, pn_len, op);
 	else
 		p = quic_out_long_hdr(qs, start, space, pn_len, op);
@@ -473,8 +512,10 @@ static int quic_out_finish(struct sock *sk, struct quic_dgram *d)
 			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_ENCFASTPATHS);
 			continue;
 		}
-		err = quic_crypto_encrypt(&qs->crypto[op->space], pkt, op->len,
-					  op->pn_offset, op->pn);
+		err = quic_crypto_encrypt(&qs->crypto[op->zrtt ?
+						      QUIC_CRYPTO_EARLY :
+						      op->space],
+					  pkt, op->len, op->pn_offset, op->pn);
 		if (err) {
 			QUIC_INC_STATS(sock_net(sk), QUIC_MIB_PKT_ENCDROP);
 			return err;

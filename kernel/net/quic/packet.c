@@ -450,7 +450,7 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 	struct quic_sock *qs = quic_sk(sk);
 	struct quic_crypto_rx_info info;
 	struct quic_pnspace *s = &qs->space[pkt->space];
-	int err;
+	int err, level;
 
 	if (pkt->len < QUIC_CRYPTO_MIN_PKT_LEN(pkt->pn_offset)) {
 		/* Too short to decrypt, not too short for a Stateless Reset
@@ -462,13 +462,14 @@ static int quic_packet_decrypt(struct sock *sk, struct quic_pkt *pkt, u8 *p)
 		return -EINVAL;
 	}
 	quic_packet_old_keys(sk, pkt);
+	level = pkt->type == QUIC_PKT_0RTT ? QUIC_CRYPTO_EARLY : pkt->space;
 	if (pkt->type == QUIC_PKT_SHORT && qs->plain_1rtt)
-		err = quic_crypto_open_plain(&qs->crypto[pkt->space], p,
-					     pkt->len, pkt->pn_offset,
+		err = quic_crypto_open_plain(&qs->crypto[level], p, pkt->len,
+					     pkt->pn_offset,
 					     quic_pnspace_largest_recv(s),
 					     &info);
 	else
-		err = quic_crypto_decrypt(&qs->crypto[pkt->space], p, pkt->len,
+		err = quic_crypto_decrypt(&qs->crypto[level], p, pkt->len,
 					  pkt->pn_offset,
 					  quic_pnspace_largest_recv(s), &info);
 	if (err == -ENOKEY)
@@ -633,6 +634,22 @@ drop:
 }
 
 /*
+ * RFC 9001 Section 5.6: only a server opens 0-RTT packets, and only until
+ * the 1-RTT keys are here (Section 4.9.3 lets it drop them from then on: the
+ * client sends their data again in 1-RTT packets, quic_space_zrtt_end()).
+ * Before the EARLY receive key they wait like any packet without its keys
+ * (quic_packet_buffer(): bounded, charged to the receive buffer); if TLS
+ * rejected 0-RTT the key never comes and the 1-RTT receive key drops them.
+ */
+static bool quic_packet_zrtt_open(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	return qs->is_serv && !qs->zrtt_done && quic_is_establishing(sk) &&
+	       !quic_crypto_recv_ready(&qs->crypto[QUIC_CRYPTO_APP]);
+}
+
+/*
  * One packet at @off of the datagram [@start, @end) of @skb.  Return: its
  * length (the next packet follows), or a negative error: -ENOKEY (keep the
  * rest for later) or -EINVAL (drop the rest of the datagram).
@@ -667,7 +684,7 @@ static int quic_packet_one(struct sock *sk, struct sk_buff *skb, u32 start,
 		quic_packet_retry(sk, p, pkt.len, &pkt);
 		return -EINVAL;	/* a Retry takes its whole datagram */
 	}
-	if (pkt.type == QUIC_PKT_0RTT ||
+	if ((pkt.type == QUIC_PKT_0RTT && !quic_packet_zrtt_open(sk)) ||
 	    pkt.type == QUIC_PKT_UNKNOWN ||
 	    (pkt.type != QUIC_PKT_SHORT && pkt.version != qs->version) ||
 	    (pkt.type == QUIC_PKT_INITIAL && !qs->is_serv && pkt.token_len) ||

@@ -47,6 +47,7 @@ struct quic_pn_range {
  *	before it in @list was acknowledged (RFC 9002 Section 7.6.2)
  * @by_time: on the lost list, declared lost by the time threshold alone
  * @ecn: it left with ECT(0) (RFC 9000 Section 13.4.2)
+ * @zrtt: a client's 0-RTT packet (sent with the EARLY keys)
  */
 struct quic_sent_pkt {
 	struct list_head list;
@@ -59,6 +60,7 @@ struct quic_sent_pkt {
 	u8 ack_gap:1;
 	u8 by_time:1;
 	u8 ecn:1;
+	u8 zrtt:1;
 };
 
 /**

@@ -312,6 +312,8 @@ struct quic_sock {
 	u8 version_fixed:1;		/* no version change ahead: @initial_alt goes */
 	u8 key_phase_unacked:1;		/* no ACK of @key_phase_pn sent yet */
 	u8 plain_1rtt:1;		/* both offered disable_1rtt_encryption */
+	u8 zrtt_tp:1;			/* client: remembered peer params set */
+	u8 zrtt_done:1;			/* 0-RTT over, its keys gone */
 	u8 ack_delay_exponent;		/* peer's (RFC 9000 Section 18.2) */
 	unsigned int rcv_waiters;	/* recvmsg callers asleep for data */
 };

@@ -1617,6 +1617,27 @@ static bool quic_send_space(struct sock *sk)
  * with buffer space and connection send window; a CLOSED socket reports
  * everything so that pollers wake up.
  */
+/*
+ * ABI reference Section 5.2 steps 8 and 11: stream data and datagrams that
+ * came before the handshake completed (in 0-RTT or 0.5-RTT packets) stay
+ * hidden from recvmsg and poll until the socket is ESTABLISHED.  Handshake
+ * chunks and events are queued ahead of them (quic_rcv_queue()).
+ */
+static bool quic_recv_visible(struct sock *sk)
+{
+	struct sk_buff_head *q = &sk->sk_receive_queue;
+	unsigned long flags;
+	struct sk_buff *skb;
+	bool ret;
+
+	spin_lock_irqsave(&q->lock, flags);
+	skb = skb_peek(q);
+	ret = skb && (!quic_is_establishing(sk) ||
+		      QUIC_ITEM_CB(skb)->kind < QUIC_ITEM_STREAM);
+	spin_unlock_irqrestore(&q->lock, flags);
+	return ret;
+}
+
 __poll_t quic_inet_poll(struct file *file, struct socket *sock,
 			struct poll_table_struct *wait)
 {
@@ -1630,7 +1651,7 @@ __poll_t quic_inet_poll(struct file *file, struct socket *sock,
 	if (quic_is_closed(sk))
 		return EPOLLHUP | EPOLLERR | EPOLLIN | EPOLLRDNORM |
 		       EPOLLRDHUP | EPOLLOUT | EPOLLWRNORM;
-	if (!skb_queue_empty_lockless(&sk->sk_receive_queue))
+	if (quic_recv_visible(sk))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (quic_send_space(sk))
 		mask |= EPOLLOUT | EPOLLWRNORM;
@@ -2045,7 +2066,7 @@ out:
 
 static bool quic_recv_ready(struct sock *sk, void *arg)
 {
-	return !skb_queue_empty(&sk->sk_receive_queue);
+	return quic_recv_visible(sk);
 }
 
 /* Like quic_wait(), but a CLOSED socket with data queued is readable. */
@@ -2054,7 +2075,7 @@ static int quic_recv_wait(struct sock *sk, long *timeo)
 	struct quic_sock *qs = quic_sk(sk);
 	int err;
 
-	if (!skb_queue_empty(&sk->sk_receive_queue))
+	if (quic_recv_visible(sk))
 		return 0;
 	if (!quic_is_connected(sk))
 		return -ENOTCONN;

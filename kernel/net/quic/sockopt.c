@@ -471,8 +471,16 @@ static int __quic_set_transport_param(struct sock *sk, void *kopt,
 		return err;
 
 	quic_tp_apply(local ? &qs->local_tp : &qs->remote_tp, p);
-	if (local)
+	if (local) {
 		__quic_update_rcvbuf(sk);
+		return 0;
+	}
+	/* ABI reference Section 4.2: the remembered stream and flow limits
+	 * let a client queue 0-RTT data before the handshake.
+	 */
+	if (!qs->is_serv)
+		qs->zrtt_tp = 1;
+	quic_stream_set_limits(sk);
 	return 0;
 }
 
@@ -710,6 +718,7 @@ static int quic_conn_established(struct sock *sk)
 	struct quic_sock *qs = quic_sk(sk);
 	int err = 0;
 
+	quic_space_zrtt_end(sk);
 	__quic_set_state(sk, QUIC_SS_ESTABLISHED);
 	QUIC_INC_STATS(sock_net(sk), qs->is_serv ?
 		       QUIC_MIB_CONN_PASSIVEESTABS : QUIC_MIB_CONN_ACTIVEESTABS);
@@ -754,6 +763,25 @@ static int quic_secret_recv_installed(struct sock *sk, u8 level)
 	return quic_packet_process_buffered(sk);
 }
 
+/*
+ * ABI reference Sections 5.1 step 5 and 5.2 step 8.  Client: queued stream
+ * data leaves in 0-RTT packets, coalesced after the ClientHello's Initial
+ * when that is sent next (its sendmsg flushes), else now.  Server: the
+ * 0-RTT packets that waited for the key are opened; their stream data stays
+ * hidden from recvmsg until ESTABLISHED.
+ */
+static int quic_secret_early_installed(struct sock *sk, bool send)
+{
+	struct quic_sock *qs = quic_sk(sk);
+
+	if (send) {
+		if (qs->space[QUIC_SPACE_INITIAL].crypto_send)
+			quic_output_flush(sk);
+		return 0;
+	}
+	return quic_packet_process_buffered(sk);
+}
+
 /* CRYPTO_SECRET: RFC 9001 Section 5.1; APP, HANDSHAKE or EARLY only. */
 static int __quic_set_crypto_secret(struct sock *sk, void *kopt,
 				    unsigned int len)
@@ -768,6 +796,12 @@ static int __quic_set_crypto_secret(struct sock *sk, void *kopt,
 	    secret->level != QUIC_CRYPTO_HANDSHAKE &&
 	    secret->level != QUIC_CRYPTO_EARLY)
 		return -EINVAL;
+	/* RFC 9001 Section 5.6: a client only sends 0-RTT packets, a server
+	 * only receives them, and neither once 1-RTT keys took over.
+	 */
+	if (secret->level == QUIC_CRYPTO_EARLY &&
+	    (!!secret->send == qs->is_serv || qs->zrtt_done))
+		return -EINVAL;
 	err = quic_crypto_set_secret(&qs->crypto[secret->level], secret->secret,
 				     secret->type, secret->level,
 				     !!secret->send, qs->version);
@@ -777,7 +811,7 @@ static int __quic_set_crypto_secret(struct sock *sk, void *kopt,
 	trace_quic_key_update(sk, secret->level, !!secret->send, 0,
 			      QUIC_TRACE_KEY_INSTALL);
 	if (secret->level == QUIC_CRYPTO_EARLY)
-		return 0;
+		return quic_secret_early_installed(sk, !!secret->send);
 	if (secret->send)
 		quic_output_flush(sk);
 	else
@@ -886,6 +920,16 @@ static int __quic_set_transport_param_ext(struct sock *sk, void *kopt,
 	else
 		quic_conn_error(sk, quic_tp_errcode(err), 0);
 	kfree(x);
+	if (!err && qs->zrtt_tp) {
+		/* RFC 9000 Section 7.4.1: the new limits replace the
+		 * remembered ones, and may not be below what 0-RTT used.
+		 */
+		err = quic_stream_zrtt_limits(sk);
+		if (err) {
+			quic_conn_error(sk, err, 0);
+			err = -EINVAL;
+		}
+	}
 	return err;
 }
 

@@ -504,6 +504,42 @@ void quic_stream_set_limits(struct sock *sk)
 	}
 }
 
+/**
+ * quic_stream_zrtt_limits - the server's limits replace the remembered ones
+ * @sk: a client socket that had remembered params set (0-RTT)
+ *
+ * RFC 9000 Section 7.4.1: remembered values apply until the handshake gives
+ * the server's new ones.  A server that accepts 0-RTT must not lower them
+ * below what the client used, and data already queued cannot be taken
+ * back, so less than was used is a PROTOCOL_VIOLATION.
+ *
+ * Return: 0, or the transport error code.
+ */
+int quic_stream_zrtt_limits(struct sock *sk)
+{
+	struct quic_sock *qs = quic_sk(sk);
+	struct quic_stream_table *t = &qs->streams;
+	struct quic_stream *s;
+	int i, err = 0;
+
+	t->max_local[0] = 0;
+	t->max_local[1] = 0;
+	qs->flow.send_max = 0;
+	for (i = 0; i < ARRAY_SIZE(t->head); i++)
+		hlist_for_each_entry(s, &t->head[i], node)
+			s->send.max = 0;
+	quic_stream_set_limits(sk);
+	if (t->next_local[0] > t->max_local[0] ||
+	    t->next_local[1] > t->max_local[1] ||
+	    qs->flow.send_queued > qs->flow.send_max)
+		err = QUIC_TRANSPORT_ERROR_PROTOCOL_VIOLATION;
+	for (i = 0; i < ARRAY_SIZE(t->head); i++)
+		hlist_for_each_entry(s, &t->head[i], node)
+			if (s->send.offset > s->send.max)
+				err = QUIC_TRANSPORT_ERROR_PROTOCOL_VIOLATION;
+	return err;
+}
+
 static void quic_stream_event(struct sock *sk, s64 id, u8 state,
 			      u32 errcode, u64 finalsz)
 {

@@ -164,6 +164,7 @@ struct quic_stream *quic_stream_send_get(struct sock *sk, s64 id, u32 flags,
 					 int *err);
 s64 quic_stream_next_id(struct sock *sk, bool uni);
 void quic_stream_set_limits(struct sock *sk);
+int quic_stream_zrtt_limits(struct sock *sk);
 
 #if IS_ENABLED(CONFIG_KUNIT)
 /* Visible to the KUnit tests only (static otherwise). */
