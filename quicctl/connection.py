@@ -264,7 +264,8 @@ class QuicConnection:
         self.alpn = done.alpn
         self.cipher_type = done.cipher_type
         self.resumed = done.resumed
-        self.early_data_accepted = tls.early_data_accepted  # the server took our 0-RTT data
+        # the server took our 0-RTT data (no TLS: a connection made elsewhere, or a test's)
+        self.early_data_accepted = tls is not None and tls.early_data_accepted
         self.early_streams: list[int] = []  # client: the streams the early data went on
         self._tls = tls
 
