@@ -540,11 +540,14 @@ class QuicServer:
         tickets: bool = False,
         early_data: bool = False,
         anti_replay: bool | _tls.AntiReplay = True,
+        listener_alpn: bool = True,
     ) -> None:
-        """``tickets``: send NewSessionTickets (sealed with the kernel's SESSION_TICKET key) so
-        that clients can resume.  ``early_data``: tickets allow 0-RTT and 0-RTT data is
-        accepted when TLS accepts it, each ClientHello once (``anti_replay``, see
-        :class:`quicctl.tls.AntiReplay`)."""
+        """``listener_alpn`` False: the socket gets no ALPN list, so that with listeners of
+        other lists on the port it takes the clients none of them offers (TLS still offers
+        ``alpn``).  ``tickets``: send NewSessionTickets (sealed with the kernel's
+        SESSION_TICKET key) so that clients can resume.  ``early_data``: tickets allow 0-RTT
+        and 0-RTT data is accepted when TLS accepts it, each ClientHello once
+        (``anti_replay``, see :class:`quicctl.tls.AntiReplay`)."""
         self.alpns = [alpn] if isinstance(alpn, str) else list(alpn)
         self.tickets = tickets or early_data
         self.early_data = early_data
@@ -565,7 +568,8 @@ class QuicServer:
             if reuseport:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             _subscribe_close(self.sock)
-            abi.setsockopt(self.sock, "ALPN", ",".join(self.alpns))
+            if listener_alpn:
+                abi.setsockopt(self.sock, "ALPN", ",".join(self.alpns))
             if transport_params:  # accept() copies them to each connection
                 abi.setsockopt(self.sock, "TRANSPORT_PARAM", **transport_params)
             if config:  # and the configuration (congestion control, ...)

@@ -37,26 +37,15 @@ class Listener:
     ALPN set on the socket (the TLS library still offers ``tls_alpn``)."""
 
     def __init__(self, topo, name: str, port: int, alpn: str | None, tls_alpn: str = ""):
-        from quicctl.connection import QuicServer, _subscribe_close, quic_socket
+        from quicctl.connection import QuicServer
         from quicctl.netns import enter
 
         self.name, self.got, self.errors = name, [], []
         with enter(topo.server):
-            if alpn is not None:
-                self.srv = QuicServer("0.0.0.0", port, alpn=alpn.split(","),
-                                      certfile=str(KEYS / "cert.crt"),
-                                      keyfile=str(KEYS / "pkey.key"))  # fmt: skip
-            else:
-                # QuicServer always sets the socket's ALPN: build one without it.
-                self.srv = QuicServer.__new__(QuicServer)
-                self.srv.alpns = tls_alpn.split(",")
-                self.srv.certfile, self.srv.keyfile = str(KEYS / "cert.crt"), str(KEYS / "pkey.key")
-                self.srv.cafile, self.srv.verify_client, self.srv.psk = None, False, None
-                self.srv._tls_kwargs = {}
-                self.srv.sock = quic_socket(socket.AF_INET)
-                _subscribe_close(self.srv.sock)
-                self.srv.sock.bind(("0.0.0.0", port))
-                self.srv.sock.listen(16)
+            self.srv = QuicServer("0.0.0.0", port, alpn=(alpn or tls_alpn).split(","),
+                                  certfile=str(KEYS / "cert.crt"),
+                                  keyfile=str(KEYS / "pkey.key"),
+                                  listener_alpn=alpn is not None, backlog=16)  # fmt: skip
         self.port = self.srv.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
