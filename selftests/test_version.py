@@ -89,6 +89,7 @@ def _kernel_pair(topo, server_config, client_config):
         srv.close()
 
 
+@pytest.mark.packaged_kernel  # quic_diag.ko needs CONFIG_INET_DIAG: not in the debug kernel
 @pytest.mark.parametrize("client", [None, V1, V2], ids=["default", "v1", "v2"])
 def test_kernel_to_kernel_v2(quic_module, clean_path, topo, quic_diag, client):  # noqa: F811
     """A server that prefers v2 moves a client that starts in v1 (and offers v2 in its
@@ -307,6 +308,7 @@ def test_forged_version_negotiation_for_unknown_version(quic_module, clean_path,
         fake.close()
 
 
+@pytest.mark.packaged_kernel  # quic_diag.ko needs CONFIG_INET_DIAG: not in the debug kernel
 def test_version_negotiation_after_handshake_ignored(
     quic_module,
     clean_path,
